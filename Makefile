@@ -1,0 +1,34 @@
+# incident-operator developer entry points. `make test` is the one test command (CI runs it).
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+.PHONY: test cluster cluster-down cluster-build cluster-pin run lint
+
+## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
+test:
+	hack/test.sh
+
+## cluster: start the local control plane (kubeconfig at .cluster/kubeconfig)
+cluster:
+	hack/cluster/up.sh
+
+## cluster-down: stop the local control plane and delete its state
+cluster-down:
+	hack/cluster/down.sh
+
+## cluster-build: build the control plane binaries into the cache (no cluster)
+cluster-build:
+	hack/cluster/build.sh >/dev/null
+
+## cluster-pin: rewrite hack/cluster/modules/*/go.mod from hack/cluster/versions.env
+cluster-pin:
+	hack/cluster/pin.sh
+
+## run: run the operator from source against the local cluster
+run:
+	KUBECONFIG=$(CURDIR)/.cluster/kubeconfig cargo run -- run --http-addr 127.0.0.1:8080
+
+## lint: formatting and clippy, as CI checks them
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Rewrites the go.mod/go.sum files under modules/ from versions.env. Run after changing a version; commit the result.
+#
+# Three small modules rather than one: k8s.io/kubernetes requires etcd server v3.7 (for its own tests) and
+# newer k8s.io libraries than kwok was released with, so one module would silently lift etcd off the
+# v3.6 line and build kwok against libraries it was never tested with. Each binary builds against the
+# dependency set its own release declares.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+# init_module DIR MODULE_PATH REQUIREMENT TOOL...
+init_module() {
+  local dir="$here/modules/$1" path="$2" requirement="$3"; shift 3
+  mkdir -p "$dir"
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  (cd "$dir" && go mod init "$path" >/dev/null 2>&1 && go mod edit -go="$GO_MIN_VERSION" -require="$requirement")
+  for tool in "$@"; do (cd "$dir" && go mod edit -tool="$tool"); done
+}
+
+init_module kubernetes incident-operator.dev/cluster/kubernetes "k8s.io/kubernetes@$KUBERNETES_VERSION" \
+  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+# k8s.io/kubernetes points its staging modules at ./staging; outside its tree they are the published v0.x releases.
+staging_version="v0.${KUBERNETES_VERSION#v1.}"
+for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider \
+  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api \
+  cri-client cri-streaming csi-translation-lib dynamic-resource-allocation endpointslice externaljwt \
+  kms kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics \
+  mount-utils pod-security-admission sample-apiserver streaming; do
+  (cd "$here/modules/kubernetes" && go mod edit -replace="k8s.io/$m=k8s.io/$m@$staging_version")
+done
+
+init_module etcd incident-operator.dev/cluster/etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3
+init_module kwok incident-operator.dev/cluster/kwok "sigs.k8s.io/kwok@$KWOK_VERSION" \
+  sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
+
+for dir in kubernetes etcd kwok; do (cd "$here/modules/$dir" && go mod tidy); done

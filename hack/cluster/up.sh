@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Starts the local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the
+# kwok controller as local processes (kwokctl's binary runtime), plus fake nodes and fault stages.
+# Usage: hack/cluster/up.sh   (also `make cluster`); state lives in .cluster/ of the repository.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/versions.env"
+source "$here/lib.sh"
+
+bin="$("$here/build.sh")"
+start=$SECONDS
+mkdir -p "$CLUSTER_DIR"
+export KWOK_WORKDIR="$CLUSTER_DIR/kwok"
+export KWOK_KUBE_VERSION="$KUBERNETES_VERSION"
+export KWOK_ETCD_VERSION="${ETCD_VERSION#v}"
+export KWOK_KUBECTL_BINARY="$bin/kubectl"
+
+if "$bin/kwokctl" get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+  die "cluster $CLUSTER_NAME already exists (kubeconfig $KUBECONFIG_PATH); run 'make cluster-down' first"
+fi
+
+# Ports are left to kwokctl, which picks free ones, so two checkouts can each run a cluster.
+"$bin/kwokctl" create cluster \
+  --name "$CLUSTER_NAME" \
+  --runtime binary \
+  --etcd-binary "$bin/etcd" \
+  --kube-apiserver-binary "$bin/kube-apiserver" \
+  --kube-controller-manager-binary "$bin/kube-controller-manager" \
+  --kube-scheduler-binary "$bin/kube-scheduler" \
+  --kwok-controller-binary "$bin/kwok" \
+  --kube-authorization=true \
+  --config "$here/stages/nodes.yaml" \
+  --config "$here/stages/pods.yaml" \
+  --kubeconfig "$KUBECONFIG_PATH" \
+  --wait 60s >&2
+
+kubectl=("$bin/kubectl" --kubeconfig "$KUBECONFIG_PATH")
+"${kubectl[@]}" apply -f "$here/nodes.yaml" >&2
+"${kubectl[@]}" wait --for=condition=Ready node --all --timeout=60s >&2
+# Pods need the namespace's default ServiceAccount, which kube-controller-manager creates.
+until "${kubectl[@]}" -n default get serviceaccount default >/dev/null 2>&1; do
+  (( SECONDS - start < 60 )) || die "the default ServiceAccount never appeared; is kube-controller-manager running? logs: $KWOK_WORKDIR/clusters/$CLUSTER_NAME/logs"
+  sleep 0.5
+done
+
+cat >&2 <<MSG
+
+Local cluster '$CLUSTER_NAME' is ready in $((SECONDS - start))s (Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION).
+  export KUBECONFIG=$KUBECONFIG_PATH
+  export PATH=$bin:\$PATH      # kubectl of the same version
+  kubectl get nodes
+Make a node NotReady:  kubectl label node kwok-node-0 incident.dev/fault=notready   (undo: incident.dev/fault-)
+Stop it with: make cluster-down
+MSG

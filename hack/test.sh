@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The one test command (`make test`): builds the control plane if needed, starts a fresh local
+# cluster, runs every test (unit, property and e2e), and tears the cluster down even when tests fail.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+hack/cluster/build.sh >/dev/null
+hack/cluster/down.sh 2>/dev/null || true
+trap 'hack/cluster/down.sh' EXIT
+hack/cluster/up.sh
+
+export INCIDENT_E2E_KUBECONFIG="$root/.cluster/kubeconfig"
+cargo test --all-targets --locked "$@"

@@ -1,0 +1,13 @@
+//! incident-operator: incident response as Kubernetes resources and control loops.
+//!
+//! The crate is a pure core (decisions as functions of snapshot, time and configuration) inside a thin
+//! shell (watches, API writes, HTTP). See `docs/architecture.md`.
+
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod operator;
+pub mod server;
+pub mod telemetry;
+
+pub use error::{Error, Result};

@@ -1,0 +1,6 @@
+//! End-to-end tests against the local control plane started by `make cluster` (or `make test`).
+//! Every test gets its own namespace; nothing here talks to a mock.
+
+mod harness;
+mod runtime;
+mod support;

@@ -1,0 +1,248 @@
+//! The operator binary itself: it finds the cluster like kubectl, reports health, readiness and
+//! metrics over HTTP, refuses bad flags with exit code 2, and stops cleanly on SIGTERM.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    process::{Child, Command},
+};
+
+use crate::support::{client, kubeconfig_path, try_connect};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_incident-operator");
+
+/// A loopback address nothing listens on right now.
+fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address")
+}
+
+fn start(kubeconfig: &std::path::Path, addr: SocketAddr) -> Child {
+    Command::new(BINARY)
+        .args(["run", "--http-addr", &addr.to_string()])
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("INCIDENT_KUBECONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start incident-operator")
+}
+
+/// A plain HTTP/1.1 GET: status code and body.
+async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Retries `path` until it answers `want`, or panics after `timeout` with the last answer.
+async fn await_status(addr: SocketAddr, path: &str, want: u16, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = get(addr, path).await;
+        if let Ok((status, body)) = &last {
+            if *status == want {
+                return body.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never answered {want} within {timeout:?}; last: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("operator still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "SIGTERM delivered");
+    match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+        Ok(status) => status.expect("wait for operator"),
+        Err(_) => panic!("operator did not exit within 5s of SIGTERM"),
+    }
+}
+
+/// One sample of the OpenMetrics text format.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: String,
+    value: f64,
+}
+
+/// Parses OpenMetrics text strictly enough to catch a malformed exposition.
+fn parse_metrics(text: &str) -> Result<Vec<Sample>, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.last() != Some(&"# EOF") {
+        return Err("exposition does not end with # EOF".into());
+    }
+    let mut samples = Vec::new();
+    for line in &lines[..lines.len() - 1] {
+        if let Some(meta) = line.strip_prefix("# ") {
+            let kind = meta.split_whitespace().next().unwrap_or_default();
+            if !["HELP", "TYPE", "UNIT"].contains(&kind) {
+                return Err(format!("unknown metadata line {line:?}"));
+            }
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("no value in {line:?}"))?;
+        let value: f64 = value
+            .parse()
+            .map_err(|_| format!("bad value in {line:?}"))?;
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (
+                name,
+                rest.strip_suffix('}')
+                    .ok_or_else(|| format!("unclosed labels in {line:?}"))?,
+            ),
+            None => (series, ""),
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
+            return Err(format!("bad metric name in {line:?}"));
+        }
+        samples.push(Sample {
+            name: name.into(),
+            labels: labels.into(),
+            value,
+        });
+    }
+    Ok(samples)
+}
+
+#[tokio::test]
+async fn operator_is_ready_serves_metrics_and_exits_cleanly_on_sigterm() {
+    // Fail early, with instructions, when there is no cluster.
+    client().await;
+    let addr = free_addr();
+    let operator = start(&kubeconfig_path(), addr);
+
+    assert_eq!(
+        await_status(addr, "/healthz", 200, Duration::from_secs(30)).await,
+        "ok"
+    );
+    await_status(addr, "/readyz", 200, Duration::from_secs(30)).await;
+
+    let (status, text) = get(addr, "/metrics").await.expect("GET /metrics");
+    assert_eq!(status, 200);
+    let samples = parse_metrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let ready = samples
+        .iter()
+        .find(|s| s.name == "incident_operator_apiserver_ready");
+    assert_eq!(ready.map(|s| s.value), Some(1.0), "{samples:?}");
+    let build = samples
+        .iter()
+        .find(|s| s.name == "incident_operator_build_info")
+        .expect("build_info");
+    assert!(
+        build
+            .labels
+            .contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+    );
+
+    let status = terminate(operator).await;
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+}
+
+/// A kubeconfig for an API server that is not there.
+fn unreachable_kubeconfig() -> PathBuf {
+    let port = free_addr().port();
+    let path = std::env::temp_dir().join(format!(
+        "incident-e2e-unreachable-{}-{port}.yaml",
+        std::process::id()
+    ));
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{port}\n    \
+         insecure-skip-tls-verify: true\nusers:\n- name: nobody\n  user:\n    token: none\ncontexts:\n- name: gone\n  \
+         context:\n    cluster: gone\n    user: nobody\ncurrent-context: gone\n"
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
+}
+
+#[tokio::test]
+async fn operator_is_live_but_not_ready_until_the_apiserver_answers() {
+    let kubeconfig = unreachable_kubeconfig();
+    let addr = free_addr();
+    let operator = start(&kubeconfig, addr);
+    await_status(addr, "/healthz", 200, Duration::from_secs(30)).await;
+    let (status, body) = get(addr, "/readyz").await.expect("GET /readyz");
+    assert_eq!(status, 503, "not ready without an API server: {body}");
+    let (_, text) = get(addr, "/metrics").await.expect("GET /metrics");
+    assert!(
+        text.contains("incident_operator_apiserver_ready 0"),
+        "{text}"
+    );
+
+    let status = terminate(operator).await;
+    assert_eq!(status.code(), Some(0));
+    let _ = std::fs::remove_file(kubeconfig);
+}
+
+async fn refused(args: &[&str]) -> String {
+    let output = Command::new(BINARY)
+        .args(args)
+        .output()
+        .await
+        .expect("run incident-operator");
+    assert_eq!(output.status.code(), Some(2), "exit code 2 for {args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn bad_flags_and_config_exit_with_code_2_and_a_message() {
+    let stderr = refused(&["run", "--http-addr", "not-an-address"]).await;
+    assert!(stderr.contains("--http-addr"), "{stderr}");
+    let stderr = refused(&["run", "--shutdown-grace", "soon"]).await;
+    assert!(stderr.contains("--shutdown-grace"), "{stderr}");
+    let stderr = refused(&["run", "--kubeconfig", "/nonexistent/kubeconfig"]).await;
+    assert!(
+        stderr.contains("cannot read kubeconfig /nonexistent/kubeconfig"),
+        "{stderr}"
+    );
+    let stderr = refused(&["launch"]).await;
+    assert!(stderr.contains("launch"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_missing_cluster_fails_with_instructions() {
+    let message = match try_connect(&unreachable_kubeconfig()).await {
+        Ok(_) => panic!("connected to a cluster that does not exist"),
+        Err(message) => message,
+    };
+    assert!(message.contains("make cluster"), "{message}");
+    let message = match try_connect(std::path::Path::new("/nonexistent/kubeconfig")).await {
+        Ok(_) => panic!("read a kubeconfig that does not exist"),
+        Err(message) => message,
+    };
+    assert!(message.contains("make cluster"), "{message}");
+}
