@@ -29,6 +29,7 @@ fi
   --kube-scheduler-binary "$bin/kube-scheduler" \
   --kwok-controller-binary "$bin/kwok" \
   --kube-authorization=true \
+  --config "$here/kwokctl.yaml" \
   --config "$here/stages/nodes.yaml" \
   --config "$here/stages/pods.yaml" \
   --kubeconfig "$KUBECONFIG_PATH" \

@@ -13,7 +13,7 @@ use kube::{
 };
 use serde_json::json;
 
-use crate::support::{TestNamespace, client, wait_for, wait_for_all};
+use crate::support::{TestNamespace, cleanup, client, wait_for, wait_for_all};
 
 const ROLLOUT: Duration = Duration::from_secs(90);
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -220,12 +220,7 @@ async fn changing_the_image_rolls_out_revision_two() {
         "app=api",
         "old ReplicaSet scaled to zero",
         ROLLOUT,
-        |sets| {
-            sets.len() == 2
-                && sets
-                    .iter()
-                    .any(|rs| rs.spec.replicas == Some(0))
-        },
+        |sets| sets.len() == 2 && sets.iter().any(|rs| rs.spec.replicas == Some(0)),
     )
     .await;
     let image_of = |rs: &ReplicaSet| {
@@ -406,29 +401,20 @@ async fn unready_fault_runs_but_is_never_ready() {
     );
 }
 
-/// A node of the test's own, tainted so no other test's pods land on it.
+/// A node of the test's own, tainted so no other test's pods land on it; deleted when dropped.
 struct TestNode {
     name: String,
-    api: Api<Node>,
 }
 
 impl Drop for TestNode {
     fn drop(&mut self) {
-        let (api, name) = (self.api.clone(), self.name.clone());
-        // Deleting from the test runtime is not possible in Drop; the node is small, fire and forget.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime
-                .block_on(async {
-                    api.delete(&name, &DeleteParams::default())
-                        .await
-                        .map(|_| ())
-                })
-                .map_err(std::io::Error::other)
-        })
-        .join();
+        let name = self.name.clone();
+        cleanup("test node", move |client| async move {
+            Api::<Node>::all(client)
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| ())
+        });
     }
 }
 
@@ -460,10 +446,7 @@ async fn a_node_goes_notready_on_demand_and_recovers() {
     api.create(&PostParams::default(), &node)
         .await
         .expect("create node");
-    let _cleanup = TestNode {
-        name: name.clone(),
-        api: api.clone(),
-    };
+    let _cleanup = TestNode { name: name.clone() };
 
     let timeout = Duration::from_secs(60);
     wait_for(&api, &name, "Ready=True", timeout, |n| {

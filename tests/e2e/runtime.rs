@@ -60,10 +60,10 @@ async fn await_status(addr: SocketAddr, path: &str, want: u16, timeout: Duration
     let deadline = Instant::now() + timeout;
     loop {
         let last = get(addr, path).await;
-        if let Ok((status, body)) = &last {
-            if *status == want {
-                return body.clone();
-            }
+        if let Ok((status, body)) = &last
+            && *status == want
+        {
+            return body.clone();
         }
         assert!(
             Instant::now() < deadline,

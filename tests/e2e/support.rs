@@ -92,27 +92,38 @@ impl TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        // Drop cannot await, and the test's runtime may be blocked here: delete from a fresh one.
         let name = self.name.clone();
-        let deleted = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let client = try_connect(&kubeconfig_path())
-                    .await
-                    .map_err(std::io::Error::other)?;
-                Api::<Namespace>::all(client)
-                    .delete(&name, &DeleteParams::background())
-                    .await
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            })
+        cleanup("test namespace", move |client| async move {
+            Api::<Namespace>::all(client)
+                .delete(&name, &DeleteParams::background())
+                .await
+                .map(|_| ())
+        });
+    }
+}
+
+/// Runs a cleanup from `Drop`, where nothing can be awaited and the test's own runtime (and any
+/// client bound to it) may be blocked: a fresh thread, runtime and client do the work.
+pub fn cleanup<F, Fut>(what: &str, work: F)
+where
+    F: FnOnce(Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
+    let outcome = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let client = try_connect(&kubeconfig_path()).await?;
+            work(client).await.map_err(|e| e.to_string())
         })
-        .join();
-        if !matches!(deleted, Ok(Ok(()))) {
-            eprintln!("warning: could not delete test namespace {}", self.name);
-        }
+    })
+    .join();
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => eprintln!("warning: cleanup of {what} failed: {error}"),
+        Err(_) => eprintln!("warning: cleanup of {what} panicked"),
     }
 }
 
