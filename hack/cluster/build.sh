@@ -21,6 +21,12 @@ if [[ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$have_go" | sort -V | head -n1)" !
   die "Go $have_go is older than the $GO_MIN_VERSION these versions need"
 fi
 
+# The modules must build what versions.env names; a stale pin would silently build something else.
+grep -q "k8s.io/kubernetes $KUBERNETES_VERSION" "$here/modules/kubernetes/go.mod" &&
+  grep -q "go.etcd.io/etcd/server/v3 $ETCD_VERSION" "$here/modules/etcd/go.mod" &&
+  grep -q "sigs.k8s.io/kwok $KWOK_VERSION" "$here/modules/kwok/go.mod" ||
+  die "hack/cluster/modules do not match versions.env; run 'make cluster-pin' and commit the result"
+
 staging="$bin.partial"
 rm -rf "$staging"; mkdir -p "$staging"
 log="$staging/build.log"
