@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
-use crate::{Error, Result};
+use crate::{Error, Result, api::Severity, lifecycle::LifecycleConfig};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -36,9 +36,38 @@ pub struct RunArgs {
     /// Longest time to wait for in-flight work after SIGTERM/SIGINT before exiting.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Watch Incidents in this namespace only (default: all namespaces).
+    #[arg(long, env = "INCIDENT_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Response time of a severity, e.g. `P0=15m` (repeatable; defaults P0=15m P1=1h P2=4h P3=24h).
+    #[arg(long = "response-time", value_name = "SEVERITY=DURATION", value_parser = parse_response_time)]
+    pub response_times: Vec<(Severity, Duration)>,
+
+    /// Longest silence allowed on an unresolved P0/P1 incident before an update is overdue.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub update_interval: Duration,
+
+    /// Time from resolution to a completed post-mortem.
+    #[arg(long, default_value = "48h", value_parser = parse_duration)]
+    pub postmortem_due: Duration,
 }
 
 impl RunArgs {
+    /// The lifecycle clocks these flags configure.
+    pub fn lifecycle(&self) -> LifecycleConfig {
+        let mut config = LifecycleConfig {
+            update_interval: self.update_interval,
+            postmortem_due: self.postmortem_due,
+            ..LifecycleConfig::default()
+        };
+        for (severity, duration) in &self.response_times {
+            config.response_times[*severity as usize] = *duration;
+        }
+        config
+    }
+
     /// Resolves the cluster the way kubectl does, honouring --kubeconfig and --context.
     pub async fn kube_config(&self) -> Result<Config> {
         let options = KubeConfigOptions {
@@ -81,6 +110,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from(signed).map_err(|_| format!("`{text}` is negative"))
 }
 
+/// Parses `P1=30m`.
+pub fn parse_response_time(text: &str) -> Result<(Severity, Duration), String> {
+    let (severity, duration) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not SEVERITY=DURATION, e.g. P0=15m"))?;
+    let severity = Severity::ALL
+        .into_iter()
+        .find(|s| s.as_str() == severity.trim())
+        .ok_or_else(|| format!("`{severity}` is not a severity: use P0, P1, P2 or P3"))?;
+    let duration = parse_duration(duration)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "the response time of {severity} must be more than zero"
+        ));
+    }
+    Ok((severity, duration))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +148,16 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-5m").is_err());
+    }
+
+    #[test]
+    fn response_times_parse_per_severity() {
+        assert_eq!(
+            parse_response_time("P1=30m"),
+            Ok((Severity::P1, Duration::from_secs(1800)))
+        );
+        assert!(parse_response_time("P5=30m").is_err());
+        assert!(parse_response_time("P1").is_err());
+        assert!(parse_response_time("P1=0s").is_err());
     }
 }

@@ -29,6 +29,9 @@ pub enum Error {
 
     #[error("HTTP server failed")]
     Serve(#[source] io::Error),
+
+    #[error("Kubernetes API request failed")]
+    Kube(#[source] kube::Error),
 }
 
 impl Error {
@@ -40,6 +43,7 @@ impl Error {
             Error::Client(_) => "client",
             Error::Bind { .. } => "bind",
             Error::Serve(_) => "serve",
+            Error::Kube(_) => "kube_api",
         }
     }
 

@@ -3,8 +3,10 @@
 //! The crate is a pure core (decisions as functions of snapshot, time and configuration) inside a thin
 //! shell (watches, API writes, HTTP). See `docs/architecture.md`.
 
+pub mod api;
 pub mod config;
 pub mod error;
+pub mod lifecycle;
 pub mod metrics;
 pub mod operator;
 pub mod server;

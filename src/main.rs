@@ -29,11 +29,25 @@ struct Cli {
 enum Command {
     /// Run the operator against the cluster.
     Run(RunArgs),
+    /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
+    Crds,
 }
 
 fn main() -> ExitCode {
     // clap prints usage errors and exits with code 2 itself.
     let cli = Cli::parse();
+    if let Command::Crds = cli.command {
+        return match incident_operator::api::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: cannot render the CRDs: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -44,6 +58,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Run(args) => runtime.block_on(operator::run(args)),
+        Command::Crds => Ok(()),
     };
     // Dropping the runtime would wait for blocking tasks; the operator is done, so don't.
     runtime.shutdown_background();

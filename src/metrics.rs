@@ -2,7 +2,7 @@
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -11,11 +11,51 @@ struct BuildLabels {
     version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpenLabels {
+    pub severity: String,
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabels {
+    pub severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OverdueLabels {
+    pub severity: String,
+    /// Which clock ran out: acknowledge, update or postmortem.
+    pub clock: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: String,
+}
+
+/// Response-time buckets: 1m to a day, matching the severities' clocks.
+const RESPONSE_BUCKETS: [f64; 10] = [
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0, 172_800.0,
+];
+
+fn response_histogram() -> Histogram {
+    Histogram::new(RESPONSE_BUCKETS)
+}
+
 /// Every metric the operator exports, registered under the `incident_operator` prefix.
 pub struct Metrics {
     registry: Registry,
     /// 1 once the Kubernetes API server has answered, 0 before.
     pub apiserver_ready: Gauge,
+    /// Incidents not yet closed, by severity and phase.
+    pub incidents_open: Family<OpenLabels, Gauge>,
+    pub time_to_acknowledge: Family<SeverityLabels, Histogram, fn() -> Histogram>,
+    pub time_to_resolve: Family<SeverityLabels, Histogram, fn() -> Histogram>,
+    /// Deadlines missed (acknowledge, update, post-mortem).
+    pub overdue: Family<OverdueLabels, Counter>,
+    pub reconciliations: Counter,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -32,15 +72,54 @@ impl Default for Metrics {
             "Version of the running operator (always 1)",
             build_info,
         );
-        let apiserver_ready = Gauge::default();
+        let metrics = Self {
+            apiserver_ready: Gauge::default(),
+            incidents_open: Family::default(),
+            time_to_acknowledge: Family::new_with_constructor(response_histogram),
+            time_to_resolve: Family::new_with_constructor(response_histogram),
+            overdue: Family::default(),
+            reconciliations: Counter::default(),
+            reconcile_errors: Family::default(),
+            registry: Registry::default(),
+        };
         registry.register(
             "apiserver_ready",
             "1 once the Kubernetes API server has answered",
-            apiserver_ready.clone(),
+            metrics.apiserver_ready.clone(),
+        );
+        registry.register(
+            "incidents_open",
+            "Incidents not yet closed, by severity and phase",
+            metrics.incidents_open.clone(),
+        );
+        registry.register(
+            "time_to_acknowledge_seconds",
+            "Time from detection to acknowledgment",
+            metrics.time_to_acknowledge.clone(),
+        );
+        registry.register(
+            "time_to_resolve_seconds",
+            "Time from detection to resolution",
+            metrics.time_to_resolve.clone(),
+        );
+        registry.register(
+            "overdue",
+            "Deadlines missed: acknowledge (response time), update, post-mortem",
+            metrics.overdue.clone(),
+        );
+        registry.register(
+            "reconciliations",
+            "Incident reconciliations run",
+            metrics.reconciliations.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Incident reconciliations that failed, by error kind",
+            metrics.reconcile_errors.clone(),
         );
         Self {
             registry,
-            apiserver_ready,
+            ..metrics
         }
     }
 }
@@ -67,6 +146,12 @@ mod tests {
     fn render_lists_build_info_and_readiness() {
         let metrics = Metrics::default();
         metrics.apiserver_ready.set(1);
+        metrics
+            .time_to_acknowledge
+            .get_or_create(&SeverityLabels {
+                severity: "P1".into(),
+            })
+            .observe(120.0);
         let text = metrics.render();
         assert!(
             text.contains("incident_operator_build_info{version=\""),
@@ -74,6 +159,10 @@ mod tests {
         );
         assert!(
             text.contains("incident_operator_apiserver_ready 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("incident_operator_time_to_acknowledge_seconds_count{severity=\"P1\"} 1"),
             "{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"), "{text}");

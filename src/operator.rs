@@ -8,7 +8,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{Error, Result, config::RunArgs, server};
+use crate::{Error, Result, config::RunArgs, lifecycle, server};
 
 /// Runs until SIGTERM or SIGINT, then stops within `args.shutdown_grace`.
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -29,7 +29,19 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(server::serve(listener, health.clone(), shutdown.clone()));
-    tasks.spawn(await_apiserver(client, health, shutdown.clone()));
+    tasks.spawn(await_apiserver(
+        client.clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(lifecycle::controller::run(
+        client,
+        args.namespace.clone(),
+        args.lifecycle(),
+        health.metrics.clone(),
+        instance_name(),
+        shutdown.clone(),
+    ));
 
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
@@ -53,6 +65,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
         warn!(grace = ?args.shutdown_grace, "work still running after the grace period; exiting anyway");
     }
     outcome
+}
+
+/// Names this replica in Events: the pod name in a cluster, else the host name.
+fn instance_name() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "incident-operator".to_owned())
 }
 
 /// Marks the operator ready the first time the API server answers, retrying with backoff until then.

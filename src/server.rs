@@ -21,7 +21,7 @@ use crate::{Error, Result, metrics::Metrics};
 #[derive(Default)]
 pub struct Health {
     ready: AtomicBool,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Health {

@@ -1,0 +1,306 @@
+//! The Incident controller (shell): read the incident and the objects it references, call
+//! [`decide`], then emit Events, write status with server-side apply, record metrics and requeue at
+//! the next deadline. It writes nothing when nothing changed.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::{
+    api::{
+        apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
+        batch::v1::{CronJob, Job},
+        core::v1::{Namespace, Node, ObjectReference, PersistentVolumeClaim, Pod, Service},
+        events::v1::Event,
+        networking::v1::Ingress,
+    },
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::decide::{self, Decision, LifecycleConfig, Notice, Observation, Related};
+use crate::{
+    Error, Result,
+    api::{AffectedKind, Incident, Phase},
+    metrics::{ErrorLabels, Metrics, OpenLabels, OverdueLabels, SeverityLabels},
+};
+
+/// Field manager of every status write by this controller.
+pub const FIELD_MANAGER: &str = "incident-operator";
+/// `reportingController` of the Events it emits.
+pub const REPORTING_CONTROLLER: &str = "incident.dev/incident-operator";
+
+/// What every reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub config: LifecycleConfig,
+    pub metrics: Arc<Metrics>,
+    /// Identifies this replica in Events (pod name or host name).
+    pub instance: String,
+    store: Store<Incident>,
+}
+
+/// Runs the controller until `shutdown`, over one namespace or all.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    config: LifecycleConfig,
+    metrics: Arc<Metrics>,
+    instance: String,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let incidents: Api<Incident> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let controller = Controller::new(incidents, watcher::Config::default().any_semantic());
+    let context = Arc::new(Context {
+        client,
+        config,
+        metrics,
+        instance,
+        store: controller.store(),
+    });
+    info!(
+        namespace = namespace.as_deref().unwrap_or("<all>"),
+        "incident controller started"
+    );
+    controller
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, context)
+        .for_each(|outcome| async move {
+            match outcome {
+                Ok((object, _)) => debug!(incident = %object, "reconciled"),
+                Err(error) => debug!(%error, "reconcile failed"),
+            }
+        })
+        .await;
+    Ok(())
+}
+
+async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action> {
+    let span = info_span!(
+        "reconcile",
+        namespace = incident.namespace().unwrap_or_default(),
+        name = incident.name_any()
+    );
+    async move {
+        ctx.metrics.reconciliations.inc();
+        let related = Related {
+            missing_affected: missing_affected(&ctx.client, &incident).await?,
+        };
+        let now = Timestamp::now();
+        let decision = decide::decide(&incident, &related, now, &ctx.config);
+        if incident.status.as_ref() != Some(&decision.status) {
+            apply(&ctx, &incident, &decision, now).await?;
+        }
+        refresh_open_gauge(&ctx);
+        Ok(requeue(decision.wake_at, now))
+    }
+    .instrument(span)
+    .await
+}
+
+/// Emits the Events, then writes status. Event names are derived from the transition, so a retry
+/// after a crash between the two finds them already there instead of creating duplicates.
+async fn apply(
+    ctx: &Context,
+    incident: &Incident,
+    decision: &Decision,
+    now: Timestamp,
+) -> Result<()> {
+    let namespace = incident.namespace().unwrap_or_default();
+    for notice in &decision.notices {
+        emit(ctx, incident, &namespace, notice, now).await?;
+    }
+    let incidents: Api<Incident> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = serde_json::json!({
+        "apiVersion": Incident::api_version(&()),
+        "kind": Incident::kind(&()),
+        "status": decision.status,
+    });
+    incidents
+        .patch_status(
+            &incident.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
+    for notice in &decision.notices {
+        info!(reason = notice.reason, message = %notice.message, "recorded");
+    }
+    observe(&ctx.metrics, &decision.observations);
+    Ok(())
+}
+
+async fn emit(
+    ctx: &Context,
+    incident: &Incident,
+    namespace: &str,
+    notice: &Notice,
+    now: Timestamp,
+) -> Result<()> {
+    let name = incident.name_any();
+    // Event names are at most 253 characters; the key keeps them unique per transition.
+    let prefix: String = name.chars().take(200).collect();
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{prefix}.{}", notice.key)),
+            namespace: Some(namespace.to_owned()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some(notice.reason.to_owned()),
+        reason: Some(notice.reason.to_owned()),
+        note: Some(notice.message.chars().take(1024).collect()),
+        type_: Some(if notice.warning { "Warning" } else { "Normal" }.to_owned()),
+        regarding: Some(ObjectReference {
+            api_version: Some(Incident::api_version(&()).into_owned()),
+            kind: Some(Incident::kind(&()).into_owned()),
+            name: Some(name),
+            namespace: Some(namespace.to_owned()),
+            uid: incident.uid(),
+            resource_version: incident.resource_version(),
+            field_path: None,
+        }),
+        reporting_controller: Some(REPORTING_CONTROLLER.to_owned()),
+        reporting_instance: Some(ctx.instance.clone()),
+        ..Event::default()
+    };
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), namespace);
+    match events.create(&PostParams::default(), &event).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            debug!(key = %notice.key, "event already emitted");
+            Ok(())
+        }
+        Err(error) => Err(Error::Kube(error)),
+    }
+}
+
+fn observe(metrics: &Metrics, observations: &[Observation]) {
+    for observation in observations {
+        match observation {
+            Observation::Acknowledged { severity, seconds } => metrics
+                .time_to_acknowledge
+                .get_or_create(&SeverityLabels {
+                    severity: severity.to_string(),
+                })
+                .observe(*seconds),
+            Observation::Resolved { severity, seconds } => metrics
+                .time_to_resolve
+                .get_or_create(&SeverityLabels {
+                    severity: severity.to_string(),
+                })
+                .observe(*seconds),
+            Observation::Overdue { severity, clock } => {
+                metrics
+                    .overdue
+                    .get_or_create(&OverdueLabels {
+                        severity: severity.to_string(),
+                        clock: (*clock).to_owned(),
+                    })
+                    .inc();
+            }
+        }
+    }
+}
+
+/// Recounts open incidents from the controller's cache, so restarts never double count.
+fn refresh_open_gauge(ctx: &Context) {
+    let gauge = &ctx.metrics.incidents_open;
+    gauge.clear();
+    for incident in ctx.store.state() {
+        if incident.status.as_ref().and_then(|s| s.phase) == Some(Phase::Closed) {
+            continue;
+        }
+        gauge
+            .get_or_create(&OpenLabels {
+                severity: incident.spec.severity.to_string(),
+                phase: decide::phase_label(incident.status.as_ref()).to_owned(),
+            })
+            .inc();
+    }
+}
+
+fn requeue(wake_at: Option<Timestamp>, now: Timestamp) -> Action {
+    match wake_at {
+        // A second late rather than early: the deadline must have passed when we look again.
+        Some(at) => {
+            let wait = at.duration_since(now).as_secs().max(0) as u64 + 1;
+            Action::requeue(Duration::from_secs(wait))
+        }
+        None => Action::await_change(),
+    }
+}
+
+fn error_policy(incident: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(incident = %ObjectRef::from(incident.as_ref()), %error, "reconcile failed; retrying");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            error: error.metric_label().to_owned(),
+        })
+        .inc();
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn api_resource(kind: AffectedKind) -> ApiResource {
+    match kind {
+        AffectedKind::Deployment => ApiResource::erase::<Deployment>(&()),
+        AffectedKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+        AffectedKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+        AffectedKind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
+        AffectedKind::Pod => ApiResource::erase::<Pod>(&()),
+        AffectedKind::Service => ApiResource::erase::<Service>(&()),
+        AffectedKind::Job => ApiResource::erase::<Job>(&()),
+        AffectedKind::CronJob => ApiResource::erase::<CronJob>(&()),
+        AffectedKind::Ingress => ApiResource::erase::<Ingress>(&()),
+        AffectedKind::PersistentVolumeClaim => ApiResource::erase::<PersistentVolumeClaim>(&()),
+        AffectedKind::Node => ApiResource::erase::<Node>(&()),
+        AffectedKind::Namespace => ApiResource::erase::<Namespace>(&()),
+    }
+}
+
+/// The referenced objects that do not exist. Objects the operator may not read count as present:
+/// only a definite 404 is reported.
+async fn missing_affected(client: &Client, incident: &Incident) -> Result<Vec<String>> {
+    let own_namespace = incident.namespace().unwrap_or_default();
+    let mut missing = Vec::new();
+    for reference in &incident.spec.affected {
+        let resource = api_resource(reference.kind);
+        let api: Api<DynamicObject> = if reference.kind.cluster_scoped() {
+            Api::all_with(client.clone(), &resource)
+        } else {
+            let ns = reference.namespace.as_deref().unwrap_or(&own_namespace);
+            Api::namespaced_with(client.clone(), ns, &resource)
+        };
+        match api.get_metadata_opt(&reference.name).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let mut shown = reference.clone();
+                if !reference.kind.cluster_scoped() && shown.namespace.is_none() {
+                    shown.namespace = Some(own_namespace.clone());
+                }
+                missing.push(shown.to_string());
+            }
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                debug!(reference = %reference, "no permission to check; assuming present");
+            }
+            Err(error) => return Err(Error::Kube(error)),
+        }
+    }
+    Ok(missing)
+}

@@ -1,0 +1,8 @@
+//! The Incident lifecycle: phases, timeline and clocks (pure core in `decide` and `timeline`) and
+//! the controller that runs it against the cluster (shell in `controller`).
+
+pub mod controller;
+pub mod decide;
+pub mod timeline;
+
+pub use decide::{Decision, LifecycleConfig, Notice, Observation, Related, allowed, decide};
