@@ -9,6 +9,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod metrics;
 pub mod operator;
+pub mod postmortem;
 pub mod server;
 pub mod telemetry;
 

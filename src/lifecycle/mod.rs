@@ -6,3 +6,5 @@ pub mod decide;
 pub mod timeline;
 
 pub use decide::{Decision, LifecycleConfig, Notice, Observation, Related, allowed, decide};
+#[cfg(test)]
+mod tests;
