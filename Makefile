@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: test cluster cluster-down cluster-build cluster-pin run lint
+.PHONY: test cluster cluster-down cluster-build cluster-pin run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -27,6 +27,10 @@ cluster-pin:
 ## run: run the operator from source against the local cluster
 run:
 	KUBECONFIG=$(CURDIR)/.cluster/kubeconfig cargo run -- run --http-addr 127.0.0.1:8080
+
+## crds: regenerate crds/ from the Rust types in src/api
+crds:
+	cargo run --quiet -- crds > crds/incident.dev_incidents.yaml
 
 ## lint: formatting and clippy, as CI checks them
 lint:

@@ -17,13 +17,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// Flags of `incident-operator run`.
+/// How to find the cluster, shared by every subcommand that talks to it.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
-    /// Address serving /healthz, /readyz and /metrics.
-    #[arg(long, env = "INCIDENT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
-    pub http_addr: SocketAddr,
-
+pub struct ClusterArgs {
     /// Kubeconfig file; without it the cluster is found like kubectl does (KUBECONFIG,
     /// ~/.kube/config, then the in-cluster service account).
     #[arg(long, env = "INCIDENT_KUBECONFIG")]
@@ -32,6 +28,51 @@ pub struct RunArgs {
     /// Kubeconfig context to use instead of the current one.
     #[arg(long)]
     pub context: Option<String>,
+}
+
+impl ClusterArgs {
+    /// Resolves the cluster the way kubectl does, honouring --kubeconfig and --context.
+    pub async fn kube_config(&self) -> Result<Config> {
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        match (&self.kubeconfig, &self.context) {
+            (Some(path), _) => {
+                let kubeconfig =
+                    Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|source| Error::Kubeconfig {
+                        path: path.clone(),
+                        source,
+                    })
+            }
+            (None, Some(_)) => {
+                Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(|source| Error::Kubeconfig {
+                        path: PathBuf::from("$KUBECONFIG"),
+                        source,
+                    })
+            }
+            (None, None) => Config::infer().await.map_err(Error::InferConfig),
+        }
+    }
+}
+
+/// Flags of `incident-operator run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Address serving /healthz, /readyz and /metrics.
+    #[arg(long, env = "INCIDENT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Longest time to wait for in-flight work after SIGTERM/SIGINT before exiting.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
@@ -66,38 +107,6 @@ impl RunArgs {
             config.response_times[*severity as usize] = *duration;
         }
         config
-    }
-
-    /// Resolves the cluster the way kubectl does, honouring --kubeconfig and --context.
-    pub async fn kube_config(&self) -> Result<Config> {
-        let options = KubeConfigOptions {
-            context: self.context.clone(),
-            ..KubeConfigOptions::default()
-        };
-        match (&self.kubeconfig, &self.context) {
-            (Some(path), _) => {
-                let kubeconfig =
-                    Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Config::from_custom_kubeconfig(kubeconfig, &options)
-                    .await
-                    .map_err(|source| Error::Kubeconfig {
-                        path: path.clone(),
-                        source,
-                    })
-            }
-            (None, Some(_)) => {
-                Config::from_kubeconfig(&options)
-                    .await
-                    .map_err(|source| Error::Kubeconfig {
-                        path: PathBuf::from("$KUBECONFIG"),
-                        source,
-                    })
-            }
-            (None, None) => Config::infer().await.map_err(Error::InferConfig),
-        }
     }
 }
 

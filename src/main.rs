@@ -4,9 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use incident_operator::{
-    config::{LogFormat, RunArgs},
-    operator, telemetry,
+    api::Incident,
+    config::{ClusterArgs, LogFormat, RunArgs},
+    operator, postmortem, telemetry,
 };
+use kube::{Api, Client};
 
 #[derive(Parser)]
 #[command(name = "incident-operator", version, about)]
@@ -31,6 +33,41 @@ enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
+    /// Print a Markdown post-mortem draft built from an Incident.
+    Postmortem(PostmortemArgs),
+}
+
+#[derive(clap::Args)]
+struct PostmortemArgs {
+    /// The Incident, as NAMESPACE/NAME.
+    #[arg(value_parser = parse_target)]
+    incident: (String, String),
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Splits `namespace/name`.
+fn parse_target(text: &str) -> Result<(String, String), String> {
+    match text.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("`{text}` is not NAMESPACE/NAME")),
+    }
+}
+
+/// Fetches the Incident and renders its post-mortem draft.
+async fn postmortem_draft(args: PostmortemArgs) -> anyhow::Result<String> {
+    let config = args.cluster.kube_config().await?;
+    let client = Client::try_from(config)?;
+    let (namespace, name) = &args.incident;
+    let incidents: Api<Incident> = Api::namespaced(client, namespace);
+    let incident = incidents
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("incident {namespace}/{name} not found"))?;
+    Ok(postmortem::render(&incident))
 }
 
 fn main() -> ExitCode {
@@ -58,6 +95,20 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Run(args) => runtime.block_on(operator::run(args)),
+        Command::Postmortem(args) => {
+            let draft = runtime.block_on(postmortem_draft(args));
+            runtime.shutdown_background();
+            return match draft {
+                Ok(markdown) => {
+                    print!("{markdown}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Crds => Ok(()),
     };
     // Dropping the runtime would wait for blocking tasks; the operator is done, so don't.

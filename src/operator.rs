@@ -12,7 +12,7 @@ use crate::{Error, Result, config::RunArgs, lifecycle, server};
 
 /// Runs until SIGTERM or SIGINT, then stops within `args.shutdown_grace`.
 pub async fn run(args: RunArgs) -> Result<()> {
-    let config = args.kube_config().await?;
+    let config = args.cluster.kube_config().await?;
     info!(cluster = %config.cluster_url, "resolved cluster");
     let client = Client::try_from(config).map_err(Error::Client)?;
 

@@ -2,5 +2,6 @@
 //! Every test gets its own namespace; nothing here talks to a mock.
 
 mod harness;
+mod lifecycle;
 mod runtime;
 mod support;

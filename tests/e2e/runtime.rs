@@ -1,90 +1,13 @@
 //! The operator binary itself: it finds the cluster like kubectl, reports health, readiness and
 //! metrics over HTTP, refuses bad flags with exit code 2, and stops cleanly on SIGTERM.
 
-use std::{
-    net::{SocketAddr, TcpListener},
-    path::PathBuf,
-    process::Stdio,
-    time::{Duration, Instant},
+use std::{path::PathBuf, time::Duration};
+
+use tokio::process::Command;
+
+use crate::support::{
+    BINARY, await_status, client, free_addr, get, kubeconfig_path, start, terminate, try_connect,
 };
-
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    process::{Child, Command},
-};
-
-use crate::support::{client, kubeconfig_path, try_connect};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_incident-operator");
-
-/// A loopback address nothing listens on right now.
-fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address")
-}
-
-fn start(kubeconfig: &std::path::Path, addr: SocketAddr) -> Child {
-    Command::new(BINARY)
-        .args(["run", "--http-addr", &addr.to_string()])
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("INCIDENT_KUBECONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start incident-operator")
-}
-
-/// A plain HTTP/1.1 GET: status code and body.
-async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-/// Retries `path` until it answers `want`, or panics after `timeout` with the last answer.
-async fn await_status(addr: SocketAddr, path: &str, want: u16, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = get(addr, path).await;
-        if let Ok((status, body)) = &last
-            && *status == want
-        {
-            return body.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never answered {want} within {timeout:?}; last: {last:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn terminate(mut child: Child) -> std::process::ExitStatus {
-    let pid = child.id().expect("operator still running").to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(sent.success(), "SIGTERM delivered");
-    match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-        Ok(status) => status.expect("wait for operator"),
-        Err(_) => panic!("operator did not exit within 5s of SIGTERM"),
-    }
-}
 
 /// One sample of the OpenMetrics text format.
 #[derive(Debug)]

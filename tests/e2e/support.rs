@@ -1,7 +1,13 @@
 //! Shared e2e plumbing: the cluster connection, a namespace per test, and waiting for conditions
 //! through watches with a deadline (never a fixed sleep).
 
-use std::{fmt::Debug, path::PathBuf, time::Duration};
+use std::{
+    fmt::Debug,
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use futures::{FutureExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -12,6 +18,11 @@ use kube::{
 };
 use kube_runtime::{WatchStreamExt, reflector, wait::await_condition, watcher};
 use serde::de::DeserializeOwned;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    process::{Child, Command},
+};
 
 /// The kubeconfig `make cluster` writes, unless INCIDENT_E2E_KUBECONFIG points elsewhere.
 pub fn kubeconfig_path() -> PathBuf {
@@ -197,5 +208,158 @@ where
             "timed out after {timeout:?} waiting for {what} ({labels})\nlast state: {:#?}",
             snapshot(&reader)
         ),
+    }
+}
+
+// ---- the operator binary -------------------------------------------------------------------
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_incident-operator");
+
+/// A loopback address nothing listens on right now.
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address")
+}
+
+pub fn start(kubeconfig: &std::path::Path, addr: SocketAddr) -> Child {
+    start_with(kubeconfig, addr, &[])
+}
+
+/// Starts the operator binary with `extra` flags after `run --http-addr <addr>`.
+pub fn start_with(kubeconfig: &std::path::Path, addr: SocketAddr, extra: &[&str]) -> Child {
+    Command::new(BINARY)
+        .args(["run", "--http-addr", &addr.to_string()])
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("INCIDENT_KUBECONFIG")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start incident-operator")
+}
+
+/// The operator, running against the e2e cluster and watching one test namespace.
+pub struct Operator {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Operator {
+    /// Starts it for `namespace` with `extra` flags and waits until it is ready.
+    pub async fn start(namespace: &str, extra: &[&str]) -> Self {
+        let addr = free_addr();
+        let mut args = vec!["--namespace", namespace];
+        args.extend_from_slice(extra);
+        let child = start_with(&kubeconfig_path(), addr, &args);
+        await_status(addr, "/readyz", 200, Duration::from_secs(30)).await;
+        Self { child, addr }
+    }
+
+    /// SIGTERM; asserts a clean exit within 5 s.
+    pub async fn stop(self) {
+        let status = terminate(self.child).await;
+        assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+    }
+
+    /// SIGKILL: the process gets no chance to finish anything.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("SIGKILL the operator");
+    }
+
+    /// The value of one sample in /metrics (`series` is the name with its labels, as exposed).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, text) = get(self.addr, "/metrics").await.expect("GET /metrics");
+        text.lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+    }
+}
+
+/// Installs (server-side applies) the CRDs from `crds/` and waits until they are served.
+pub async fn install_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use serde::Deserialize;
+
+    let text = include_str!("../../crds/incident.dev_incidents.yaml");
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let crd = CustomResourceDefinition::deserialize(document).expect("CRD YAML");
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply("incident-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply CRD");
+        wait_for(
+            &api,
+            &name,
+            "CRD Established",
+            Duration::from_secs(30),
+            |crd| {
+                crd.and_then(|c| c.status.as_ref())
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            },
+        )
+        .await;
+    }
+}
+
+/// A plain HTTP/1.1 GET: status code and body.
+pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Retries `path` until it answers `want`, or panics after `timeout` with the last answer.
+pub async fn await_status(addr: SocketAddr, path: &str, want: u16, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = get(addr, path).await;
+        if let Ok((status, body)) = &last
+            && *status == want
+        {
+            return body.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never answered {want} within {timeout:?}; last: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("operator still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "SIGTERM delivered");
+    match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+        Ok(status) => status.expect("wait for operator"),
+        Err(_) => panic!("operator did not exit within 5s of SIGTERM"),
     }
 }
