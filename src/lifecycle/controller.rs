@@ -96,7 +96,6 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         name = incident.name_any()
     );
     async move {
-        ctx.metrics.reconciliations.inc();
         let related = Related {
             missing_affected: missing_affected(&ctx.client, &incident).await?,
         };
@@ -106,6 +105,7 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
             apply(&ctx, &incident, &decision, now).await?;
         }
         refresh_open_gauge(&ctx);
+        ctx.metrics.reconciliations.inc();
         Ok(requeue(decision.wake_at, now))
     }
     .instrument(span)

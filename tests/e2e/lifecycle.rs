@@ -7,7 +7,7 @@ use incident_operator::api::{EntryType, Incident, MAX_TIMELINE, Phase};
 use jiff::SignedDuration;
 use k8s_openapi::api::core::v1::Event;
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
@@ -132,12 +132,12 @@ async fn an_incident_runs_from_detected_to_closed() {
         condition(&detected, "Acknowledged").map(|c| c.0).as_deref(),
         Some("False")
     );
-    assert_eq!(
-        operator
-            .metric(r#"incident_operator_incidents_open{severity="P2",phase="Detected"}"#)
-            .await,
-        Some(1.0)
-    );
+    operator
+        .await_metric(
+            r#"incident_operator_incidents_open{severity="P2",phase="Detected"}"#,
+            |v| v == Some(1.0),
+        )
+        .await;
 
     edit(
         &api,
@@ -216,7 +216,7 @@ async fn an_incident_runs_from_detected_to_closed() {
             .is_some()
     );
 
-    let events = events(&client, &ns.name, "checkout-errors").await;
+    let emitted = events(&client, &ns.name, "checkout-errors").await;
     for reason in [
         "Detected",
         "Acknowledged",
@@ -226,11 +226,36 @@ async fn an_incident_runs_from_detected_to_closed() {
         "Closed",
     ] {
         assert_eq!(
-            with_reason(&events, reason),
+            with_reason(&emitted, reason),
             1,
-            "one {reason} Event: {events:#?}"
+            "one {reason} Event: {emitted:#?}"
         );
     }
+    operator.stop().await;
+
+    // A reconcile that changes nothing writes nothing: a fresh operator reconciles the closed
+    // incident on start, and neither the object nor its Events change.
+    let version = api
+        .get("checkout-errors")
+        .await
+        .expect("get")
+        .resource_version();
+    let operator = Operator::start(&ns.name, &[]).await;
+    operator
+        .await_metric("incident_operator_reconciliations_total", |v| {
+            v >= Some(1.0)
+        })
+        .await;
+    let after = api.get("checkout-errors").await.expect("get");
+    assert_eq!(
+        after.resource_version(),
+        version,
+        "no write on a no-op reconcile"
+    );
+    assert_eq!(
+        events(&client, &ns.name, "checkout-errors").await.len(),
+        emitted.len()
+    );
     operator.stop().await;
 }
 

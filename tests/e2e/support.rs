@@ -268,6 +268,19 @@ impl Operator {
         self.child.kill().await.expect("SIGKILL the operator");
     }
 
+    /// Waits until a sample in /metrics satisfies `check` (metrics trail the status they describe).
+    pub async fn await_metric(&self, series: &str, check: impl Fn(Option<f64>) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = self.metric(series).await;
+            if check(value) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{series} stayed at {value:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The value of one sample in /metrics (`series` is the name with its labels, as exposed).
     pub async fn metric(&self, series: &str) -> Option<f64> {
         let (_, text) = get(self.addr, "/metrics").await.expect("GET /metrics");
