@@ -109,7 +109,7 @@ impl Default for Metrics {
         );
         registry.register(
             "reconciliations",
-            "Incident reconciliations run",
+            "Incident reconciliations completed",
             metrics.reconciliations.clone(),
         );
         registry.register(
