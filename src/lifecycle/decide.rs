@@ -123,9 +123,13 @@ fn at(time: &Time) -> Timestamp {
     time.0
 }
 
+/// `time + duration`, cut to the second like every time in the status (durations may have a
+/// fraction, e.g. `--update-interval 30m0.5s`): a deadline with a fraction would never compare
+/// equal to its stored copy, so its miss would be recorded again on every reconcile.
 fn plus(time: Timestamp, duration: Duration) -> Timestamp {
     let duration = SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX);
-    time.checked_add(duration).unwrap_or(Timestamp::MAX)
+    let sum = time.checked_add(duration).unwrap_or(Timestamp::MAX);
+    Timestamp::from_second(sum.as_second()).unwrap_or(sum)
 }
 
 fn seconds_between(from: Timestamp, to: Timestamp) -> i64 {
@@ -544,13 +548,14 @@ pub fn decide(
         Phase::Closed
     } else if resolved {
         Phase::Resolved
-    } else if acknowledged_at.is_some() {
+    } else {
+        // Kept even before acknowledgment: remediation may start on detection
+        // (`allowed(Detected, Mitigating)`), and Mitigating -> Detected is not allowed.
         match previous.phase {
             Some(p @ (Phase::Mitigating | Phase::Monitoring)) => p,
-            _ => Phase::Acknowledged,
+            _ if acknowledged_at.is_some() => Phase::Acknowledged,
+            _ => Phase::Detected,
         }
-    } else {
-        Phase::Detected
     };
     status.phase = Some(phase);
 
