@@ -175,6 +175,11 @@ pub fn decide(
         fingerprint(&all)
     };
     let gen_text = generation.to_string();
+    let recorded_before: usize = previous
+        .timeline
+        .iter()
+        .map(|e| usize::try_from(e.count.unwrap_or(1)).unwrap_or(1))
+        .sum();
 
     let entry = |status: &mut IncidentStatus,
                  notices: &mut Vec<Notice>,
@@ -184,8 +189,11 @@ pub fn decide(
                  notice_key: String,
                  warning: bool| {
         record(&mut status.timeline, now, type_, message.clone(), who);
+        // The position in the incident's whole history makes a repeated transition (found,
+        // missing again) a new Event, while a retry of the same decision names the same one.
+        let position = (recorded_before + notices.len()).to_string();
         notices.push(Notice {
-            key: notice_key,
+            key: fingerprint(&[&notice_key, &position]),
             warning,
             reason: reason(type_),
             message,
@@ -217,6 +225,10 @@ pub fn decide(
             key(&["detected"]),
             false,
         );
+        // The first entry tells when the problem was detected, not when we first looked.
+        if let [first] = status.timeline.as_mut_slice() {
+            first.time = Time(detected);
+        }
     }
     let detected_at = metrics.detected_at.as_ref().map_or(now, at);
 

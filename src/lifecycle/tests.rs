@@ -250,7 +250,8 @@ fn a_new_incident_is_detected_with_one_entry_one_notice_and_a_respond_by_deadlin
         timeline[0].message,
         "P0 incident opened: Database down (commander ana)"
     );
-    assert_eq!(timeline[0].time, Time(t(2)));
+    // The Detected entry carries the detection (creation) time, not the first reconcile's.
+    assert_eq!(timeline[0].time, Time(t(0)));
     let sla = sim.status().sla.as_ref().expect("sla");
     assert_eq!(sla.respond_by, Time(t(15 * MIN)));
     assert!(!sla.breached);
@@ -334,7 +335,12 @@ fn sub_second_decision_times_are_cut_to_the_second() {
         .checked_add(jiff::SignedDuration::from_millis(750))
         .expect("valid");
     let decision = sim.reconcile();
-    assert_eq!(decision.status.timeline[0].time, Time(t(10)));
+    let conditions = &decision.status.conditions;
+    assert!(
+        conditions
+            .iter()
+            .all(|c| c.last_transition_time == Time(t(10)))
+    );
     assert_eq!(
         sim.status(),
         &decision.status,
@@ -1331,6 +1337,8 @@ enum Op {
     Unresolve,
     /// A new note by someone, with text never used before.
     AddNote(usize),
+    /// Several new notes by someone in one edit.
+    AddNotes(usize, usize),
     /// Another copy of an existing note (by index, modulo the count).
     DuplicateNote(usize),
     RemoveOldestNotes(usize),
@@ -1359,6 +1367,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::option::of(0..3usize).prop_map(Op::Resolve),
         2 => Just(Op::Unresolve),
         4 => person().prop_map(Op::AddNote),
+        1 => (person(), 2..8usize).prop_map(|(by, n)| Op::AddNotes(by, n)),
         2 => any::<usize>().prop_map(Op::DuplicateNote),
         1 => (1..5usize).prop_map(Op::RemoveOldestNotes),
         2 => severity().prop_map(Op::Severity),
@@ -1437,21 +1446,30 @@ impl History {
                 sim.edit(|s| s.resolution = resolution(cause.as_deref()));
             }
             Op::Unresolve => sim.edit(|s| s.resolution = None),
-            Op::AddNote(by) | Op::DuplicateNote(by) if sim.incident.spec.notes.is_empty() => {
-                self.make_room()?;
+            // Nothing to duplicate yet: add a new note instead.
+            Op::DuplicateNote(_) if sim.incident.spec.notes.is_empty() => {
                 let text = self.fresh_text();
-                self.add(note(PEOPLE[by % PEOPLE.len()], &text));
+                self.add(note(PEOPLE[0], &text));
             }
             Op::AddNote(by) => {
-                self.make_room()?;
+                self.make_room(1)?;
                 let text = self.fresh_text();
                 self.add(note(PEOPLE[by], &text));
+            }
+            Op::AddNotes(by, n) => {
+                self.make_room(n)?;
+                let notes: Vec<Note> = (0..n)
+                    .map(|_| note(PEOPLE[by], &self.fresh_text()))
+                    .collect();
+                self.sim.edit(|s| s.notes.extend(notes));
+                self.notes_added += n as i64;
             }
             Op::DuplicateNote(index) => {
                 let notes = &sim.incident.spec.notes;
                 let copy = notes[index % notes.len()].clone();
-                // Dropping the original in the same edit would look like no change at all.
-                self.make_room()?;
+                // Room is made in an edit of its own: dropping the original and adding the copy
+                // in one edit would look like no change at all.
+                self.make_room(1)?;
                 self.add(copy);
             }
             Op::RemoveOldestNotes(n) => sim.edit(|s| {
@@ -1475,9 +1493,7 @@ impl History {
             }
             Op::Remediate(phase) => {
                 let status = sim.incident.status.as_mut().expect("reconciled");
-                if allowed(status.phase, phase)
-                    && !matches!(status.phase, Some(Phase::Resolved | Phase::Closed))
-                {
+                if allowed(status.phase, phase) {
                     status.phase = Some(phase);
                 }
             }
@@ -1495,11 +1511,13 @@ impl History {
         self.notes_added += 1;
     }
 
-    /// Keeps the spec under MAX_NOTES by dropping the oldest notes in an edit of its own.
-    fn make_room(&mut self) -> Result<(), TestCaseError> {
-        if self.sim.incident.spec.notes.len() >= MAX_NOTES {
+    /// Keeps the spec within MAX_NOTES by dropping the oldest notes in an edit of its own.
+    fn make_room(&mut self, room: usize) -> Result<(), TestCaseError> {
+        let len = self.sim.incident.spec.notes.len();
+        if len + room > MAX_NOTES {
+            let drop = (len + room - MAX_NOTES).max(10).min(len);
             self.sim.edit(|s| {
-                s.notes.drain(..10);
+                s.notes.drain(..drop);
             });
             self.reconcile_and_check()?;
         }
@@ -1514,9 +1532,6 @@ impl History {
         let status = &decision.status;
         let generation = sim.incident.metadata.generation;
 
-        if status.timeline.first().is_some_and(|e| e.type_ == EntryType::Summary) { eprintln!("STAT folded"); }
-        eprintln!("STAT phase {:?} notes {}", status.phase, sim.incident.spec.notes.len());
-        for n in &decision.notices { eprintln!("STAT reason {}", n.reason); }
         // (2) Only allowed phase changes.
         let phase = status.phase.expect("a phase");
         prop_assert!(allowed(old_phase, phase), "{:?} -> {:?}", old_phase, phase);
@@ -1563,6 +1578,25 @@ impl History {
     }
 }
 
+fn run_history(
+    config: LifecycleConfig,
+    severity: Severity,
+    first_seen: i64,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    let mut history = History {
+        sim: Sim::new(severity).with_config(config),
+        notes_added: 0,
+        next_note: 0,
+    };
+    history.sim.now = t(first_seen);
+    history.reconcile_and_check()?;
+    for op in ops {
+        history.apply(op)?;
+    }
+    Ok(())
+}
+
 proptest! {
     // No regression file: failures print the minimal history to turn into a unit test.
     #![proptest_config(ProptestConfig {
@@ -1578,16 +1612,25 @@ proptest! {
         first_seen in 0..HOUR,
         ops in prop::collection::vec(op(), 1..120),
     ) {
-        let mut history = History {
-            sim: Sim::new(severity).with_config(config),
-            notes_added: 0,
-            next_note: 0,
-        };
-        history.sim.now = t(first_seen);
-        history.reconcile_and_check()?;
-        for op in ops {
-            history.apply(op)?;
-        }
+        run_history(config, severity, first_seen, ops)?;
+    }
+}
+
+proptest! {
+    // Long enough for the notes list to rotate and the timeline to fold.
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn lifecycle_invariants_hold_over_long_histories(
+        config in config(),
+        severity in severity(),
+        ops in prop::collection::vec(op(), 300..500),
+    ) {
+        run_history(config, severity, 0, ops)?;
     }
 }
 
