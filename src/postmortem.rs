@@ -505,6 +505,7 @@ mod tests {
             resolution: None,
             notes: Vec::new(),
             postmortem: None,
+            actions: Vec::new(),
         }
     }
 

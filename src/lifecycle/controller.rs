@@ -98,6 +98,7 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
     async move {
         let related = Related {
             missing_affected: missing_affected(&ctx.client, &incident).await?,
+            action_entries: Vec::new(),
         };
         let now = Timestamp::now();
         let decision = decide::decide(&incident, &related, now, &ctx.config);

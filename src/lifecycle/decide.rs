@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use crate::api::{EntryType, Incident, IncidentStatus, Phase, Severity, Sla};
+use crate::api::{ActionPhase, EntryType, Incident, IncidentStatus, Phase, Severity, Sla};
 
 use super::timeline::record;
 
@@ -54,6 +54,17 @@ impl LifecycleConfig {
 pub struct Related {
     /// Referenced objects that do not exist, as display strings.
     pub missing_affected: Vec<String>,
+    /// What remediation did since the last status write, to record in the timeline.
+    pub action_entries: Vec<ActionEntry>,
+}
+
+/// A timeline entry produced by remediation (requested, started, applied, succeeded, failed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionEntry {
+    pub type_: EntryType,
+    pub message: String,
+    pub actor: Option<String>,
+    pub warning: bool,
 }
 
 /// A Kubernetes Event to emit. `key` is stable for the same transition, so a retry after a crash
@@ -98,12 +109,22 @@ pub fn allowed(from: Option<Phase>, to: Phase) -> bool {
     match from {
         None => true,
         Some(from) if from == to => true,
-        Some(Detected) => matches!(to, Acknowledged | Mitigating | Resolved | Closed),
+        Some(Detected) => matches!(
+            to,
+            Acknowledged | Mitigating | Monitoring | Resolved | Closed
+        ),
         Some(Acknowledged) => matches!(to, Mitigating | Monitoring | Resolved | Closed),
-        Some(Mitigating) => matches!(to, Monitoring | Acknowledged | Resolved | Closed),
-        Some(Monitoring) => matches!(to, Mitigating | Acknowledged | Resolved | Closed),
-        Some(Resolved) => matches!(to, Detected | Acknowledged | Closed),
-        Some(Closed) => matches!(to, Detected | Acknowledged | Resolved),
+        Some(Mitigating) => matches!(to, Detected | Monitoring | Acknowledged | Resolved | Closed),
+        Some(Monitoring) => matches!(to, Detected | Mitigating | Acknowledged | Resolved | Closed),
+        // Reopening returns to where the response stood, remediation included.
+        Some(Resolved) => matches!(
+            to,
+            Detected | Acknowledged | Mitigating | Monitoring | Closed
+        ),
+        Some(Closed) => matches!(
+            to,
+            Detected | Acknowledged | Mitigating | Monitoring | Resolved
+        ),
     }
 }
 
@@ -325,6 +346,20 @@ pub fn decide(
         }
     }
     recorded.notes = current_notes;
+
+    // Remediation: recorded as it happens; each entry counts as an update.
+    for action in &related.action_entries {
+        entry(
+            &mut status,
+            &mut notices,
+            action.type_,
+            action.message.clone(),
+            action.actor.clone(),
+            key(&["action", &format!("{:?}", action.type_)]),
+            action.warning,
+        );
+        last_update = Some(now);
+    }
 
     // Resolve, and reopen when the resolution is cleared.
     match &spec.resolution {
@@ -555,19 +590,26 @@ pub fn decide(
         }
     }
 
-    // Phase, derived from what has happened; Mitigating/Monitoring belong to remediation.
+    // Phase, derived from what has happened: an action under way means Mitigating, a last action
+    // that succeeded means Monitoring (dry runs and skips change nothing).
+    let active = status.actions.iter().any(|a| !a.phase.is_terminal());
+    let last_effective = status
+        .actions
+        .iter()
+        .rev()
+        .find(|a| matches!(a.phase, ActionPhase::Succeeded | ActionPhase::Failed));
     let phase = if closed {
         Phase::Closed
     } else if resolved {
         Phase::Resolved
+    } else if active {
+        Phase::Mitigating
+    } else if last_effective.is_some_and(|a| a.phase == ActionPhase::Succeeded) {
+        Phase::Monitoring
+    } else if acknowledged_at.is_some() {
+        Phase::Acknowledged
     } else {
-        // Kept even before acknowledgment: remediation may start on detection
-        // (`allowed(Detected, Mitigating)`), and Mitigating -> Detected is not allowed.
-        match previous.phase {
-            Some(p @ (Phase::Mitigating | Phase::Monitoring)) => p,
-            _ if acknowledged_at.is_some() => Phase::Acknowledged,
-            _ => Phase::Detected,
-        }
+        Phase::Detected
     };
     status.phase = Some(phase);
 
@@ -716,6 +758,12 @@ fn reason(type_: EntryType) -> &'static str {
         EntryType::Closed => "Closed",
         EntryType::AffectedNotFound => "AffectedNotFound",
         EntryType::Summary => "TimelineFolded",
+        EntryType::ActionRequested => "ActionRequested",
+        EntryType::ActionStarted => "ActionStarted",
+        EntryType::ActionApplied => "ActionApplied",
+        EntryType::ActionSucceeded => "ActionSucceeded",
+        EntryType::ActionFailed => "ActionFailed",
+        EntryType::ActionSkipped => "ActionSkipped",
     }
 }
 

@@ -5,6 +5,8 @@ pub mod controller;
 pub mod decide;
 pub mod timeline;
 
-pub use decide::{Decision, LifecycleConfig, Notice, Observation, Related, allowed, decide};
+pub use decide::{
+    ActionEntry, Decision, LifecycleConfig, Notice, Observation, Related, allowed, decide,
+};
 #[cfg(test)]
 mod tests;

@@ -42,6 +42,7 @@ fn spec(severity: Severity) -> IncidentSpec {
         resolution: None,
         notes: Vec::new(),
         postmortem: None,
+        actions: Vec::new(),
     }
 }
 
@@ -1297,6 +1298,37 @@ fn sub_second_clock_settings_fire_each_deadline_once() {
     assert_quiet_at(&mut sim, 61 * HOUR);
 }
 
+/// Puts remediation in the state that yields `phase`: an action under way (Mitigating) or a last
+/// action that succeeded (Monitoring).
+fn set_remediation(status: &mut IncidentStatus, phase: Phase) {
+    use crate::api::{ActionKind, ActionPhase, ActionStatus};
+    let action_phase = match phase {
+        Phase::Mitigating => ActionPhase::Running,
+        _ => ActionPhase::Succeeded,
+    };
+    if phase == Phase::Mitigating || status.actions.is_empty() {
+        status.actions.push(ActionStatus {
+            name: format!("action-{}", status.actions.len()),
+            kind: ActionKind::Rollback,
+            deployment: "app".into(),
+            phase: action_phase,
+            reason: None,
+            message: None,
+            from_revision: None,
+            to_revision: None,
+            images_before: Vec::new(),
+            images_after: Vec::new(),
+            started_at: None,
+            finished_at: None,
+            planned_generation: None,
+            applied_generation: None,
+            applied_at: None,
+        });
+    } else if let Some(last) = status.actions.last_mut() {
+        last.phase = action_phase;
+    }
+}
+
 #[test]
 fn a_phase_set_by_remediation_is_kept_until_resolution() {
     // Remediation (another writer of status.phase) may start mitigating before anyone
@@ -1312,7 +1344,7 @@ fn a_phase_set_by_remediation_is_kept_until_resolution() {
             let current = sim.phase();
             assert!(allowed(current, phase), "{current:?} -> {phase:?}");
             if let Some(status) = sim.incident.status.as_mut() {
-                status.phase = Some(phase);
+                set_remediation(status, phase);
             }
             sim.at(2 * MIN);
             assert_eq!(sim.phase(), Some(phase), "acknowledged: {acknowledged}");
@@ -1493,9 +1525,7 @@ impl History {
             }
             Op::Remediate(phase) => {
                 let status = sim.incident.status.as_mut().expect("reconciled");
-                if allowed(status.phase, phase) {
-                    status.phase = Some(phase);
-                }
+                set_remediation(status, phase);
             }
         }
         self.reconcile_and_check()
