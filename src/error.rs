@@ -32,6 +32,13 @@ pub enum Error {
 
     #[error("Kubernetes API request failed")]
     Kube(#[source] kube::Error),
+
+    #[error("cannot build the change: {0}")]
+    Plan(String),
+
+    /// The object changed since it was read; the next reconcile sees the new state.
+    #[error("the object changed since it was read")]
+    Conflict,
 }
 
 impl Error {
@@ -44,6 +51,8 @@ impl Error {
             Error::Bind { .. } => "bind",
             Error::Serve(_) => "serve",
             Error::Kube(_) => "kube_api",
+            Error::Plan(_) => "plan",
+            Error::Conflict => "conflict",
         }
     }
 

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod operator;
 pub mod postmortem;
+pub mod remediation;
 pub mod server;
 pub mod telemetry;
 

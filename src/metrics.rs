@@ -30,6 +30,18 @@ pub struct OverdueLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub kind: String,
+    /// succeeded, failed or skipped.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub error: String,
 }
@@ -38,6 +50,10 @@ pub struct ErrorLabels {
 const RESPONSE_BUCKETS: [f64; 10] = [
     60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0, 172_800.0,
 ];
+
+fn action_histogram() -> Histogram {
+    Histogram::new([1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0])
+}
 
 fn response_histogram() -> Histogram {
     Histogram::new(RESPONSE_BUCKETS)
@@ -56,6 +72,10 @@ pub struct Metrics {
     pub overdue: Family<OverdueLabels, Counter>,
     pub reconciliations: Counter,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// Remediation actions finished, by kind and result.
+    pub actions: Family<ActionLabels, Counter>,
+    /// From an action's start to its rollout's end.
+    pub action_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -80,6 +100,8 @@ impl Default for Metrics {
             overdue: Family::default(),
             reconciliations: Counter::default(),
             reconcile_errors: Family::default(),
+            actions: Family::default(),
+            action_duration: Family::new_with_constructor(action_histogram),
             registry: Registry::default(),
         };
         registry.register(
@@ -116,6 +138,16 @@ impl Default for Metrics {
             "reconcile_errors",
             "Incident reconciliations that failed, by error kind",
             metrics.reconcile_errors.clone(),
+        );
+        registry.register(
+            "actions",
+            "Remediation actions finished, by kind and result",
+            metrics.actions.clone(),
+        );
+        registry.register(
+            "action_duration_seconds",
+            "Time from a remediation action's start to its verified rollout",
+            metrics.action_duration.clone(),
         );
         Self {
             registry,

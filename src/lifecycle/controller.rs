@@ -29,11 +29,17 @@ use kube::{
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::decide::{self, Decision, LifecycleConfig, Notice, Observation, Related};
+use super::decide::{self, ActionEntry, Decision, LifecycleConfig, Notice, Observation, Related};
+use crate::remediation::{
+    executor::{self, Advance, Applied},
+    step::kind_label,
+};
 use crate::{
     Error, Result,
-    api::{AffectedKind, Incident, Phase},
-    metrics::{ErrorLabels, Metrics, OpenLabels, OverdueLabels, SeverityLabels},
+    api::{ActionPhase, ActionStatus, AffectedKind, Incident, IncidentStatus, Phase},
+    metrics::{
+        ActionLabels, ErrorLabels, KindLabels, Metrics, OpenLabels, OverdueLabels, SeverityLabels,
+    },
 };
 
 /// Field manager of every status write by this controller.
@@ -48,6 +54,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Identifies this replica in Events (pod name or host name).
     pub instance: String,
+    /// Test hook: the named point at which to abort (INCIDENT_OPERATOR_FAILPOINT).
+    pub failpoint: Option<String>,
     store: Store<Incident>,
 }
 
@@ -65,12 +73,40 @@ pub async fn run(
         None => Api::all(client.clone()),
     };
     let controller = Controller::new(incidents, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    // A Deployment's rollout progress wakes the incidents verifying an action on it.
+    let deployments: Api<Deployment> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let incidents_store = store.clone();
+    let controller =
+        controller.watches(deployments, watcher::Config::default(), move |deployment| {
+            let namespace = deployment.namespace();
+            let name = deployment.name_any();
+            incidents_store
+                .state()
+                .into_iter()
+                .filter(|incident| {
+                    incident.namespace() == namespace
+                        && incident.status.as_ref().is_some_and(|s| {
+                            s.actions
+                                .iter()
+                                .any(|a| a.deployment == name && !a.phase.is_terminal())
+                        })
+                })
+                .map(|incident| ObjectRef::from_obj(incident.as_ref()))
+                .collect::<Vec<_>>()
+        });
     let context = Arc::new(Context {
         client,
         config,
         metrics,
         instance,
-        store: controller.store(),
+        failpoint: std::env::var("INCIDENT_OPERATOR_FAILPOINT")
+            .ok()
+            .filter(|v| !v.is_empty()),
+        store,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -89,6 +125,9 @@ pub async fn run(
     Ok(())
 }
 
+/// Most remediation steps taken in one reconcile; the rest continue on the next.
+const MAX_STEPS: usize = 8;
+
 async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action> {
     let span = info_span!(
         "reconcile",
@@ -96,28 +135,136 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         name = incident.name_any()
     );
     async move {
-        let related = Related {
-            missing_affected: missing_affected(&ctx.client, &incident).await?,
-            action_entries: Vec::new(),
-        };
+        let missing = missing_affected(&ctx.client, &incident).await?;
+        let mut current = (*incident).clone();
+        // What the API server holds: the yardstick for "changed", whatever `current` accumulates.
+        let mut stored = incident.status.clone();
+        let mut entries = Vec::new();
+        let mut finished = Vec::new();
+        let mut remediation_wake = None;
+        let mut conflicts = 0;
+        for _ in 0..MAX_STEPS {
+            let now = Timestamp::now();
+            let Some(Advance {
+                step,
+                resource_version,
+            }) = executor::advance(&ctx.client, &current, now).await?
+            else {
+                break;
+            };
+            let before = current
+                .status
+                .as_ref()
+                .and_then(|s| s.actions.iter().find(|a| a.name == step.status.name))
+                .cloned();
+            let progressed = before.as_ref() != Some(&step.status) || !step.entries.is_empty();
+            remediation_wake = step.wake_at;
+            if step.status.phase.is_terminal() && progressed {
+                finished.push(step.status.clone());
+            }
+            upsert_action(&mut current, step.status.clone());
+            entries.extend(step.entries);
+            if let Some(change) = &step.change {
+                // The plan is stored before the Deployment is touched: after a crash the next run
+                // finds it and checks whether the change landed instead of applying it twice.
+                persist(
+                    &ctx,
+                    &mut current,
+                    &mut stored,
+                    &missing,
+                    std::mem::take(&mut entries),
+                    now,
+                )
+                .await?;
+                failpoint(&ctx, "before-patch");
+                let namespace = current.namespace().unwrap_or_default();
+                let version = resource_version.unwrap_or_default();
+                match executor::apply_change(
+                    &ctx.client,
+                    &namespace,
+                    &step.status.deployment,
+                    &version,
+                    change,
+                )
+                .await?
+                {
+                    Applied::Done(_) => failpoint(&ctx, "after-patch"),
+                    Applied::Conflict => {
+                        conflicts += 1;
+                        debug!(
+                            conflicts,
+                            "deployment changed while applying; re-reading it"
+                        );
+                    }
+                }
+                continue;
+            }
+            if !progressed {
+                break;
+            }
+        }
         let now = Timestamp::now();
-        let decision = decide::decide(&incident, &related, now, &ctx.config);
-        if incident.status.as_ref() != Some(&decision.status) {
-            apply(&ctx, &incident, &decision, now).await?;
+        let decision = persist(&ctx, &mut current, &mut stored, &missing, entries, now).await?;
+        for action in &finished {
+            observe_action(&ctx.metrics, action);
         }
         refresh_open_gauge(&ctx);
         ctx.metrics.reconciliations.inc();
-        Ok(requeue(decision.wake_at, now))
+        let wake = match (decision.wake_at, remediation_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(requeue(wake, now))
     }
     .instrument(span)
     .await
+}
+
+/// Stops the process at a named point when INCIDENT_OPERATOR_FAILPOINT says so: how the e2e tests
+/// kill the operator exactly before or after it changes a Deployment.
+fn failpoint(ctx: &Context, name: &str) {
+    if ctx.failpoint.as_deref() == Some(name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+fn upsert_action(incident: &mut Incident, action: ActionStatus) {
+    let status = incident.status.get_or_insert_with(Default::default);
+    match status.actions.iter_mut().find(|a| a.name == action.name) {
+        Some(existing) => *existing = action,
+        None => status.actions.push(action),
+    }
+}
+
+/// Runs the lifecycle decision over `incident` and writes the result if it changed; `incident`
+/// then holds the stored status.
+async fn persist(
+    ctx: &Context,
+    incident: &mut Incident,
+    stored: &mut Option<IncidentStatus>,
+    missing: &[String],
+    action_entries: Vec<ActionEntry>,
+    now: Timestamp,
+) -> Result<Decision> {
+    let related = Related {
+        missing_affected: missing.to_vec(),
+        action_entries,
+    };
+    let decision = decide::decide(incident, &related, now, &ctx.config);
+    if stored.as_ref() != Some(&decision.status) {
+        apply(ctx, incident, &decision, now).await?;
+        *stored = Some(decision.status.clone());
+    }
+    incident.status = Some(decision.status.clone());
+    Ok(decision)
 }
 
 /// Emits the Events, then writes status. Event names are derived from the transition, so a retry
 /// after a crash between the two finds them already there instead of creating duplicates.
 async fn apply(
     ctx: &Context,
-    incident: &Incident,
+    incident: &mut Incident,
     decision: &Decision,
     now: Timestamp,
 ) -> Result<()> {
@@ -126,19 +273,26 @@ async fn apply(
         emit(ctx, incident, &namespace, notice, now).await?;
     }
     let incidents: Api<Incident> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The resourceVersion makes the write conditional: a decision made from a stale cache (the
+    // watch not yet showing our previous write) is refused with 409 and retried on fresh data.
     let patch = serde_json::json!({
         "apiVersion": Incident::api_version(&()),
         "kind": Incident::kind(&()),
+        "metadata": { "resourceVersion": incident.resource_version() },
         "status": decision.status,
     });
-    incidents
+    let written = incidents
         .patch_status(
             &incident.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )
         .await
-        .map_err(Error::Kube)?;
+        .map_err(|error| match error {
+            kube::Error::Api(status) if status.code == 409 => Error::Conflict,
+            other => Error::Kube(other),
+        })?;
+    incident.metadata.resource_version = written.resource_version();
     for notice in &decision.notices {
         info!(reason = notice.reason, message = %notice.message, "recorded");
     }
@@ -188,6 +342,29 @@ async fn emit(
             Ok(())
         }
         Err(error) => Err(Error::Kube(error)),
+    }
+}
+
+fn observe_action(metrics: &Metrics, action: &ActionStatus) {
+    let kind = kind_label(action.kind).to_owned();
+    let result = match action.phase {
+        ActionPhase::Succeeded => "succeeded",
+        ActionPhase::Failed => "failed",
+        _ => "skipped",
+    };
+    metrics
+        .actions
+        .get_or_create(&ActionLabels {
+            kind: kind.clone(),
+            result: result.to_owned(),
+        })
+        .inc();
+    if let (Some(started), Some(finished)) = (&action.started_at, &action.finished_at) {
+        let seconds = finished.0.duration_since(started.0).as_secs_f64().max(0.0);
+        metrics
+            .action_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(seconds);
     }
 }
 
@@ -248,6 +425,11 @@ fn requeue(wake_at: Option<Timestamp>, now: Timestamp) -> Action {
 }
 
 fn error_policy(incident: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Action {
+    if matches!(error, Error::Conflict) {
+        // Expected when the cache lags our own last write; the watch brings the fresh object.
+        debug!(incident = %ObjectRef::from(incident.as_ref()), "stale read; retrying");
+        return Action::requeue(Duration::from_secs(1));
+    }
     warn!(incident = %ObjectRef::from(incident.as_ref()), %error, "reconcile failed; retrying");
     ctx.metrics
         .reconcile_errors

@@ -3,5 +3,6 @@
 
 mod harness;
 mod lifecycle;
+mod remediation;
 mod runtime;
 mod support;

@@ -276,7 +276,10 @@ impl Operator {
             if check(value) {
                 return;
             }
-            assert!(Instant::now() < deadline, "{series} stayed at {value:?}");
+            if Instant::now() >= deadline {
+                let (_, text) = get(self.addr, "/metrics").await.expect("GET /metrics");
+                panic!("{series} stayed at {value:?}; metrics:\n{text}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
