@@ -78,9 +78,17 @@ pub fn images(d: &Deployment) -> Vec<String> {
 /// Applies a new template (new images, fault label, change-cause) and waits for the controller.
 pub async fn roll_to(api: &Api<Deployment>, template: &Deployment, cause: &str, ready: bool) {
     let name = template.name_any();
+    let mut new_template = serde_json::to_value(&template.spec.template).expect("template");
+    // A merge patch keeps labels it does not mention: clear the fault label explicitly.
+    if let Some(labels) = new_template
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.entry("incident.dev/fault").or_insert(Value::Null);
+    }
     let patch = json!({
         "metadata": { "annotations": { "kubernetes.io/change-cause": cause } },
-        "spec": { "template": template.spec.template },
+        "spec": { "template": new_template },
     });
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -265,4 +273,358 @@ async fn a_rollback_restores_the_previous_revision_and_verifies_the_rollout() {
         )
         .await;
     operator.stop().await;
+}
+
+/// Runs the rollback with the operator aborting at `failpoint`, checks what the crash left, then
+/// lets a fresh operator finish. Returns the settled incident.
+async fn rollback_across_a_crash(
+    prefix: &str,
+    failpoint: &str,
+) -> (Client, TestNamespace, Api<Deployment>, Incident) {
+    let (client, ns, deployments, incidents) = setup(prefix).await;
+    bad_deploy_history(&deployments, "web", 1).await;
+    let operator =
+        Operator::start_with_env(&ns.name, &[], &[("INCIDENT_OPERATOR_FAILPOINT", failpoint)])
+            .await;
+    let request = json!([{ "name": "undo", "rollback": { "deployment": "web" } }]);
+    incidents
+        .create(
+            &PostParams::default(),
+            &incident_with_actions("web-down", request),
+        )
+        .await
+        .expect("create Incident");
+    assert!(
+        operator.exits_abnormally(ROLLOUT).await,
+        "the failpoint aborted the operator"
+    );
+
+    // The plan was recorded before the Deployment was touched.
+    let crashed = incidents.get("web-down").await.expect("get Incident");
+    let undo = action(&crashed, "undo").expect("intent recorded before the patch");
+    assert_eq!(undo.phase, ActionPhase::Running, "{undo:#?}");
+    let web = deployments.get("web").await.expect("get Deployment");
+    let patched = images(&web) == ["registry.local/web-0:2"];
+    assert_eq!(
+        patched,
+        failpoint == "after-patch",
+        "patched exactly when the crash came after the patch"
+    );
+
+    let operator = Operator::start(&ns.name, &[]).await;
+    let done = action_settles(&incidents, "web-down", "undo").await;
+    operator.stop().await;
+    (client, ns, deployments, done)
+}
+
+#[tokio::test]
+async fn a_crash_before_the_patch_applies_the_rollback_exactly_once() {
+    let (client, ns, deployments, done) =
+        rollback_across_a_crash("crash-before", "before-patch").await;
+    assert_eq!(
+        action(&done, "undo").map(|a| a.phase),
+        Some(ActionPhase::Succeeded)
+    );
+    let web = deployments.get("web").await.expect("get Deployment");
+    assert_eq!(images(&web), ["registry.local/web-0:2"]);
+    assert_eq!(
+        revisions(&client, &ns.name, "web").await,
+        [1, 3, 4],
+        "exactly one new revision"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_after_the_patch_never_rolls_back_twice() {
+    let (client, ns, deployments, done) =
+        rollback_across_a_crash("crash-after", "after-patch").await;
+    assert_eq!(
+        action(&done, "undo").map(|a| a.phase),
+        Some(ActionPhase::Succeeded)
+    );
+    // A second rollback would have re-deployed v3 as revision 5.
+    let web = deployments.get("web").await.expect("get Deployment");
+    assert_eq!(images(&web), ["registry.local/web-0:2"]);
+    assert_eq!(revision(&web).as_deref(), Some("4"));
+    assert_eq!(
+        revisions(&client, &ns.name, "web").await,
+        [1, 3, 4],
+        "exactly one new revision"
+    );
+    let applied = done.status.as_ref().map_or(0, |s| {
+        s.timeline
+            .iter()
+            .filter(|e| e.type_ == EntryType::ActionApplied)
+            .count()
+    });
+    assert_eq!(applied, 1, "recorded as applied once");
+}
+
+#[tokio::test]
+async fn a_deploy_landing_between_plan_and_patch_is_not_overwritten() {
+    let (_client, ns, deployments, incidents) = setup("concurrent").await;
+    bad_deploy_history(&deployments, "web", 1).await;
+    let operator = Operator::start_with_env(
+        &ns.name,
+        &[],
+        &[("INCIDENT_OPERATOR_FAILPOINT", "before-patch")],
+    )
+    .await;
+    let request = json!([{ "name": "undo", "rollback": { "deployment": "web" } }]);
+    incidents
+        .create(
+            &PostParams::default(),
+            &incident_with_actions("web-down", request),
+        )
+        .await
+        .expect("create Incident");
+    assert!(operator.exits_abnormally(ROLLOUT).await);
+
+    // Someone ships a fix forward while the operator is down, after it planned the rollback.
+    roll_to(
+        &deployments,
+        &deployment("web", &["registry.local/web-0:4"], None),
+        "deploy v4",
+        true,
+    )
+    .await;
+    let operator = Operator::start(&ns.name, &[]).await;
+    let done = action_settles(&incidents, "web-down", "undo").await;
+    let undo = action(&done, "undo").expect("action");
+    assert_eq!(undo.phase, ActionPhase::Failed);
+    assert_eq!(
+        undo.reason.as_deref(),
+        Some("ConcurrentChange"),
+        "{undo:#?}"
+    );
+    assert!(
+        undo.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("was not overwritten")
+    );
+    let web = deployments.get("web").await.expect("get Deployment");
+    assert_eq!(
+        images(&web),
+        ["registry.local/web-0:4"],
+        "the new deploy stands"
+    );
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn restart_and_scale_are_applied_and_verified_and_a_dry_run_changes_nothing() {
+    let (_client, ns, deployments, incidents) = setup("restart-scale").await;
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment("api", &["registry.local/api:1"], None),
+        )
+        .await
+        .expect("create Deployment");
+    let before = wait_for(&deployments, "api", "rolled out", ROLLOUT, |d| {
+        d.is_some_and(rolled_out)
+    })
+    .await
+    .expect("Deployment");
+    let operator = Operator::start(&ns.name, &[]).await;
+
+    let plan_only = json!([{ "name": "look", "dryRun": true, "scale": { "deployment": "api", "replicas": 5 } }]);
+    incidents
+        .create(
+            &PostParams::default(),
+            &incident_with_actions("api-slow", plan_only),
+        )
+        .await
+        .expect("create Incident");
+    let looked = action_settles(&incidents, "api-slow", "look").await;
+    let look = action(&looked, "look").expect("action");
+    assert_eq!(
+        (look.phase, look.reason.as_deref()),
+        (ActionPhase::Skipped, Some("DryRun"))
+    );
+    assert!(
+        look.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("would scale deployment/api from 3 to 5 replicas")
+    );
+    let unchanged = deployments.get("api").await.expect("get Deployment");
+    assert_eq!(
+        unchanged.metadata.generation, before.metadata.generation,
+        "a dry run changes nothing"
+    );
+
+    let more = json!({ "spec": { "actions": [
+        { "name": "look", "dryRun": true, "scale": { "deployment": "api", "replicas": 5 } },
+        { "name": "bounce", "restart": { "deployment": "api" } },
+        { "name": "grow", "scale": { "deployment": "api", "replicas": 5 } },
+    ] } });
+    incidents
+        .patch("api-slow", &PatchParams::default(), &Patch::Merge(&more))
+        .await
+        .expect("add actions");
+    let bounced = action_settles(&incidents, "api-slow", "bounce").await;
+    assert_eq!(
+        action(&bounced, "bounce").map(|a| a.phase),
+        Some(ActionPhase::Succeeded)
+    );
+    let grown = action_settles(&incidents, "api-slow", "grow").await;
+    let grow = action(&grown, "grow").expect("action");
+    assert_eq!(grow.phase, ActionPhase::Succeeded, "{grow:#?}");
+    assert!(
+        grow.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("5/5 available")
+    );
+
+    let api = deployments.get("api").await.expect("get Deployment");
+    let template_annotations = api
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.clone())
+        .unwrap_or_default();
+    assert!(
+        template_annotations.contains_key("kubectl.kubernetes.io/restartedAt"),
+        "restarted like kubectl rollout restart"
+    );
+    assert_eq!(
+        revision(&api).as_deref(),
+        Some("2"),
+        "a restart is a new revision"
+    );
+    assert_eq!(api.spec.replicas, Some(5));
+    assert!(rolled_out(&api));
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn refused_actions_fail_with_a_clear_reason_and_touch_nothing() {
+    let (_client, ns, deployments, incidents) = setup("refused").await;
+    let mut guarded = deployment("ledger", &["registry.local/ledger:1"], None);
+    guarded
+        .annotations_mut()
+        .insert("incident.dev/remediation".into(), "disabled".into());
+    deployments
+        .create(&PostParams::default(), &guarded)
+        .await
+        .expect("create Deployment");
+    let before = wait_for(&deployments, "ledger", "rolled out", ROLLOUT, |d| {
+        d.is_some_and(rolled_out)
+    })
+    .await
+    .expect("Deployment");
+    let operator = Operator::start(&ns.name, &[]).await;
+    let request = json!([
+        { "name": "hands-off", "restart": { "deployment": "ledger" } },
+        { "name": "ghost", "scale": { "deployment": "no-such-deployment", "replicas": 2 } },
+    ]);
+    incidents
+        .create(
+            &PostParams::default(),
+            &incident_with_actions("ledger-slow", request),
+        )
+        .await
+        .expect("create Incident");
+    let done = action_settles(&incidents, "ledger-slow", "ghost").await;
+    let hands_off = action(&done, "hands-off").expect("action");
+    assert_eq!(
+        (hands_off.phase, hands_off.reason.as_deref()),
+        (ActionPhase::Failed, Some("RemediationDisabled"))
+    );
+    let ghost = action(&done, "ghost").expect("action");
+    assert_eq!(
+        (ghost.phase, ghost.reason.as_deref()),
+        (ActionPhase::Failed, Some("DeploymentNotFound"))
+    );
+    assert!(timeline_has(
+        &done,
+        EntryType::ActionFailed,
+        "RemediationDisabled"
+    ));
+    let after = deployments.get("ledger").await.expect("get Deployment");
+    assert_eq!(
+        after.metadata.generation, before.metadata.generation,
+        "never touched"
+    );
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_actions_are_rejected_at_admission() {
+    use kube::api::{ApiResource, DynamicObject};
+    let (client, ns, _, incidents) = setup("bad-actions").await;
+    let resource = ApiResource::erase::<Incident>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns.name, &resource);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let cases = [
+        (
+            json!([{ "name": "a", "scale": { "deployment": "web", "replicas": 1 } },
+                { "name": "a", "restart": { "deployment": "web" } }]),
+            "Duplicate value",
+        ),
+        (
+            json!([{ "name": "a", "scale": { "deployment": "web", "replicas": -1 } }]),
+            "should be greater than or equal to 0",
+        ),
+        (
+            json!([{ "name": "a" }]),
+            "exactly one of rollback, restart or scale",
+        ),
+        (
+            json!([{ "name": "a", "restart": { "deployment": "web" }, "scale": { "deployment": "web", "replicas": 1 } }]),
+            "exactly one of rollback, restart or scale",
+        ),
+        (
+            json!([{ "name": "Not_Valid", "restart": { "deployment": "web" } }]),
+            "spec.actions[0].name",
+        ),
+        (
+            json!([{ "name": "a", "restart": { "deployment": "Web App" } }]),
+            "spec.actions[0].restart.deployment",
+        ),
+    ];
+    for (actions, expected) in cases {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "incident.dev/v1alpha1", "kind": "Incident", "metadata": { "name": "bad" },
+            "spec": { "title": "x", "severity": "P2", "actions": actions },
+        }))
+        .expect("object");
+        let error = match api.create(&dry_run, &object).await {
+            Ok(_) => panic!("accepted {actions}"),
+            Err(kube::Error::Api(status)) => status.message,
+            Err(other) => panic!("{other}"),
+        };
+        assert!(
+            error.contains(expected),
+            "for {actions}\nexpected: {expected}\n     got: {error}"
+        );
+    }
+
+    // A requested action cannot be changed afterwards.
+    let request = json!([{ "name": "grow", "scale": { "deployment": "web", "replicas": 2 } }]);
+    incidents
+        .create(
+            &PostParams::default(),
+            &incident_with_actions("fixed", request),
+        )
+        .await
+        .expect("create");
+    let change = json!({ "spec": { "actions": [{ "name": "grow", "scale": { "deployment": "web", "replicas": 9 } }] } });
+    let error = incidents
+        .patch("fixed", &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .expect_err("changing a requested action is refused");
+    assert!(
+        error
+            .to_string()
+            .contains("a requested action cannot be changed"),
+        "{error}"
+    );
 }

@@ -227,7 +227,18 @@ pub fn start(kubeconfig: &std::path::Path, addr: SocketAddr) -> Child {
 
 /// Starts the operator binary with `extra` flags after `run --http-addr <addr>`.
 pub fn start_with(kubeconfig: &std::path::Path, addr: SocketAddr, extra: &[&str]) -> Child {
+    start_with_env(kubeconfig, addr, extra, &[])
+}
+
+/// Like [`start_with`], with extra environment variables.
+pub fn start_with_env(
+    kubeconfig: &std::path::Path,
+    addr: SocketAddr,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
     Command::new(BINARY)
+        .envs(env.iter().copied())
         .args(["run", "--http-addr", &addr.to_string()])
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
@@ -249,10 +260,15 @@ pub struct Operator {
 impl Operator {
     /// Starts it for `namespace` with `extra` flags and waits until it is ready.
     pub async fn start(namespace: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(namespace, extra, &[]).await
+    }
+
+    /// Starts it with extra environment variables (e.g. a failpoint).
+    pub async fn start_with_env(namespace: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let addr = free_addr();
         let mut args = vec!["--namespace", namespace];
         args.extend_from_slice(extra);
-        let child = start_with(&kubeconfig_path(), addr, &args);
+        let child = start_with_env(&kubeconfig_path(), addr, &args, env);
         await_status(addr, "/readyz", 200, Duration::from_secs(30)).await;
         Self { child, addr }
     }
@@ -261,6 +277,14 @@ impl Operator {
     pub async fn stop(self) {
         let status = terminate(self.child).await;
         assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+    }
+
+    /// Waits for the process to end on its own (a failpoint aborting it); true if it failed.
+    pub async fn exits_abnormally(mut self, timeout: Duration) -> bool {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => !status.expect("wait for operator").success(),
+            Err(_) => panic!("the operator did not stop within {timeout:?}"),
+        }
     }
 
     /// SIGKILL: the process gets no chance to finish anything.
