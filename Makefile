@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: test cluster cluster-down cluster-build cluster-pin run crds lint
+.PHONY: bench-rollback test cluster cluster-down cluster-build cluster-pin run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -31,6 +31,10 @@ run:
 ## crds: regenerate crds/ from the Rust types in src/api
 crds:
 	cargo run --quiet -- crds > crds/incident.dev_incidents.yaml
+
+## bench-rollback: rollback latency, operator vs kubectl rollout undo (needs `make cluster`)
+bench-rollback:
+	cargo bench --bench rollback
 
 ## lint: formatting and clippy, as CI checks them
 lint:

@@ -3,6 +3,7 @@
 
 mod harness;
 mod lifecycle;
+mod parity;
 mod remediation;
 mod runtime;
 mod support;
