@@ -6,3 +6,6 @@ pub mod executor;
 pub mod plan;
 pub mod step;
 pub mod verify;
+
+#[cfg(test)]
+mod tests;

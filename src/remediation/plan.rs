@@ -147,8 +147,9 @@ fn plan_rollback(
             None => return not_found(to_revision),
         }
     } else {
-        // The second-newest revision, as kubectl picks it.
-        let mut sorted = history.clone();
+        // The second-newest revision, as kubectl picks it; its search starts from -1, so a
+        // negative revision never counts.
+        let mut sorted: Vec<_> = history.iter().filter(|(r, _)| *r >= 0).copied().collect();
         sorted.sort_by_key(|(r, _)| std::cmp::Reverse(*r));
         match sorted.get(1) {
             Some(previous) => *previous,
