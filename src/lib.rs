@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod detection;
 pub mod error;
 pub mod lifecycle;
 pub mod metrics;
