@@ -200,6 +200,29 @@ impl ActionPhase {
     }
 }
 
+impl ActionStatus {
+    /// A requested action not yet planned.
+    pub fn pending(name: &str, kind: ActionKind, deployment: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind,
+            deployment: deployment.to_owned(),
+            phase: ActionPhase::Pending,
+            reason: None,
+            message: None,
+            from_revision: None,
+            to_revision: None,
+            images_before: Vec::new(),
+            images_after: Vec::new(),
+            started_at: None,
+            finished_at: None,
+            planned_generation: None,
+            applied_generation: None,
+            applied_at: None,
+        }
+    }
+}
+
 /// What happened to one action.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

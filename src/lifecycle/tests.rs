@@ -1307,23 +1307,13 @@ fn set_remediation(status: &mut IncidentStatus, phase: Phase) {
         _ => ActionPhase::Succeeded,
     };
     if phase == Phase::Mitigating || status.actions.is_empty() {
-        status.actions.push(ActionStatus {
-            name: format!("action-{}", status.actions.len()),
-            kind: ActionKind::Rollback,
-            deployment: "app".into(),
-            phase: action_phase,
-            reason: None,
-            message: None,
-            from_revision: None,
-            to_revision: None,
-            images_before: Vec::new(),
-            images_after: Vec::new(),
-            started_at: None,
-            finished_at: None,
-            planned_generation: None,
-            applied_generation: None,
-            applied_at: None,
-        });
+        let mut action = ActionStatus::pending(
+            &format!("action-{}", status.actions.len()),
+            ActionKind::Rollback,
+            "app",
+        );
+        action.phase = action_phase;
+        status.actions.push(action);
     } else if let Some(last) = status.actions.last_mut() {
         last.phase = action_phase;
     }

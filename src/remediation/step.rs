@@ -62,23 +62,7 @@ pub fn step(
                 requested_by,
                 false,
             ));
-            ActionStatus {
-                name: spec.name.clone(),
-                kind: spec.kind(),
-                deployment: spec.deployment().to_owned(),
-                phase: ActionPhase::Pending,
-                reason: None,
-                message: None,
-                from_revision: None,
-                to_revision: None,
-                images_before: Vec::new(),
-                images_after: Vec::new(),
-                started_at: None,
-                finished_at: None,
-                planned_generation: None,
-                applied_generation: None,
-                applied_at: None,
-            }
+            ActionStatus::pending(&spec.name, spec.kind(), spec.deployment())
         }
     };
     let missing = not_found(&status);
