@@ -93,6 +93,18 @@ pub struct RunArgs {
     /// Time from resolution to a completed post-mortem.
     #[arg(long, default_value = "48h", value_parser = parse_duration)]
     pub postmortem_due: Duration,
+
+    /// Open incidents from cluster health signals (`--detection false` turns it off).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub detection: bool,
+
+    /// Resolve a detected incident once its signals stayed clear this long; `off` never does.
+    #[arg(long, default_value = "5m", value_parser = parse_optional_duration)]
+    pub resolve_after: OptionalDuration,
+
+    /// A pod that cannot be scheduled counts as a signal after this long.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub pending_grace: Duration,
 }
 
 impl RunArgs {
@@ -117,6 +129,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|e| format!("`{text}` is not a duration (write e.g. 30s, 15m, 2h): {e}"))?;
     Duration::try_from(signed).map_err(|_| format!("`{text}` is negative"))
+}
+
+/// A duration that can be switched off (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionalDuration(pub Option<Duration>);
+
+/// Parses a duration, or `off` for none.
+pub fn parse_optional_duration(text: &str) -> Result<OptionalDuration, String> {
+    match text.trim() {
+        "off" | "never" => Ok(OptionalDuration(None)),
+        other => parse_duration(other).map(|d| OptionalDuration(Some(d))),
+    }
 }
 
 /// Parses `P1=30m`.

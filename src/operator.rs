@@ -8,7 +8,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{Error, Result, config::RunArgs, lifecycle, server};
+use crate::{Error, Result, config::RunArgs, detection, lifecycle, server};
 
 /// Runs until SIGTERM or SIGINT, then stops within `args.shutdown_grace`.
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -34,6 +34,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
         health.clone(),
         shutdown.clone(),
     ));
+    if args.detection {
+        tasks.spawn(detection::detector::run(
+            client.clone(),
+            args.namespace.clone(),
+            detection::detector::DetectionConfig {
+                resolve_after: args.resolve_after.0,
+                pending_grace: args.pending_grace,
+            },
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(lifecycle::controller::run(
         client,
         args.namespace.clone(),

@@ -506,6 +506,7 @@ mod tests {
             notes: Vec::new(),
             postmortem: None,
             actions: Vec::new(),
+            signals: Vec::new(),
         }
     }
 

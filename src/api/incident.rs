@@ -76,6 +76,30 @@ pub struct IncidentSpec {
     #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     #[x_kube(validation = Rule::new("oldSelf.all(o, !self.exists(n, n.name == o.name) || self.exists(n, n.name == o.name && n == o))").message("a requested action cannot be changed; add an action with a new name instead"))]
     pub actions: Vec<RemediationAction>,
+
+    /// Health signals behind an incident the operator detected (written by the detector).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub signals: Vec<Signal>,
+}
+
+/// One kind of trouble seen on the affected workload.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Signal {
+    /// CrashLoopBackOff, ImagePullBackOff, OOMKilled, CreateContainerConfigError, Unschedulable,
+    /// DeploymentUnavailable, ProgressDeadlineExceeded, NodeNotReady.
+    #[schemars(length(min = 1, max = 64))]
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub first_seen: Time,
+    pub last_seen: Time,
+    /// Pods (or replicas) showing it when last seen.
+    pub count: i32,
+    /// Some of the pods showing it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub pods: Vec<String>,
 }
 
 /// One remediation request: exactly one of `rollback`, `restart` or `scale`.

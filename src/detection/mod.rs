@@ -4,3 +4,5 @@
 //! `incident-operator run` yet.
 
 pub mod classify;
+pub mod detector;
+pub mod group;

@@ -43,6 +43,7 @@ fn spec(severity: Severity) -> IncidentSpec {
         notes: Vec::new(),
         postmortem: None,
         actions: Vec::new(),
+        signals: Vec::new(),
     }
 }
 

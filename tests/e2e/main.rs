@@ -1,6 +1,7 @@
 //! End-to-end tests against the local control plane started by `make cluster` (or `make test`).
 //! Every test gets its own namespace; nothing here talks to a mock.
 
+mod detection;
 mod harness;
 mod lifecycle;
 mod parity;

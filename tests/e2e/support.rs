@@ -258,7 +258,8 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts it for `namespace` with `extra` flags and waits until it is ready.
+    /// Starts it for `namespace` with `extra` flags and waits until it is ready. Detection is off
+    /// unless `extra` turns it on, so tests of other features see only their own incidents.
     pub async fn start(namespace: &str, extra: &[&str]) -> Self {
         Self::start_with_env(namespace, extra, &[]).await
     }
@@ -267,6 +268,9 @@ impl Operator {
     pub async fn start_with_env(namespace: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let addr = free_addr();
         let mut args = vec!["--namespace", namespace];
+        if !extra.contains(&"--detection") {
+            args.extend(["--detection", "false"]);
+        }
         args.extend_from_slice(extra);
         let child = start_with_env(&kubeconfig_path(), addr, &args, env);
         await_status(addr, "/readyz", 200, Duration::from_secs(30)).await;

@@ -1,0 +1,421 @@
+//! The detector (shell): watches Pods, ReplicaSets (metadata only) and Deployments, groups their
+//! signals into problems, and creates or updates one Incident per problem; resolves it once every
+//! signal has stayed clear for `resolve_after`. State lives on the Incidents themselves.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use futures::{Stream, StreamExt};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::{
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::Pod,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    core::PartialObjectMeta,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, Store},
+        watcher,
+    },
+};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{
+    classify::{deployment_health, pod_signals},
+    group::{PodSignals, Problem, Workload, group, signals},
+};
+use crate::{Error, Result, api::Incident};
+
+/// Field manager of everything the detector writes on Incidents.
+pub const FIELD_MANAGER: &str = "incident-operator-detector";
+/// Marks incidents the detector opened (and may resolve); people's incidents never carry it.
+pub const SOURCE_LABEL: &str = "incident.dev/source";
+pub const FINGERPRINT_LABEL: &str = "incident.dev/fingerprint";
+/// When every signal of the incident was first seen clear.
+pub const CLEARED_ANNOTATION: &str = "incident.dev/signals-cleared-at";
+/// Who the detector's resolutions and edits are attributed to.
+pub const RESOLVER: &str = "incident-operator";
+/// Namespaces never watched for signals.
+pub const EXCLUDED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
+#[derive(Clone, Debug)]
+pub struct DetectionConfig {
+    /// Resolve a detected incident once its signals stayed clear this long; None never.
+    pub resolve_after: Option<Duration>,
+    /// Unschedulable pods count after this long.
+    pub pending_grace: Duration,
+}
+
+struct Stores {
+    pods: Store<Pod>,
+    replica_sets: Store<PartialObjectMeta<ReplicaSet>>,
+    deployments: Store<Deployment>,
+    incidents: Store<Incident>,
+}
+
+/// Runs until `shutdown`, over one namespace or all but the excluded ones.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    config: DetectionConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let changed = Arc::new(Notify::new());
+    let (pods, pods_writer) = reflector::store();
+    let (replica_sets, rs_writer) = reflector::store();
+    let (deployments, deployments_writer) = reflector::store();
+    let (incidents, incidents_writer) = reflector::store();
+    let detected = watcher::Config::default().labels(&format!("{SOURCE_LABEL}=detector"));
+
+    // Keep only what classification needs of each Pod, so memory follows pods, not their specs.
+    let pod_stream = watcher(api(&client, &namespace), watcher::Config::default())
+        .default_backoff()
+        .modify(|pod: &mut Pod| {
+            pod.spec = None;
+            pod.metadata.managed_fields = None;
+            pod.metadata.annotations = None;
+        })
+        .reflect(pods_writer);
+    let rs_stream = watcher(
+        api::<PartialObjectMeta<ReplicaSet>>(&client, &namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(rs_writer);
+    let deployment_stream = watcher(
+        api::<Deployment>(&client, &namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(deployments_writer);
+    let incident_stream = watcher(api::<Incident>(&client, &namespace), detected)
+        .default_backoff()
+        .reflect(incidents_writer);
+    let drivers = [
+        tokio::spawn(drive(pod_stream, changed.clone())),
+        tokio::spawn(drive(rs_stream, changed.clone())),
+        tokio::spawn(drive(deployment_stream, changed.clone())),
+        tokio::spawn(drive(incident_stream, changed.clone())),
+    ];
+    let stores = Stores {
+        pods,
+        replica_sets,
+        deployments,
+        incidents,
+    };
+    info!(
+        namespace = namespace.as_deref().unwrap_or("<all>"),
+        "detector started"
+    );
+
+    let mut next_check: Option<Timestamp> = None;
+    loop {
+        let wait = next_check.map(|at| {
+            Duration::from_millis(
+                at.duration_since(Timestamp::now())
+                    .as_millis()
+                    .clamp(0, 3_600_000) as u64,
+            )
+        });
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = changed.notified() => {}
+            () = sleep_or_forever(wait) => {}
+        }
+        // Let a burst of events settle into one pass.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !ready(&stores).await {
+            continue;
+        }
+        match evaluate(&client, &stores, &config).await {
+            Ok(wake) => next_check = wake,
+            Err(error) => {
+                warn!(%error, "detection pass failed; retrying");
+                next_check = Some(Timestamp::now() + SignedDuration::from_secs(2));
+            }
+        }
+    }
+    for driver in drivers {
+        driver.abort();
+    }
+    Ok(())
+}
+
+fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn drive<S, T, E>(stream: S, changed: Arc<Notify>)
+where
+    S: Stream<Item = std::result::Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(_) => changed.notify_one(),
+            Err(error) => debug!(%error, "watch error; the watcher retries"),
+        }
+    }
+}
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn ready(stores: &Stores) -> bool {
+    use futures::FutureExt;
+    stores.pods.wait_until_ready().now_or_never().is_some()
+        && stores
+            .replica_sets
+            .wait_until_ready()
+            .now_or_never()
+            .is_some()
+        && stores
+            .deployments
+            .wait_until_ready()
+            .now_or_never()
+            .is_some()
+        && stores.incidents.wait_until_ready().now_or_never().is_some()
+}
+
+/// One detection pass; returns when to look again (a pending auto-resolve).
+async fn evaluate(
+    client: &Client,
+    stores: &Stores,
+    config: &DetectionConfig,
+) -> Result<Option<Timestamp>> {
+    let now = Timestamp::now();
+    let own = std::env::var("POD_NAMESPACE").unwrap_or_default();
+    let excluded = |ns: &str| EXCLUDED_NAMESPACES.contains(&ns) || ns == own;
+    // ReplicaSet → owning Deployment, from metadata only.
+    let owners: HashMap<(String, String), String> = stores
+        .replica_sets
+        .state()
+        .iter()
+        .filter_map(|rs| {
+            let owner = rs
+                .owner_references()
+                .iter()
+                .find(|o| o.controller == Some(true) && o.kind == "Deployment")?;
+            Some((
+                (rs.namespace().unwrap_or_default(), rs.name_any()),
+                owner.name.clone(),
+            ))
+        })
+        .collect();
+    let grace = i64::try_from(config.pending_grace.as_secs()).unwrap_or(i64::MAX);
+    let pods: Vec<PodSignals> = stores
+        .pods
+        .state()
+        .iter()
+        .filter(|pod| !excluded(&pod.namespace().unwrap_or_default()))
+        .filter_map(|pod| {
+            let troubles = pod_signals(pod, now, grace);
+            if troubles.is_empty() {
+                return None;
+            }
+            let workload = workload_of(pod, &owners)?;
+            Some(PodSignals {
+                pod: pod.name_any(),
+                workload,
+                troubles,
+            })
+        })
+        .collect();
+    let deployments: Vec<(Workload, _)> = stores
+        .deployments
+        .state()
+        .iter()
+        .filter(|d| !excluded(&d.namespace().unwrap_or_default()))
+        .map(|d| {
+            let workload = Workload {
+                namespace: d.namespace().unwrap_or_default(),
+                kind: "Deployment".into(),
+                name: d.name_any(),
+            };
+            (workload, deployment_health(d))
+        })
+        .collect();
+    let problems = group(&pods, &deployments);
+    let incidents = stores.incidents.state();
+
+    for problem in &problems {
+        let existing = incidents.iter().find(|i| {
+            i.namespace().as_deref() == Some(problem.workload.namespace.as_str())
+                && i.name_any() == problem.workload.incident_name()
+        });
+        upsert(client, problem, existing.map(|i| i.as_ref()), now).await?;
+    }
+
+    // Incidents whose problem is gone: note when, then resolve after `resolve_after`.
+    let mut wake: Option<Timestamp> = None;
+    let Some(resolve_after) = config.resolve_after else {
+        return Ok(None);
+    };
+    let resolve_after = SignedDuration::try_from(resolve_after).unwrap_or(SignedDuration::MAX);
+    for incident in incidents.iter() {
+        let open = incident.spec.resolution.is_none();
+        let fingerprint = incident
+            .labels()
+            .get(FINGERPRINT_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        let active = problems.iter().any(|p| {
+            p.workload.fingerprint() == fingerprint
+                && incident.namespace().as_deref() == Some(p.workload.namespace.as_str())
+        });
+        if !open || active {
+            continue;
+        }
+        let cleared = incident
+            .annotations()
+            .get(CLEARED_ANNOTATION)
+            .and_then(|t| t.parse::<Timestamp>().ok());
+        match cleared {
+            None => mark_cleared(client, incident, now).await?,
+            Some(since) if now >= since + resolve_after => resolve(client, incident).await?,
+            Some(since) => {
+                let at = since + resolve_after;
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+        }
+    }
+    Ok(wake)
+}
+
+fn workload_of(pod: &Pod, owners: &HashMap<(String, String), String>) -> Option<Workload> {
+    let namespace = pod.namespace().unwrap_or_default();
+    let owner = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))?;
+    let (kind, name) = match owner.kind.as_str() {
+        "ReplicaSet" => (
+            "Deployment",
+            owners
+                .get(&(namespace.clone(), owner.name.clone()))?
+                .clone(),
+        ),
+        "StatefulSet" | "DaemonSet" => (owner.kind.as_str(), owner.name.clone()),
+        _ => return None,
+    };
+    Some(Workload {
+        namespace,
+        kind: kind.to_owned(),
+        name,
+    })
+}
+
+/// Creates or updates the problem's incident; writes only when what the detector owns changed.
+async fn upsert(
+    client: &Client,
+    problem: &Problem,
+    existing: Option<&Incident>,
+    now: Timestamp,
+) -> Result<()> {
+    let workload = &problem.workload;
+    let previous = existing
+        .map(|i| i.spec.signals.as_slice())
+        .unwrap_or_default();
+    let signals = signals(previous, problem, now);
+    if let Some(incident) = existing {
+        // The problem is back (or never went): undo our own clearing and resolving, never a person's.
+        let resolved_by_us = incident
+            .spec
+            .resolution
+            .as_ref()
+            .is_some_and(|r| r.by == RESOLVER);
+        if resolved_by_us || incident.annotations().contains_key(CLEARED_ANNOTATION) {
+            let mut patch = json!({ "metadata": { "annotations": { CLEARED_ANNOTATION: null } } });
+            if resolved_by_us {
+                patch["spec"] = json!({ "resolution": null });
+            }
+            patch_merge(client, incident, &patch).await?;
+        }
+        let same = incident.spec.title == problem.title
+            && incident.spec.severity == problem.severity
+            && incident.spec.signals == signals;
+        if same {
+            return Ok(());
+        }
+    }
+    let name = workload.incident_name();
+    let patch = json!({
+        "apiVersion": "incident.dev/v1alpha1",
+        "kind": "Incident",
+        "metadata": {
+            "name": name,
+            "labels": { SOURCE_LABEL: "detector", FINGERPRINT_LABEL: workload.fingerprint() },
+            "annotations": { "incident.dev/actor": RESOLVER },
+        },
+        "spec": {
+            "title": problem.title,
+            "severity": problem.severity,
+            "description": format!("Detected by incident-operator from the health of {}/{}.", workload.kind.to_lowercase(), workload.name),
+            "affected": [{ "kind": workload.kind, "name": workload.name }],
+            "signals": signals,
+        },
+    });
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &workload.namespace);
+    incidents
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
+    if existing.is_none() {
+        info!(incident = %name, namespace = %workload.namespace, severity = %problem.severity, "opened incident");
+    }
+    Ok(())
+}
+
+async fn mark_cleared(client: &Client, incident: &Incident, now: Timestamp) -> Result<()> {
+    let patch = json!({
+        "metadata": { "annotations": { CLEARED_ANNOTATION: Timestamp::from_second(now.as_second()).unwrap_or(now).to_string() } },
+    });
+    patch_merge(client, incident, &patch).await
+}
+
+async fn resolve(client: &Client, incident: &Incident) -> Result<()> {
+    let patch =
+        json!({ "spec": { "resolution": { "summary": "Signals cleared", "by": RESOLVER } } });
+    patch_merge(client, incident, &patch).await?;
+    info!(incident = %incident.name_any(), "signals cleared; resolved");
+    Ok(())
+}
+
+async fn patch_merge(
+    client: &Client,
+    incident: &Incident,
+    patch: &serde_json::Value,
+) -> Result<()> {
+    let incidents: Api<Incident> =
+        Api::namespaced(client.clone(), &incident.namespace().unwrap_or_default());
+    incidents
+        .patch(
+            &incident.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
+    Ok(())
+}

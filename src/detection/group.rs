@@ -1,0 +1,294 @@
+//! Grouping signals into problems (pure): every signal of a workload's pods and of the workload
+//! itself is one problem, so 50 crashing pods of one Deployment make one incident that lists them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::classify::{ContainerTrouble, DeploymentHealth, SignalKind};
+use crate::{
+    api::{Severity, Signal},
+    lifecycle::decide::fingerprint,
+};
+
+/// Most pod names kept per signal.
+pub const MAX_PODS: usize = 50;
+
+/// A workload pods belong to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Workload {
+    pub namespace: String,
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: String,
+    pub name: String,
+}
+
+impl Workload {
+    /// Stable identity of the problem "this workload is unhealthy" (the incident's label).
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&[&self.namespace, &self.kind, &self.name])
+    }
+
+    /// Deterministic incident name: one problem can only ever be created once.
+    pub fn incident_name(&self) -> String {
+        let name: String = self.name.chars().take(200).collect();
+        let print = self.fingerprint();
+        format!("{}-{}-{}", self.kind.to_lowercase(), name, &print[..8])
+    }
+}
+
+/// A pod's signals and the workload it belongs to.
+#[derive(Clone, Debug)]
+pub struct PodSignals {
+    pub pod: String,
+    pub workload: Workload,
+    pub troubles: Vec<ContainerTrouble>,
+}
+
+/// One unhealthy workload, with everything seen on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub workload: Workload,
+    pub severity: Severity,
+    pub title: String,
+    /// Signal kind → pods showing it (sorted); workload-level signals list no pods.
+    pub signals: BTreeMap<SignalKind, BTreeSet<String>>,
+    /// Desired and available replicas, when the workload is a Deployment.
+    pub replicas: Option<(i32, i32)>,
+}
+
+/// Groups pod and Deployment signals into one problem per workload.
+pub fn group(pods: &[PodSignals], deployments: &[(Workload, DeploymentHealth)]) -> Vec<Problem> {
+    let mut signals: BTreeMap<Workload, BTreeMap<SignalKind, BTreeSet<String>>> = BTreeMap::new();
+    for pod in pods {
+        for trouble in &pod.troubles {
+            signals
+                .entry(pod.workload.clone())
+                .or_default()
+                .entry(trouble.kind)
+                .or_default()
+                .insert(pod.pod.clone());
+        }
+    }
+    let health: BTreeMap<&Workload, &DeploymentHealth> =
+        deployments.iter().map(|(w, h)| (w, h)).collect();
+    for (workload, h) in deployments {
+        for kind in &h.signals {
+            signals
+                .entry(workload.clone())
+                .or_default()
+                .entry(*kind)
+                .or_default();
+        }
+    }
+    signals
+        .into_iter()
+        .map(|(workload, signals)| {
+            let replicas = health.get(&workload).map(|h| (h.desired, h.available));
+            let severity = match replicas {
+                Some((desired, 0)) if desired > 0 => Severity::P1,
+                Some((desired, available)) if available < desired => Severity::P2,
+                // Pods restart while the workload stays available.
+                _ => Severity::P3,
+            };
+            let title = title(&workload, &signals, replicas);
+            Problem {
+                workload,
+                severity,
+                title,
+                signals,
+                replicas,
+            }
+        })
+        .collect()
+}
+
+fn title(
+    workload: &Workload,
+    signals: &BTreeMap<SignalKind, BTreeSet<String>>,
+    replicas: Option<(i32, i32)>,
+) -> String {
+    let pod_level: Vec<String> = signals
+        .iter()
+        .filter(|(_, pods)| !pods.is_empty())
+        .map(|(kind, pods)| {
+            format!(
+                "{} on {} pod{}",
+                kind.as_str(),
+                pods.len(),
+                if pods.len() == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    let mut title = format!("{}/{}: ", workload.kind.to_lowercase(), workload.name);
+    if pod_level.is_empty() {
+        let kinds: Vec<&str> = signals.keys().map(|k| k.as_str()).collect();
+        title.push_str(&kinds.join(", "));
+    } else {
+        title.push_str(&pod_level.join(", "));
+    }
+    if let Some((desired, available)) = replicas {
+        title.push_str(&format!(" ({available}/{desired} available)"));
+    }
+    title.chars().take(200).collect()
+}
+
+/// The `spec.signals` for a problem, keeping when each signal was first seen and touching
+/// `lastSeen` only when what is seen changes (so a steady problem causes no writes).
+pub fn signals(existing: &[Signal], problem: &Problem, now: Timestamp) -> Vec<Signal> {
+    let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
+    let mut out: Vec<Signal> = problem
+        .signals
+        .iter()
+        .map(|(kind, pods)| {
+            let count = if pods.is_empty() {
+                problem
+                    .replicas
+                    .map_or(0, |(desired, available)| (desired - available).max(0))
+            } else {
+                i32::try_from(pods.len()).unwrap_or(i32::MAX)
+            };
+            let pods: Vec<String> = pods.iter().take(MAX_PODS).cloned().collect();
+            match existing.iter().find(|s| s.type_ == kind.as_str()) {
+                Some(seen) if seen.count == count && seen.pods == pods => seen.clone(),
+                Some(seen) => Signal {
+                    last_seen: now.clone(),
+                    count,
+                    pods,
+                    ..seen.clone()
+                },
+                None => Signal {
+                    type_: kind.as_str().to_owned(),
+                    first_seen: now.clone(),
+                    last_seen: now.clone(),
+                    count,
+                    pods,
+                },
+            }
+        })
+        .collect();
+    // Signals that stopped are kept, as last seen, so the incident still tells the whole story.
+    for old in existing {
+        if !out.iter().any(|s| s.type_ == old.type_) {
+            out.push(old.clone());
+        }
+    }
+    out.sort_by(|a, b| a.type_.cmp(&b.type_));
+    out.truncate(20);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web() -> Workload {
+        Workload {
+            namespace: "shop".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+        }
+    }
+
+    fn crashing(pod: &str) -> PodSignals {
+        PodSignals {
+            pod: pod.into(),
+            workload: web(),
+            troubles: vec![ContainerTrouble {
+                kind: SignalKind::CrashLoopBackOff,
+                container: "app".into(),
+                restarts: 3,
+                last_termination: Some(("Error".into(), 1)),
+                message: None,
+            }],
+        }
+    }
+
+    fn health(desired: i32, available: i32) -> DeploymentHealth {
+        DeploymentHealth {
+            desired,
+            available,
+            signals: if available < desired {
+                vec![SignalKind::DeploymentUnavailable]
+            } else {
+                vec![]
+            },
+        }
+    }
+
+    #[test]
+    fn fifty_crashing_pods_of_one_deployment_are_one_problem() {
+        let pods: Vec<PodSignals> = (0..50).map(|i| crashing(&format!("web-{i}"))).collect();
+        let problems = group(&pods, &[(web(), health(50, 0))]);
+        assert_eq!(problems.len(), 1);
+        let problem = &problems[0];
+        assert_eq!(problem.severity, Severity::P1);
+        assert_eq!(problem.signals[&SignalKind::CrashLoopBackOff].len(), 50);
+        assert!(
+            problem
+                .signals
+                .contains_key(&SignalKind::DeploymentUnavailable)
+        );
+        assert_eq!(
+            problem.title,
+            "deployment/web: CrashLoopBackOff on 50 pods (0/50 available)"
+        );
+    }
+
+    #[test]
+    fn severity_follows_availability() {
+        let pods = [crashing("web-0")];
+        assert_eq!(
+            group(&pods, &[(web(), health(3, 0))])[0].severity,
+            Severity::P1
+        );
+        assert_eq!(
+            group(&pods, &[(web(), health(3, 2))])[0].severity,
+            Severity::P2
+        );
+        assert_eq!(
+            group(&pods, &[(web(), health(3, 3))])[0].severity,
+            Severity::P3
+        );
+        assert!(
+            group(&[], &[(web(), health(3, 3))]).is_empty(),
+            "healthy: no problem"
+        );
+    }
+
+    #[test]
+    fn names_and_fingerprints_are_deterministic() {
+        assert_eq!(web().incident_name(), web().incident_name());
+        assert!(web().incident_name().starts_with("deployment-web-"));
+        let other = Workload {
+            name: "api".into(),
+            ..web()
+        };
+        assert_ne!(web().fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn a_steady_problem_keeps_its_signals_unchanged() {
+        let t0: Timestamp = "2026-11-22T15:00:00Z".parse().expect("time");
+        let t1: Timestamp = "2026-11-22T15:05:00Z".parse().expect("time");
+        let pods = [crashing("web-0"), crashing("web-1")];
+        let problem = &group(&pods, &[(web(), health(2, 0))])[0];
+        let first = signals(&[], problem, t0);
+        assert_eq!(
+            signals(&first, problem, t1),
+            first,
+            "nothing changed, nothing to write"
+        );
+        let fewer = &group(&pods[..1], &[(web(), health(2, 1))])[0];
+        let later = signals(&first, fewer, t1);
+        let crash = later
+            .iter()
+            .find(|s| s.type_ == "CrashLoopBackOff")
+            .expect("signal");
+        assert_eq!(
+            (crash.count, crash.first_seen.0, crash.last_seen.0),
+            (1, t0, t1)
+        );
+    }
+}
