@@ -1,7 +1,6 @@
-//! Detection: the cluster's own health signals (pod container states, Deployment availability,
-//! node readiness). So far only the pure classification exists (`classify`); grouping signals into
-//! incidents, the watchers and auto-resolve are the open part of issue 5 and are not wired into
-//! `incident-operator run` yet.
+//! Detection: the cluster's own health signals open, update and resolve Incidents. `classify` reads
+//! what is wrong with a Pod, Deployment or Node; `group` turns signals into one problem per
+//! workload (pure); `detector` watches and upserts the Incidents (shell).
 
 pub mod classify;
 pub mod detector;
