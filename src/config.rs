@@ -105,6 +105,14 @@ pub struct RunArgs {
     /// A pod that cannot be scheduled counts as a signal after this long.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub pending_grace: Duration,
+
+    /// Namespace for node incidents (default: --namespace, else the operator's own, else default).
+    #[arg(long)]
+    pub node_incident_namespace: Option<String>,
+
+    /// Watch only nodes matching this label selector for readiness (default: all nodes).
+    #[arg(long, default_value = "")]
+    pub node_selector: String,
 }
 
 impl RunArgs {

@@ -41,6 +41,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
             detection::detector::DetectionConfig {
                 resolve_after: args.resolve_after.0,
                 pending_grace: args.pending_grace,
+                node_incident_namespace: args
+                    .node_incident_namespace
+                    .clone()
+                    .or_else(|| args.namespace.clone())
+                    .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                    .unwrap_or_else(|| "default".to_owned()),
+                node_selector: args.node_selector.clone(),
             },
             shutdown.clone(),
         ));

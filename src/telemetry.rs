@@ -4,9 +4,10 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. RUST_LOG overrides the default `info` level.
+/// Installs the global subscriber. RUST_LOG overrides the default (`info`, kube-runtime at `warn`).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,kube_runtime=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         // Logs go to stderr, leaving stdout to command output (crds, postmortem).

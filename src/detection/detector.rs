@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
-    core::v1::Pod,
+    core::v1::{Node, Pod, PodSpec},
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
-    classify::{deployment_health, pod_signals},
-    group::{PodSignals, Problem, Workload, group, signals},
+    classify::{deployment_health, node_not_ready, pod_signals},
+    group::{PodPlacement, PodSignals, Problem, Workload, group, node_problems, signals},
 };
 use crate::{Error, Result, api::Incident};
 
@@ -36,6 +36,8 @@ pub const FIELD_MANAGER: &str = "incident-operator-detector";
 /// Marks incidents the detector opened (and may resolve); people's incidents never carry it.
 pub const SOURCE_LABEL: &str = "incident.dev/source";
 pub const FINGERPRINT_LABEL: &str = "incident.dev/fingerprint";
+/// What the incident is about: `workload` or `node`.
+pub const PROBLEM_LABEL: &str = "incident.dev/problem";
 /// When every signal of the incident was first seen clear.
 pub const CLEARED_ANNOTATION: &str = "incident.dev/signals-cleared-at";
 /// Who the detector's resolutions and edits are attributed to.
@@ -49,12 +51,18 @@ pub struct DetectionConfig {
     pub resolve_after: Option<Duration>,
     /// Unschedulable pods count after this long.
     pub pending_grace: Duration,
+    /// Namespace that holds node incidents (nodes have none of their own).
+    pub node_incident_namespace: String,
+    /// Only nodes matching this label selector are watched (empty: all).
+    pub node_selector: String,
 }
 
 struct Stores {
     pods: Store<Pod>,
     replica_sets: Store<PartialObjectMeta<ReplicaSet>>,
     deployments: Store<Deployment>,
+    /// Nodes, trimmed to their name, labels and Ready condition.
+    nodes: Store<Node>,
     incidents: Store<Incident>,
 }
 
@@ -70,13 +78,18 @@ pub async fn run(
     let (replica_sets, rs_writer) = reflector::store();
     let (deployments, deployments_writer) = reflector::store();
     let (incidents, incidents_writer) = reflector::store();
+    let (nodes, nodes_writer) = reflector::store();
     let detected = watcher::Config::default().labels(&format!("{SOURCE_LABEL}=detector"));
 
     // Keep only what classification needs of each Pod, so memory follows pods, not their specs.
     let pod_stream = watcher(api(&client, &namespace), watcher::Config::default())
         .default_backoff()
         .modify(|pod: &mut Pod| {
-            pod.spec = None;
+            // Of the spec only the node matters (which pods a NotReady node carries).
+            pod.spec = pod.spec.take().map(|spec| PodSpec {
+                node_name: spec.node_name,
+                ..PodSpec::default()
+            });
             pod.metadata.managed_fields = None;
             pod.metadata.annotations = None;
         })
@@ -93,6 +106,21 @@ pub async fn run(
     )
     .default_backoff()
     .reflect(deployments_writer);
+    let node_config = watcher::Config::default().labels(&config.node_selector);
+    let node_stream = watcher(Api::<Node>::all(client.clone()), node_config)
+        .default_backoff()
+        .modify(|node: &mut Node| {
+            node.metadata.managed_fields = None;
+            node.metadata.annotations = None;
+            if let Some(status) = node.status.as_mut() {
+                status.images = None;
+                status.conditions = status
+                    .conditions
+                    .take()
+                    .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect());
+            }
+        })
+        .reflect(nodes_writer);
     let incident_stream = watcher(api::<Incident>(&client, &namespace), detected)
         .default_backoff()
         .reflect(incidents_writer);
@@ -101,11 +129,13 @@ pub async fn run(
         tokio::spawn(drive(rs_stream, changed.clone())),
         tokio::spawn(drive(deployment_stream, changed.clone())),
         tokio::spawn(drive(incident_stream, changed.clone())),
+        tokio::spawn(drive(node_stream, changed.clone())),
     ];
     let stores = Stores {
         pods,
         replica_sets,
         deployments,
+        nodes,
         incidents,
     };
     info!(
@@ -192,6 +222,7 @@ async fn ready(stores: &Stores) -> bool {
             .now_or_never()
             .is_some()
         && stores.incidents.wait_until_ready().now_or_never().is_some()
+        && stores.nodes.wait_until_ready().now_or_never().is_some()
 }
 
 /// One detection pass; returns when to look again (a pending auto-resolve).
@@ -252,7 +283,32 @@ async fn evaluate(
             (workload, deployment_health(d))
         })
         .collect();
-    let problems = group(&pods, &deployments);
+    let mut problems = group(&pods, &deployments);
+    let not_ready: Vec<(String, String)> = stores
+        .nodes
+        .state()
+        .iter()
+        .filter_map(|node| Some((node.name_any(), node_not_ready(node)?)))
+        .collect();
+    if !not_ready.is_empty() {
+        let placements: Vec<PodPlacement> = stores
+            .pods
+            .state()
+            .iter()
+            .filter_map(|pod| {
+                Some(PodPlacement {
+                    node: pod.spec.as_ref()?.node_name.clone()?,
+                    pod: format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any()),
+                    workload: workload_of(pod, &owners),
+                })
+            })
+            .collect();
+        problems.extend(node_problems(
+            &not_ready,
+            &placements,
+            &config.node_incident_namespace,
+        ));
+    }
     let incidents = stores.incidents.state();
 
     for problem in &problems {
@@ -361,13 +417,22 @@ async fn upsert(
         "kind": "Incident",
         "metadata": {
             "name": name,
-            "labels": { SOURCE_LABEL: "detector", FINGERPRINT_LABEL: workload.fingerprint() },
+            "labels": {
+                SOURCE_LABEL: "detector",
+                FINGERPRINT_LABEL: workload.fingerprint(),
+                PROBLEM_LABEL: if workload.kind == "Node" { "node" } else { "workload" },
+            },
             "annotations": { "incident.dev/actor": RESOLVER },
         },
         "spec": {
             "title": problem.title,
             "severity": problem.severity,
-            "description": format!("Detected by incident-operator from the health of {}/{}.", workload.kind.to_lowercase(), workload.name),
+            "description": format!(
+                "Detected by incident-operator from the health of {}/{}. {}",
+                workload.kind.to_lowercase(),
+                workload.name,
+                problem.detail.clone().unwrap_or_default()
+            ),
             "affected": [{ "kind": workload.kind, "name": workload.name }],
             "signals": signals,
         },

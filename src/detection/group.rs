@@ -56,6 +56,77 @@ pub struct Problem {
     pub signals: BTreeMap<SignalKind, BTreeSet<String>>,
     /// Desired and available replicas, when the workload is a Deployment.
     pub replicas: Option<(i32, i32)>,
+    /// More for the incident's description (for a node: the workloads on it).
+    pub detail: Option<String>,
+}
+
+/// A pod running on a node, with its workload.
+#[derive(Clone, Debug)]
+pub struct PodPlacement {
+    pub node: String,
+    pub pod: String,
+    pub workload: Option<Workload>,
+}
+
+/// One problem per NotReady node, listing the pods and workloads on it, filed in `namespace`.
+pub fn node_problems(
+    not_ready: &[(String, String)],
+    pods: &[PodPlacement],
+    namespace: &str,
+) -> Vec<Problem> {
+    not_ready
+        .iter()
+        .map(|(node, reason)| {
+            let on_node: Vec<&PodPlacement> = pods.iter().filter(|p| &p.node == node).collect();
+            let mut workloads: BTreeMap<String, usize> = BTreeMap::new();
+            for pod in &on_node {
+                if let Some(w) = &pod.workload {
+                    *workloads
+                        .entry(format!(
+                            "{}/{} in {}",
+                            w.kind.to_lowercase(),
+                            w.name,
+                            w.namespace
+                        ))
+                        .or_default() += 1;
+                }
+            }
+            let names: BTreeSet<String> = on_node.iter().map(|p| p.pod.clone()).collect();
+            let mut signals = BTreeMap::new();
+            signals.insert(SignalKind::NodeNotReady, names);
+            let title = format!(
+                "node/{node} NotReady: {} pod{} of {} workload{} affected",
+                on_node.len(),
+                if on_node.len() == 1 { "" } else { "s" },
+                workloads.len(),
+                if workloads.len() == 1 { "" } else { "s" }
+            );
+            let detail = format!(
+                "{reason}. Workloads on the node: {}.",
+                if workloads.is_empty() {
+                    "none".to_owned()
+                } else {
+                    workloads
+                        .iter()
+                        .map(|(w, n)| format!("{w} ({n} pods)"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+            Problem {
+                workload: Workload {
+                    namespace: namespace.to_owned(),
+                    kind: "Node".into(),
+                    name: node.clone(),
+                },
+                severity: Severity::P2,
+                title: title.chars().take(200).collect(),
+                signals,
+                replicas: None,
+                detail: Some(detail.chars().take(4000).collect()),
+            }
+        })
+        .collect()
 }
 
 /// Groups pod and Deployment signals into one problem per workload.
@@ -99,6 +170,7 @@ pub fn group(pods: &[PodSignals], deployments: &[(Workload, DeploymentHealth)]) 
                 title,
                 signals,
                 replicas,
+                detail: None,
             }
         })
         .collect()
@@ -255,6 +327,43 @@ mod tests {
             group(&[], &[(web(), health(3, 3))]).is_empty(),
             "healthy: no problem"
         );
+    }
+
+    #[test]
+    fn a_not_ready_node_is_one_problem_listing_its_workloads() {
+        let pods: Vec<PodPlacement> = (0..30)
+            .map(|i| PodPlacement {
+                node: "n1".into(),
+                pod: format!("web-{i}"),
+                workload: Some(web()),
+            })
+            .chain([PodPlacement {
+                node: "n2".into(),
+                pod: "other".into(),
+                workload: None,
+            }])
+            .collect();
+        let problems = node_problems(
+            &[("n1".into(), "Ready=False (KubeletNotReady)".into())],
+            &pods,
+            "ops",
+        );
+        assert_eq!(problems.len(), 1);
+        let problem = &problems[0];
+        assert_eq!(
+            problem.title,
+            "node/n1 NotReady: 30 pods of 1 workload affected"
+        );
+        assert_eq!(problem.signals[&SignalKind::NodeNotReady].len(), 30);
+        assert_eq!(problem.severity, Severity::P2);
+        assert!(
+            problem
+                .detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("deployment/web in shop (30 pods)")
+        );
+        assert!(problem.workload.incident_name().starts_with("node-n1-"));
     }
 
     #[test]

@@ -13,11 +13,12 @@ use serde_json::json;
 
 use crate::{
     remediation::{deployment, roll_to},
-    support::{Operator, TestNamespace, client, install_crds, wait_for, wait_for_all},
+    support::{Operator, TestNamespace, cleanup, client, install_crds, wait_for, wait_for_all},
 };
 
 const DETECT: Duration = Duration::from_secs(90);
-const DETECTED: &str = "incident.dev/source=detector";
+/// Workload incidents only: concurrently running tests may make their own nodes NotReady.
+const DETECTED: &str = "incident.dev/source=detector,incident.dev/problem=workload";
 const FLAGS: [&str; 4] = ["--detection", "true", "--resolve-after", "2s"];
 
 fn signal_count(incident: &Incident, type_: &str) -> i32 {
@@ -168,5 +169,119 @@ async fn image_pull_and_oom_kill_faults_open_their_own_incidents() {
         },
     )
     .await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_not_ready_node_carrying_thirty_pods_is_one_node_incident() {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use kube::api::{DeleteParams, Patch, PatchParams};
+
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "detect-node").await;
+    let node_name = format!("e2e-notready-{}", std::process::id());
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": { "name": node_name, "annotations": { "kwok.x-k8s.io/node": "fake" },
+                      "labels": { "type": "kwok", "kubernetes.io/hostname": node_name,
+                                  "incident.dev/e2e-node": node_name } },
+        "spec": { "taints": [{ "key": "incident.dev/e2e-isolated", "value": "true", "effect": "NoSchedule" }] },
+    }))
+    .expect("Node");
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create Node");
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let name = self.0.clone();
+            cleanup("test node", move |client| async move {
+                Api::<Node>::all(client)
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ())
+            });
+        }
+    }
+    let _node = Cleanup(node_name.clone());
+
+    // 30 pods pinned to the test node.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let mut pinned = deployment("pinned", &["registry.local/pinned:1"], None);
+    pinned.spec.replicas = Some(30);
+    if let Some(spec) = pinned.spec.template.spec.as_mut() {
+        spec.node_selector =
+            Some([("kubernetes.io/hostname".to_owned(), node_name.clone())].into());
+        spec.tolerations = Some(vec![
+            serde_json::from_value(json!({
+            "key": "incident.dev/e2e-isolated", "operator": "Exists", "effect": "NoSchedule" }))
+            .expect("toleration"),
+        ]);
+    }
+    deployments
+        .create(&PostParams::default(), &pinned)
+        .await
+        .expect("create Deployment");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    wait_for_all(
+        &pods,
+        "app=pinned",
+        "30 pods running on the test node",
+        DETECT,
+        |pods| {
+            pods.len() == 30
+                && pods
+                    .iter()
+                    .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        },
+    )
+    .await;
+
+    let selector = format!("incident.dev/e2e-node={node_name}");
+    let operator = Operator::start(
+        &ns.name,
+        &[
+            "--detection",
+            "true",
+            "--resolve-after",
+            "2s",
+            "--node-selector",
+            &selector,
+        ],
+    )
+    .await;
+    let label = json!({ "metadata": { "labels": { "incident.dev/fault": "notready" } } });
+    nodes
+        .patch(&node_name, &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .expect("make the node NotReady");
+
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+    let found = wait_for_all(
+        &incidents,
+        "incident.dev/source=detector,incident.dev/problem=node",
+        "one node incident",
+        DETECT,
+        |found| found.len() == 1 && signal_count(&found[0], "NodeNotReady") == 30,
+    )
+    .await;
+    let incident = &found[0];
+    assert_eq!(incident.spec.affected[0].name, node_name);
+    assert!(
+        incident.spec.title.contains("30 pods of 1 workload"),
+        "{}",
+        incident.spec.title
+    );
+    assert!(
+        incident
+            .spec
+            .description
+            .as_deref()
+            .unwrap_or_default()
+            .contains("deployment/pinned")
+    );
     operator.stop().await;
 }
