@@ -469,6 +469,9 @@ pub struct IncidentStatus {
     /// Remediation actions, by name, in the order they were requested.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionStatus>,
+    /// What the detector saw (bounded), for detected incidents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
     /// What the timeline has already recorded of the spec, so each change is recorded exactly once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded: Option<Recorded>,
@@ -553,6 +556,47 @@ pub struct ResponseMetrics {
     pub time_to_acknowledge_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_resolve_seconds: Option<i64>,
+}
+
+/// What the detector collected about a problem; bounded so the object stays small.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// Troubled containers (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerEvidence>,
+    /// The workload's recent revisions, newest first (at most 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout_history: Vec<RevisionEvidence>,
+    /// "rolled out N minutes before detection", when the newest revision is that recent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_deploy: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerEvidence {
+    pub pod: String,
+    pub container: String,
+    /// The signal: CrashLoopBackOff, OOMKilled, ...
+    pub state: String,
+    pub restarts: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_termination_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionEvidence {
+    pub revision: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
 }
 
 /// Fingerprints of the spec values the timeline has recorded.

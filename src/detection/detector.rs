@@ -12,7 +12,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams},
     core::PartialObjectMeta,
     runtime::{
         WatchStreamExt,
@@ -27,9 +27,13 @@ use tracing::{debug, info, warn};
 
 use super::{
     classify::{deployment_health, node_not_ready, pod_signals},
+    evidence::evidence,
     group::{PodPlacement, PodSignals, Problem, Workload, group, node_problems, signals},
 };
-use crate::{Error, Result, api::Incident};
+use crate::{
+    Error, Result,
+    api::{Incident, Signal},
+};
 
 /// Field manager of everything the detector writes on Incidents.
 pub const FIELD_MANAGER: &str = "incident-operator-detector";
@@ -316,7 +320,23 @@ async fn evaluate(
             i.namespace().as_deref() == Some(problem.workload.namespace.as_str())
                 && i.name_any() == problem.workload.incident_name()
         });
-        upsert(client, problem, existing.map(|i| i.as_ref()), now).await?;
+        let existing = existing.map(|i| i.as_ref());
+        let signals = upsert(client, problem, existing, now).await?;
+        let stale = existing.is_none_or(|i| {
+            i.status
+                .as_ref()
+                .and_then(|s| s.evidence.as_ref())
+                .is_none()
+        });
+        if problem.workload.kind == "Deployment" && (signals.is_some() || stale) {
+            let signals = signals
+                .unwrap_or_else(|| existing.map(|i| i.spec.signals.clone()).unwrap_or_default());
+            let on_workload: Vec<&PodSignals> = pods
+                .iter()
+                .filter(|p| p.workload == problem.workload)
+                .collect();
+            record_evidence(client, problem, &on_workload, &signals, now).await?;
+        }
     }
 
     // Incidents whose problem is gone: note when, then resolve after `resolve_after`.
@@ -379,12 +399,13 @@ fn workload_of(pod: &Pod, owners: &HashMap<(String, String), String>) -> Option<
 }
 
 /// Creates or updates the problem's incident; writes only when what the detector owns changed.
+/// Returns the signals written, or None when nothing needed writing.
 async fn upsert(
     client: &Client,
     problem: &Problem,
     existing: Option<&Incident>,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<Option<Vec<Signal>>> {
     let workload = &problem.workload;
     let previous = existing
         .map(|i| i.spec.signals.as_slice())
@@ -408,7 +429,7 @@ async fn upsert(
             && incident.spec.severity == problem.severity
             && incident.spec.signals == signals;
         if same {
-            return Ok(());
+            return Ok(None);
         }
     }
     let name = workload.incident_name();
@@ -449,6 +470,47 @@ async fn upsert(
     if existing.is_none() {
         info!(incident = %name, namespace = %workload.namespace, severity = %problem.severity, "opened incident");
     }
+    Ok(Some(signals))
+}
+
+/// Writes `status.evidence` (detector's own field manager), refreshed whenever the signals change.
+async fn record_evidence(
+    client: &Client,
+    problem: &Problem,
+    pods: &[&PodSignals],
+    signals: &[Signal],
+    now: Timestamp,
+) -> Result<()> {
+    let workload = &problem.workload;
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &workload.namespace);
+    let owned: Vec<ReplicaSet> = replica_sets
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::Kube)?
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.owner_references().iter().any(|o| {
+                o.controller == Some(true) && o.kind == "Deployment" && o.name == workload.name
+            })
+        })
+        .collect();
+    let detected = signals.iter().map(|s| s.first_seen.0).min().unwrap_or(now);
+    let evidence = evidence(pods, &owned, detected);
+    let patch = json!({
+        "apiVersion": "incident.dev/v1alpha1",
+        "kind": "Incident",
+        "status": { "evidence": evidence },
+    });
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &workload.namespace);
+    incidents
+        .patch_status(
+            &workload.incident_name(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
     Ok(())
 }
 

@@ -4,4 +4,5 @@
 
 pub mod classify;
 pub mod detector;
+pub mod evidence;
 pub mod group;

@@ -92,6 +92,40 @@ async fn twenty_crashing_pods_are_one_incident_that_resolves_when_fixed() {
         incident.spec.title
     );
     let name = incident.name_any();
+    let with_evidence = wait_for(&incidents, &name, "evidence recorded", DETECT, |i| {
+        i.and_then(|i| i.status.as_ref())
+            .and_then(|s| s.evidence.as_ref())
+            .is_some_and(|e| {
+                !e.containers.is_empty()
+                    && e.recent_deploy.is_some()
+                    && !e.rollout_history.is_empty()
+            })
+    })
+    .await
+    .expect("Incident");
+    let evidence = with_evidence
+        .status
+        .and_then(|s| s.evidence)
+        .expect("evidence");
+    assert!(
+        evidence
+            .containers
+            .iter()
+            .all(|c| c.state == "CrashLoopBackOff" && c.restarts >= 1),
+        "{evidence:#?}"
+    );
+    assert_eq!(evidence.containers[0].last_exit_code, Some(1));
+    assert_eq!(
+        evidence.rollout_history[0].images,
+        ["registry.local/checkout:2"]
+    );
+    assert!(
+        evidence
+            .recent_deploy
+            .as_deref()
+            .unwrap_or_default()
+            .contains("before detection")
+    );
 
     // A restart finds the same incident instead of opening another.
     operator.stop().await;
