@@ -106,6 +106,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub pending_grace: Duration,
 
+    /// A Deployment's unavailability counts as a signal only after it lasted this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub unavailable_for: Duration,
+
     /// Namespace for node incidents (default: --namespace, else the operator's own, else default).
     #[arg(long)]
     pub node_incident_namespace: Option<String>,

@@ -76,6 +76,8 @@ pub struct Metrics {
     pub actions: Family<ActionLabels, Counter>,
     /// From an action's start to its rollout's end.
     pub action_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+    /// Detection passes completed (each looks at every watched workload).
+    pub detection_passes: Counter,
 }
 
 impl Default for Metrics {
@@ -102,6 +104,7 @@ impl Default for Metrics {
             reconcile_errors: Family::default(),
             actions: Family::default(),
             action_duration: Family::new_with_constructor(action_histogram),
+            detection_passes: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -148,6 +151,11 @@ impl Default for Metrics {
             "action_duration_seconds",
             "Time from a remediation action's start to its verified rollout",
             metrics.action_duration.clone(),
+        );
+        registry.register(
+            "detection_passes",
+            "Detection passes completed",
+            metrics.detection_passes.clone(),
         );
         Self {
             registry,

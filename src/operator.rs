@@ -41,6 +41,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             detection::detector::DetectionConfig {
                 resolve_after: args.resolve_after.0,
                 pending_grace: args.pending_grace,
+                unavailable_for: args.unavailable_for,
                 node_incident_namespace: args
                     .node_incident_namespace
                     .clone()
@@ -49,6 +50,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     .unwrap_or_else(|| "default".to_owned()),
                 node_selector: args.node_selector.clone(),
             },
+            health.metrics.clone(),
             shutdown.clone(),
         ));
     }

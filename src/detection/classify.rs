@@ -1,7 +1,7 @@
 //! Classifying health signals (pure): what is wrong with a Pod, a Deployment or a Node, read from
 //! the status the kubelet and the controllers report. Grouping and incident upserts build on these.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ContainerStatus, Node, Pod},
@@ -120,10 +120,18 @@ pub struct DeploymentHealth {
     pub desired: i32,
     pub available: i32,
     pub signals: Vec<SignalKind>,
+    /// When a pending unavailability becomes a signal, if it lasts.
+    pub matures_at: Option<Timestamp>,
 }
 
 /// Availability signals of a Deployment (its pods' signals are classified separately).
-pub fn deployment_health(deployment: &Deployment) -> DeploymentHealth {
+/// `unavailable_for` debounces unavailability: a rolling update briefly has unavailable replicas, so
+/// it counts only once Available=False, or no rollout progress, has lasted that long.
+pub fn deployment_health(
+    deployment: &Deployment,
+    now: Timestamp,
+    unavailable_for: SignedDuration,
+) -> DeploymentHealth {
     let desired = deployment.spec.replicas.unwrap_or(1);
     let status = deployment.status.clone().unwrap_or_default();
     let available = status.available_replicas.unwrap_or(0);
@@ -134,10 +142,31 @@ pub fn deployment_health(deployment: &Deployment) -> DeploymentHealth {
             .iter()
             .find(|c| c.type_.as_deref() == Some(type_))
     };
-    let unavailable = condition("Available").is_some_and(|c| c.status.as_deref() == Some("False"))
-        || (desired > 0 && available < desired && status.unavailable_replicas.unwrap_or(0) > 0);
-    if unavailable && desired > 0 {
-        signals.push(SignalKind::DeploymentUnavailable);
+    let available_condition = condition("Available");
+    let down = available_condition.is_some_and(|c| c.status.as_deref() == Some("False"));
+    let degraded =
+        desired > 0 && available < desired && status.unavailable_replicas.unwrap_or(0) > 0;
+    let mut matures_at = None;
+    if (down || degraded) && desired > 0 {
+        // Unavailable since the later of: Available turned False, the rollout last progressed.
+        let since = [
+            available_condition
+                .filter(|_| down)
+                .and_then(|c| c.last_transition_time.as_ref()),
+            condition("Progressing").and_then(|c| c.last_update_time.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| t.0)
+        .max();
+        let ready_at = since.map_or(now, |s| {
+            s.checked_add(unavailable_for).unwrap_or(Timestamp::MAX)
+        });
+        if now >= ready_at {
+            signals.push(SignalKind::DeploymentUnavailable);
+        } else {
+            matures_at = Some(ready_at);
+        }
     }
     if condition("Progressing").is_some_and(|c| {
         c.status.as_deref() == Some("False")
@@ -149,6 +178,7 @@ pub fn deployment_health(deployment: &Deployment) -> DeploymentHealth {
         desired,
         available,
         signals,
+        matures_at,
     }
 }
 
@@ -289,7 +319,7 @@ mod tests {
             { "type": "Available", "status": "False" },
             { "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded" }] }),
         );
-        let health = deployment_health(&down);
+        let health = deployment_health(&down, now(), SignedDuration::ZERO);
         assert_eq!((health.desired, health.available), (3, 0));
         assert_eq!(
             health.signals,
@@ -303,12 +333,42 @@ mod tests {
             { "type": "Available", "status": "True" }] }),
         );
         assert_eq!(
-            deployment_health(&degraded).signals,
+            deployment_health(&degraded, now(), SignedDuration::ZERO).signals,
             [SignalKind::DeploymentUnavailable]
         );
         let fine = deployment(json!({ "availableReplicas": 3, "conditions": [
             { "type": "Available", "status": "True" }] }));
-        assert!(deployment_health(&fine).signals.is_empty());
+        assert!(
+            deployment_health(&fine, now(), SignedDuration::ZERO)
+                .signals
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn unavailability_counts_only_after_it_lasted() {
+        let rolling = deployment(
+            json!({ "availableReplicas": 2, "unavailableReplicas": 1, "conditions": [
+            { "type": "Available", "status": "True", "lastTransitionTime": "2026-11-22T14:00:00Z" },
+            { "type": "Progressing", "status": "True", "lastUpdateTime": "2026-11-22T14:59:50Z" }] }),
+        );
+        let wait = SignedDuration::from_secs(30);
+        let health = deployment_health(&rolling, now(), wait);
+        assert!(
+            health.signals.is_empty(),
+            "progressed 10s ago: still a rollout"
+        );
+        assert_eq!(
+            health.matures_at,
+            Some("2026-11-22T15:00:20Z".parse().expect("time"))
+        );
+        let later = now()
+            .checked_add(SignedDuration::from_secs(25))
+            .expect("time");
+        assert_eq!(
+            deployment_health(&rolling, later, wait).signals,
+            [SignalKind::DeploymentUnavailable]
+        );
     }
 
     #[test]

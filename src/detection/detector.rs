@@ -33,6 +33,7 @@ use super::{
 use crate::{
     Error, Result,
     api::{Incident, Signal},
+    metrics::Metrics,
 };
 
 /// Field manager of everything the detector writes on Incidents.
@@ -55,6 +56,8 @@ pub struct DetectionConfig {
     pub resolve_after: Option<Duration>,
     /// Unschedulable pods count after this long.
     pub pending_grace: Duration,
+    /// A Deployment's unavailability counts after this long (a rollout is briefly unavailable).
+    pub unavailable_for: Duration,
     /// Namespace that holds node incidents (nodes have none of their own).
     pub node_incident_namespace: String,
     /// Only nodes matching this label selector are watched (empty: all).
@@ -75,6 +78,7 @@ pub async fn run(
     client: Client,
     namespace: Option<String>,
     config: DetectionConfig,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let changed = Arc::new(Notify::new());
@@ -167,7 +171,10 @@ pub async fn run(
             continue;
         }
         match evaluate(&client, &stores, &config).await {
-            Ok(wake) => next_check = wake,
+            Ok(wake) => {
+                metrics.detection_passes.inc();
+                next_check = wake;
+            }
             Err(error) => {
                 warn!(%error, "detection pass failed; retrying");
                 next_check = Some(Timestamp::now() + SignedDuration::from_secs(2));
@@ -255,6 +262,8 @@ async fn evaluate(
         })
         .collect();
     let grace = i64::try_from(config.pending_grace.as_secs()).unwrap_or(i64::MAX);
+    let unavailable_for =
+        SignedDuration::try_from(config.unavailable_for).unwrap_or(SignedDuration::MAX);
     let pods: Vec<PodSignals> = stores
         .pods
         .state()
@@ -284,7 +293,7 @@ async fn evaluate(
                 kind: "Deployment".into(),
                 name: d.name_any(),
             };
-            (workload, deployment_health(d))
+            (workload, deployment_health(d, now, unavailable_for))
         })
         .collect();
     let mut problems = group(&pods, &deployments);
@@ -340,9 +349,10 @@ async fn evaluate(
     }
 
     // Incidents whose problem is gone: note when, then resolve after `resolve_after`.
-    let mut wake: Option<Timestamp> = None;
+    // Look again when a pending unavailability would become a signal.
+    let mut wake: Option<Timestamp> = deployments.iter().filter_map(|(_, h)| h.matures_at).min();
     let Some(resolve_after) = config.resolve_after else {
-        return Ok(None);
+        return Ok(wake);
     };
     let resolve_after = SignedDuration::try_from(resolve_after).unwrap_or(SignedDuration::MAX);
     for incident in incidents.iter() {

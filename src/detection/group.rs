@@ -286,6 +286,7 @@ mod tests {
             } else {
                 vec![]
             },
+            matures_at: None,
         }
     }
 

@@ -319,3 +319,43 @@ async fn a_not_ready_node_carrying_thirty_pods_is_one_node_incident() {
     );
     operator.stop().await;
 }
+
+#[tokio::test]
+async fn a_healthy_rolling_update_opens_no_incident() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "detect-quiet").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+    let operator = Operator::start(&ns.name, &FLAGS).await;
+    let mut web = deployment("web", &["registry.local/web:1"], None);
+    web.spec.replicas = Some(10);
+    deployments
+        .create(&PostParams::default(), &web)
+        .await
+        .expect("create Deployment");
+    wait_for(&deployments, "web", "v1 rolled out", DETECT, |d| {
+        d.is_some_and(crate::remediation::rolled_out)
+    })
+    .await;
+    let mut next = deployment("web", &["registry.local/web:2"], None);
+    next.spec.replicas = Some(10);
+    roll_to(&deployments, &next, "deploy v2", true).await;
+
+    // Once the detector has looked after the rollout finished, there must be nothing.
+    let series = "incident_operator_detection_passes_total";
+    let seen = operator.metric(series).await.unwrap_or(0.0);
+    operator
+        .await_metric(series, |v| v.unwrap_or(0.0) > seen)
+        .await;
+    let detected = incidents
+        .list(&ListParams::default().labels(DETECTED))
+        .await
+        .expect("list");
+    assert!(
+        detected.items.is_empty(),
+        "a rollout's brief unavailability is not an incident: {:#?}",
+        detected.items
+    );
+    operator.stop().await;
+}
