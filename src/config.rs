@@ -110,6 +110,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub unavailable_for: Duration,
 
+    /// At most this many new detected incidents per minute; the rest wait in one storm incident.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    pub storm_limit: u16,
+
     /// Namespace for node incidents (default: --namespace, else the operator's own, else default).
     #[arg(long)]
     pub node_incident_namespace: Option<String>,

@@ -49,6 +49,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     .or_else(|| std::env::var("POD_NAMESPACE").ok())
                     .unwrap_or_else(|| "default".to_owned()),
                 node_selector: args.node_selector.clone(),
+                storm_limit: usize::from(args.storm_limit),
             },
             health.metrics.clone(),
             shutdown.clone(),

@@ -18,6 +18,8 @@ pub enum SignalKind {
     DeploymentUnavailable,
     ProgressDeadlineExceeded,
     NodeNotReady,
+    /// More new problems at once than the storm guard lets through.
+    IncidentStorm,
 }
 
 impl SignalKind {
@@ -31,6 +33,7 @@ impl SignalKind {
             SignalKind::DeploymentUnavailable => "DeploymentUnavailable",
             SignalKind::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
             SignalKind::NodeNotReady => "NodeNotReady",
+            SignalKind::IncidentStorm => "IncidentStorm",
         }
     }
 }

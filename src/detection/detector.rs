@@ -28,7 +28,9 @@ use tracing::{debug, info, warn};
 use super::{
     classify::{deployment_health, node_not_ready, pod_signals},
     evidence::evidence,
-    group::{PodPlacement, PodSignals, Problem, Workload, group, node_problems, signals},
+    group::{
+        PodPlacement, PodSignals, Problem, Workload, group, node_problems, signals, storm_guard,
+    },
 };
 use crate::{
     Error, Result,
@@ -62,6 +64,8 @@ pub struct DetectionConfig {
     pub node_incident_namespace: String,
     /// Only nodes matching this label selector are watched (empty: all).
     pub node_selector: String,
+    /// At most this many new incidents a minute; the rest wait in one storm incident.
+    pub storm_limit: usize,
 }
 
 struct Stores {
@@ -324,6 +328,27 @@ async fn evaluate(
     }
     let incidents = stores.incidents.state();
 
+    // Storm guard: problems without an incident yet share a per-minute budget of new incidents.
+    let recent = incidents
+        .iter()
+        .filter(|i| i.labels().get(PROBLEM_LABEL).map(String::as_str) != Some("storm"))
+        .filter(|i| {
+            i.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|t| now.duration_since(t.0) < SignedDuration::from_secs(60))
+        })
+        .count();
+    let budget = config.storm_limit.saturating_sub(recent);
+    let (known, fresh): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| {
+        incidents.iter().any(|i| {
+            i.namespace().as_deref() == Some(p.workload.namespace.as_str())
+                && i.name_any() == p.workload.incident_name()
+        })
+    });
+    let (admitted, storm) = storm_guard(fresh, budget, &config.node_incident_namespace);
+    let problems: Vec<Problem> = known.into_iter().chain(admitted).chain(storm).collect();
+
     for problem in &problems {
         let existing = incidents.iter().find(|i| {
             i.namespace().as_deref() == Some(problem.workload.namespace.as_str())
@@ -451,7 +476,11 @@ async fn upsert(
             "labels": {
                 SOURCE_LABEL: "detector",
                 FINGERPRINT_LABEL: workload.fingerprint(),
-                PROBLEM_LABEL: if workload.kind == "Node" { "node" } else { "workload" },
+                PROBLEM_LABEL: match workload.kind.as_str() {
+                    "Node" => "node",
+                    "Storm" => "storm",
+                    _ => "workload",
+                },
             },
             "annotations": { "incident.dev/actor": RESOLVER },
         },
@@ -464,7 +493,7 @@ async fn upsert(
                 workload.name,
                 problem.detail.clone().unwrap_or_default()
             ),
-            "affected": [{ "kind": workload.kind, "name": workload.name }],
+            "affected": affected(problem),
             "signals": signals,
         },
     });
@@ -481,6 +510,30 @@ async fn upsert(
         info!(incident = %name, namespace = %workload.namespace, severity = %problem.severity, "opened incident");
     }
     Ok(Some(signals))
+}
+
+/// The objects an incident names: the workload or node, or for a storm the held-back workloads.
+fn affected(problem: &Problem) -> serde_json::Value {
+    let workload = &problem.workload;
+    if workload.kind != "Storm" {
+        return json!([{ "kind": workload.kind, "name": workload.name }]);
+    }
+    let held = problem
+        .signals
+        .values()
+        .flatten()
+        .take(20)
+        .filter_map(|name| {
+            let mut parts = name.splitn(3, '/');
+            let (namespace, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
+            let kind = match kind {
+                "statefulset" => "StatefulSet",
+                "daemonset" => "DaemonSet",
+                _ => "Deployment",
+            };
+            Some(json!({ "kind": kind, "name": name, "namespace": namespace }))
+        });
+    serde_json::Value::Array(held.collect())
 }
 
 /// Writes `status.evidence` (detector's own field manager), refreshed whenever the signals change.

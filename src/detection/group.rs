@@ -251,6 +251,61 @@ pub fn signals(existing: &[Signal], problem: &Problem, now: Timestamp) -> Vec<Si
     out
 }
 
+/// The storm guard: at most `budget` of the `fresh` problems (no incident yet) get incidents now;
+/// the rest are held in one "incident storm" problem filed in `namespace`, naming their workloads.
+pub fn storm_guard(
+    fresh: Vec<Problem>,
+    budget: usize,
+    namespace: &str,
+) -> (Vec<Problem>, Option<Problem>) {
+    if fresh.len() <= budget {
+        return (fresh, None);
+    }
+    let mut fresh = fresh;
+    // The most severe go first.
+    fresh.sort_by(|a, b| (a.severity, &a.workload).cmp(&(b.severity, &b.workload)));
+    let held = fresh.split_off(budget);
+    let names: BTreeSet<String> = held
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}/{}",
+                p.workload.namespace,
+                p.workload.kind.to_lowercase(),
+                p.workload.name
+            )
+        })
+        .collect();
+    let severity = held
+        .iter()
+        .map(|p| p.severity)
+        .min()
+        .unwrap_or(Severity::P2);
+    let mut signals = BTreeMap::new();
+    signals.insert(SignalKind::IncidentStorm, names.clone());
+    let storm = Problem {
+        workload: Workload {
+            namespace: namespace.to_owned(),
+            kind: "Storm".into(),
+            name: "incident-storm".into(),
+        },
+        severity,
+        title: format!("Incident storm: {} more problems held back by the storm guard", held.len()),
+        signals,
+        replicas: None,
+        detail: Some(
+            format!(
+                "More than {budget} new problems in a minute; these get their own incidents as the limit allows: {}.",
+                names.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+            .chars()
+            .take(4000)
+            .collect(),
+        ),
+    };
+    (fresh, Some(storm))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +420,43 @@ mod tests {
                 .contains("deployment/web in shop (30 pods)")
         );
         assert!(problem.workload.incident_name().starts_with("node-n1-"));
+    }
+
+    #[test]
+    fn the_storm_guard_lets_the_budget_through_and_holds_the_rest() {
+        let problems: Vec<Problem> = (0..12)
+            .map(|i| {
+                let w = Workload {
+                    name: format!("app-{i:02}"),
+                    ..web()
+                };
+                group(
+                    &[PodSignals {
+                        workload: w.clone(),
+                        ..crashing("p")
+                    }],
+                    &[],
+                )[0]
+                .clone()
+            })
+            .collect();
+        let (now, storm) = storm_guard(problems.clone(), 5, "ops");
+        assert_eq!(now.len(), 5);
+        let storm = storm.expect("a storm");
+        assert_eq!(storm.signals[&SignalKind::IncidentStorm].len(), 7);
+        assert_eq!(
+            storm.workload.incident_name(),
+            storm_guard(problems.clone(), 5, "ops")
+                .1
+                .expect("storm")
+                .workload
+                .incident_name()
+        );
+        assert_eq!(
+            storm_guard(problems, 20, "ops").1,
+            None,
+            "under the limit: no storm"
+        );
     }
 
     #[test]

@@ -359,3 +359,51 @@ async fn a_healthy_rolling_update_opens_no_incident() {
     );
     operator.stop().await;
 }
+
+#[tokio::test]
+async fn the_storm_guard_holds_when_many_deployments_break_at_once() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "detect-storm").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+    let mut flags = FLAGS.to_vec();
+    flags.extend(["--storm-limit", "5"]);
+    let operator = Operator::start(&ns.name, &flags).await;
+    for i in 0..12 {
+        let name = format!("svc-{i:02}");
+        let mut broken = deployment(
+            &name,
+            &[&format!("registry.local/{name}:1")],
+            Some("crashloop"),
+        );
+        broken.spec.replicas = Some(1);
+        deployments
+            .create(&PostParams::default(), &broken)
+            .await
+            .expect("create Deployment");
+    }
+    let storm = wait_for_all(
+        &incidents,
+        "incident.dev/source=detector,incident.dev/problem=storm",
+        "one storm incident holding 7",
+        DETECT,
+        |found| found.len() == 1 && signal_count(&found[0], "IncidentStorm") == 7,
+    )
+    .await;
+    assert_eq!(
+        storm[0].spec.affected.len(),
+        7,
+        "names the held-back workloads"
+    );
+    let admitted = incidents
+        .list(&ListParams::default().labels(DETECTED))
+        .await
+        .expect("list");
+    assert_eq!(
+        admitted.items.len(),
+        5,
+        "exactly the configured 5 new incidents in the minute"
+    );
+    operator.stop().await;
+}
