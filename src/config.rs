@@ -110,6 +110,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub unavailable_for: Duration,
 
+    /// A problem returning within this long after auto-resolving reopens its incident; later, a new one.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub reopen_cooldown: Duration,
+
     /// At most this many new detected incidents per minute; the rest wait in one storm incident.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     pub storm_limit: u16,

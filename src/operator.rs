@@ -50,6 +50,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     .unwrap_or_else(|| "default".to_owned()),
                 node_selector: args.node_selector.clone(),
                 storm_limit: usize::from(args.storm_limit),
+                reopen_cooldown: args.reopen_cooldown,
             },
             health.metrics.clone(),
             shutdown.clone(),

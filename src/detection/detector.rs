@@ -66,6 +66,9 @@ pub struct DetectionConfig {
     pub node_selector: String,
     /// At most this many new incidents a minute; the rest wait in one storm incident.
     pub storm_limit: usize,
+    /// A problem returning within this long after its incident was resolved reopens it; later it
+    /// opens a new incident.
+    pub reopen_cooldown: Duration,
 }
 
 struct Stores {
@@ -340,22 +343,19 @@ async fn evaluate(
         })
         .count();
     let budget = config.storm_limit.saturating_sub(recent);
-    let (known, fresh): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| {
-        incidents.iter().any(|i| {
-            i.namespace().as_deref() == Some(p.workload.namespace.as_str())
-                && i.name_any() == p.workload.incident_name()
-        })
-    });
+    let cooldown = SignedDuration::try_from(config.reopen_cooldown).unwrap_or(SignedDuration::MAX);
+    let (known, fresh): (Vec<Problem>, Vec<Problem>) = problems
+        .into_iter()
+        .partition(|p| matches!(target(&incidents, p, now, cooldown), Target::Existing(_)));
     let (admitted, storm) = storm_guard(fresh, budget, &config.node_incident_namespace);
     let problems: Vec<Problem> = known.into_iter().chain(admitted).chain(storm).collect();
 
     for problem in &problems {
-        let existing = incidents.iter().find(|i| {
-            i.namespace().as_deref() == Some(problem.workload.namespace.as_str())
-                && i.name_any() == problem.workload.incident_name()
-        });
-        let existing = existing.map(|i| i.as_ref());
-        let signals = upsert(client, problem, existing, now).await?;
+        let (name, existing) = match target(&incidents, problem, now, cooldown) {
+            Target::Existing(incident) => (incident.name_any(), Some(incident)),
+            Target::New(name) => (name, None),
+        };
+        let signals = upsert(client, problem, &name, existing, now).await?;
         let stale = existing.is_none_or(|i| {
             i.status
                 .as_ref()
@@ -369,7 +369,7 @@ async fn evaluate(
                 .iter()
                 .filter(|p| p.workload == problem.workload)
                 .collect();
-            record_evidence(client, problem, &on_workload, &signals, now).await?;
+            record_evidence(client, problem, &name, &on_workload, &signals, now).await?;
         }
     }
 
@@ -438,6 +438,7 @@ fn workload_of(pod: &Pod, owners: &HashMap<(String, String), String>) -> Option<
 async fn upsert(
     client: &Client,
     problem: &Problem,
+    name: &str,
     existing: Option<&Incident>,
     now: Timestamp,
 ) -> Result<Option<Vec<Signal>>> {
@@ -467,7 +468,6 @@ async fn upsert(
             return Ok(None);
         }
     }
-    let name = workload.incident_name();
     let patch = json!({
         "apiVersion": "incident.dev/v1alpha1",
         "kind": "Incident",
@@ -512,6 +512,56 @@ async fn upsert(
     Ok(Some(signals))
 }
 
+/// Which incident a problem belongs to.
+enum Target<'a> {
+    Existing(&'a Incident),
+    /// A new incident of this name.
+    New(String),
+}
+
+/// The problem's latest incident while it is open or resolved less than `cooldown` ago; otherwise a
+/// new one, named after the problem and how many incidents it already had.
+fn target<'a>(
+    incidents: &'a [Arc<Incident>],
+    problem: &Problem,
+    now: Timestamp,
+    cooldown: SignedDuration,
+) -> Target<'a> {
+    let fingerprint = problem.workload.fingerprint();
+    let mut history: Vec<&Incident> = incidents
+        .iter()
+        .map(|i| i.as_ref())
+        .filter(|i| {
+            i.namespace().as_deref() == Some(problem.workload.namespace.as_str())
+                && i.labels().get(FINGERPRINT_LABEL) == Some(&fingerprint)
+        })
+        .collect();
+    history.sort_by_key(|i| {
+        (
+            i.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            i.name_any(),
+        )
+    });
+    let base = problem.workload.incident_name();
+    let Some(latest) = history.last() else {
+        return Target::New(base);
+    };
+    if latest.spec.resolution.is_none() {
+        return Target::Existing(latest);
+    }
+    let resolved_at = latest
+        .status
+        .as_ref()
+        .and_then(|s| s.metrics.as_ref())
+        .and_then(|m| m.resolved_at.as_ref())
+        .map_or(now, |t| t.0);
+    if now.duration_since(resolved_at) < cooldown {
+        Target::Existing(latest)
+    } else {
+        Target::New(format!("{base}-{}", history.len() + 1))
+    }
+}
+
 /// The objects an incident names: the workload or node, or for a storm the held-back workloads.
 fn affected(problem: &Problem) -> serde_json::Value {
     let workload = &problem.workload;
@@ -540,6 +590,7 @@ fn affected(problem: &Problem) -> serde_json::Value {
 async fn record_evidence(
     client: &Client,
     problem: &Problem,
+    name: &str,
     pods: &[&PodSignals],
     signals: &[Signal],
     now: Timestamp,
@@ -568,7 +619,7 @@ async fn record_evidence(
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &workload.namespace);
     incidents
         .patch_status(
-            &workload.incident_name(),
+            name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )

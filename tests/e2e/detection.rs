@@ -407,3 +407,90 @@ async fn the_storm_guard_holds_when_many_deployments_break_at_once() {
     );
     operator.stop().await;
 }
+
+/// Breaks `checkout`, waits for its incident, fixes it, waits for the auto-resolution; returns the
+/// incident's name.
+async fn break_and_recover(
+    deployments: &Api<Deployment>,
+    incidents: &Api<Incident>,
+    version: u32,
+) -> String {
+    let mut broken = deployment(
+        "checkout",
+        &[&format!("registry.local/checkout:{version}")],
+        Some("crashloop"),
+    );
+    broken.spec.replicas = Some(2);
+    roll_to(
+        deployments,
+        &broken,
+        &format!("bad deploy {version}"),
+        false,
+    )
+    .await;
+    let open = wait_for_all(incidents, DETECTED, "an open incident", DETECT, |found| {
+        found.iter().filter(|i| i.spec.resolution.is_none()).count() == 1
+    })
+    .await;
+    let name = open
+        .iter()
+        .find(|i| i.spec.resolution.is_none())
+        .map(|i| i.name_any())
+        .expect("open incident");
+    let mut fixed = deployment(
+        "checkout",
+        &[&format!("registry.local/checkout:{version}.1")],
+        None,
+    );
+    fixed.spec.replicas = Some(2);
+    roll_to(deployments, &fixed, &format!("fix {version}"), true).await;
+    wait_for(incidents, &name, "auto-resolved", DETECT, |i| {
+        i.and_then(|i| i.status.as_ref()).and_then(|s| s.phase) == Some(Phase::Resolved)
+    })
+    .await;
+    name
+}
+
+#[tokio::test]
+async fn a_returning_problem_reopens_within_the_cooldown_and_opens_anew_after_it() {
+    use incident_operator::api::EntryType;
+    let client = client().await;
+    install_crds(&client).await;
+    for (cooldown, reopens) in [("10m", true), ("0s", false)] {
+        let ns = TestNamespace::new(&client, "detect-return").await;
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+        let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+        deployments
+            .create(
+                &PostParams::default(),
+                &deployment("checkout", &["registry.local/checkout:1"], None),
+            )
+            .await
+            .expect("create Deployment");
+        let mut flags = FLAGS.to_vec();
+        flags.extend(["--reopen-cooldown", cooldown]);
+        let operator = Operator::start(&ns.name, &flags).await;
+        let first = break_and_recover(&deployments, &incidents, 2).await;
+        let second = break_and_recover(&deployments, &incidents, 3).await;
+        let all = incidents
+            .list(&ListParams::default().labels(DETECTED))
+            .await
+            .expect("list");
+        if reopens {
+            assert_eq!(first, second, "reopened within the cooldown");
+            assert_eq!(all.items.len(), 1);
+            let incident = incidents.get(&first).await.expect("get");
+            let reopened = incident.status.map_or(0, |s| {
+                s.timeline
+                    .iter()
+                    .filter(|e| e.type_ == EntryType::Reopened)
+                    .count()
+            });
+            assert_eq!(reopened, 1, "one Reopened entry");
+        } else {
+            assert_ne!(first, second, "a new incident after the cooldown");
+            assert_eq!(all.items.len(), 2);
+        }
+        operator.stop().await;
+    }
+}
