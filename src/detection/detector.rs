@@ -500,7 +500,7 @@ async fn upsert(
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &workload.namespace);
     incidents
         .patch(
-            &name,
+            name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )
