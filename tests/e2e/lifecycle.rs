@@ -287,7 +287,8 @@ async fn an_unacknowledged_incident_escalates_exactly_once_across_a_restart() {
             .is_some_and(|s| s.breached)
     );
     let series = r#"incident_operator_overdue_total{severity="P1",clock="acknowledge"}"#;
-    assert_eq!(operator.metric(series).await, Some(1.0));
+    // Metrics trail the status write they describe.
+    operator.await_metric(series, |v| v == Some(1.0)).await;
     let warnings = events(&client, &ns.name, "db-latency").await;
     assert_eq!(
         with_reason(&warnings, "AcknowledgeOverdue"),

@@ -6,7 +6,8 @@ use std::{path::PathBuf, time::Duration};
 use tokio::process::Command;
 
 use crate::support::{
-    BINARY, await_status, client, free_addr, get, kubeconfig_path, start, terminate, try_connect,
+    BINARY, await_status, client, free_addr, get, kubeconfig_path, start, start_with, terminate,
+    try_connect,
 };
 
 /// One sample of the OpenMetrics text format.
@@ -67,7 +68,17 @@ async fn operator_is_ready_serves_metrics_and_exits_cleanly_on_sigterm() {
     // Fail early, with instructions, when there is no cluster.
     client().await;
     let addr = free_addr();
-    let operator = start(&kubeconfig_path(), addr);
+    // Scoped to a namespace no test uses, so it never acts on another test's objects.
+    let operator = start_with(
+        &kubeconfig_path(),
+        addr,
+        &[
+            "--namespace",
+            "e2e-runtime-untouched",
+            "--detection",
+            "false",
+        ],
+    );
 
     assert_eq!(
         await_status(addr, "/healthz", 200, Duration::from_secs(30)).await,
