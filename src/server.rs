@@ -27,8 +27,9 @@ pub struct Health {
 impl Health {
     /// Marks the operator ready to serve (the API server has answered).
     pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::SeqCst);
+        // Gauge first: whoever sees /readyz answer 200 also sees the metric at 1.
         self.metrics.apiserver_ready.set(1);
+        self.ready.store(true, Ordering::SeqCst);
     }
 
     pub fn is_ready(&self) -> bool {
