@@ -624,3 +624,64 @@ async fn the_postmortem_command_renders_a_real_incident() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
     operator.stop().await;
 }
+
+#[tokio::test]
+async fn update_and_postmortem_clocks_fire_once_and_a_note_clears_the_update_clock() {
+    let (client, ns, api) = setup("clocks").await;
+    let flags = ["--update-interval", "3s", "--postmortem-due", "3s"];
+    let operator = Operator::start(&ns.name, &flags).await;
+    api.create(
+        &PostParams::default(),
+        &incident(
+            "queue-stuck",
+            json!({ "title": "Queue stuck", "severity": "P0",
+            "acknowledgment": { "by": "eve" } }),
+        ),
+    )
+    .await
+    .expect("create Incident");
+
+    let silent = settle(&api, "queue-stuck", "UpdateOverdue=True", |i| {
+        condition(i, "UpdateOverdue").is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    assert_eq!(entries(&silent, EntryType::UpdateDue), 1);
+    edit(
+        &api,
+        "queue-stuck",
+        json!({ "notes": [{ "author": "eve", "text": "draining the queue" }] }),
+    )
+    .await;
+    settle(&api, "queue-stuck", "a note clears UpdateOverdue", |i| {
+        entries(i, EntryType::Note) == 1
+            && condition(i, "UpdateOverdue").is_some_and(|(s, _)| s == "False")
+    })
+    .await;
+
+    edit(
+        &api,
+        "queue-stuck",
+        json!({ "resolution": { "summary": "queue drained", "by": "eve" } }),
+    )
+    .await;
+    let late = settle(&api, "queue-stuck", "PostmortemOverdue=True", |i| {
+        condition(i, "PostmortemOverdue").is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    assert_eq!(entries(&late, EntryType::PostmortemOverdue), 1);
+    assert_eq!(
+        condition(&late, "UpdateOverdue").map(|c| c.0).as_deref(),
+        Some("False"),
+        "resolved: no updates due"
+    );
+    let warnings = events(&client, &ns.name, "queue-stuck").await;
+    assert_eq!(with_reason(&warnings, "PostmortemOverdue"), 1);
+    assert!(with_reason(&warnings, "UpdateOverdue") >= 1);
+    operator
+        .await_metric(
+            r#"incident_operator_overdue_total{severity="P0",clock="postmortem"}"#,
+            |v| v == Some(1.0),
+        )
+        .await;
+    operator.stop().await;
+}
