@@ -36,6 +36,9 @@ pub enum Error {
     #[error("cannot build the change: {0}")]
     Plan(String),
 
+    #[error("invalid configuration {}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+
     /// The object changed since it was read; the next reconcile sees the new state.
     #[error("the object changed since it was read")]
     Conflict,
@@ -53,6 +56,7 @@ impl Error {
             Error::Kube(_) => "kube_api",
             Error::Plan(_) => "plan",
             Error::Conflict => "conflict",
+            Error::Config { .. } => "config",
         }
     }
 
@@ -60,7 +64,10 @@ impl Error {
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            Error::Kubeconfig { .. } | Error::InferConfig(_) | Error::Client(_)
+            Error::Kubeconfig { .. }
+                | Error::InferConfig(_)
+                | Error::Client(_)
+                | Error::Config { .. }
         )
     }
 }

@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against the cluster.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
     /// Print a Markdown post-mortem draft built from an Incident.
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
         }
     };
     let outcome = match cli.command {
-        Command::Run(args) => runtime.block_on(operator::run(args)),
+        Command::Run(args) => runtime.block_on(operator::run(*args)),
         Command::Postmortem(args) => {
             let draft = runtime.block_on(postmortem_draft(args));
             runtime.shutdown_background();

@@ -12,6 +12,8 @@ use crate::{Error, Result, config::RunArgs, detection, lifecycle, server};
 
 /// Runs until SIGTERM or SIGINT, then stops within `args.shutdown_grace`.
 pub async fn run(args: RunArgs) -> Result<()> {
+    // Bad configuration stops the operator before it touches the cluster.
+    let settings = args.settings()?;
     let config = args.cluster.kube_config().await?;
     info!(cluster = %config.cluster_url, "resolved cluster");
     let client = Client::try_from(config).map_err(Error::Client)?;
@@ -34,24 +36,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         health.clone(),
         shutdown.clone(),
     ));
-    if args.detection {
+    if let Some(detection) = settings.detection {
         tasks.spawn(detection::detector::run(
             client.clone(),
             args.namespace.clone(),
-            detection::detector::DetectionConfig {
-                resolve_after: args.resolve_after.0,
-                pending_grace: args.pending_grace,
-                unavailable_for: args.unavailable_for,
-                node_incident_namespace: args
-                    .node_incident_namespace
-                    .clone()
-                    .or_else(|| args.namespace.clone())
-                    .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                    .unwrap_or_else(|| "default".to_owned()),
-                node_selector: args.node_selector.clone(),
-                storm_limit: usize::from(args.storm_limit),
-                reopen_cooldown: args.reopen_cooldown,
-            },
+            detection,
             health.metrics.clone(),
             shutdown.clone(),
         ));
@@ -59,7 +48,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     tasks.spawn(lifecycle::controller::run(
         client,
         args.namespace.clone(),
-        args.lifecycle(),
+        settings.lifecycle,
         health.metrics.clone(),
         instance_name(),
         shutdown.clone(),

@@ -571,6 +571,24 @@ pub struct Evidence {
     /// "rolled out N minutes before detection", when the newest revision is that recent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recent_deploy: Option<String>,
+    /// The workload's recent Warning Events, newest first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventEvidence>,
+}
+
+/// A Warning Event about the workload or one of its pods.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEvidence {
+    pub reason: String,
+    /// What it is about, e.g. `pod/web-7d4b9-x2x1q`.
+    pub object: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// How many times it was observed.
+    pub count: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Time>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]

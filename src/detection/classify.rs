@@ -20,6 +20,8 @@ pub enum SignalKind {
     NodeNotReady,
     /// More new problems at once than the storm guard lets through.
     IncidentStorm,
+    /// A Warning Event whose reason is configured as a signal (the reason, from configuration).
+    Event(&'static str),
 }
 
 impl SignalKind {
@@ -34,6 +36,7 @@ impl SignalKind {
             SignalKind::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
             SignalKind::NodeNotReady => "NodeNotReady",
             SignalKind::IncidentStorm => "IncidentStorm",
+            SignalKind::Event(reason) => reason,
         }
     }
 }

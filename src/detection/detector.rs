@@ -8,7 +8,8 @@ use futures::{Stream, StreamExt};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
-    core::v1::{Node, Pod, PodSpec},
+    core::v1::{Namespace, Node, Pod, PodSpec},
+    events::v1::Event,
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -16,7 +17,7 @@ use kube::{
     core::PartialObjectMeta,
     runtime::{
         WatchStreamExt,
-        reflector::{self, Store},
+        reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
@@ -26,11 +27,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
-    classify::{deployment_health, node_not_ready, pod_signals},
-    evidence::evidence,
+    classify::{SignalKind, deployment_health, node_not_ready, pod_signals},
+    evidence::{evidence, last_observed},
     group::{
-        PodPlacement, PodSignals, Problem, Workload, group, node_problems, signals, storm_guard,
+        ObjectSignal, PodPlacement, PodSignals, Problem, Workload, group, node_problems, signals,
+        storm_guard,
     },
+    policy::{DetectionConfig, Pending, debounce},
 };
 use crate::{
     Error, Result,
@@ -49,35 +52,17 @@ pub const PROBLEM_LABEL: &str = "incident.dev/problem";
 pub const CLEARED_ANNOTATION: &str = "incident.dev/signals-cleared-at";
 /// Who the detector's resolutions and edits are attributed to.
 pub const RESOLVER: &str = "incident-operator";
-/// Namespaces never watched for signals.
-pub const EXCLUDED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
-
-#[derive(Clone, Debug)]
-pub struct DetectionConfig {
-    /// Resolve a detected incident once its signals stayed clear this long; None never.
-    pub resolve_after: Option<Duration>,
-    /// Unschedulable pods count after this long.
-    pub pending_grace: Duration,
-    /// A Deployment's unavailability counts after this long (a rollout is briefly unavailable).
-    pub unavailable_for: Duration,
-    /// Namespace that holds node incidents (nodes have none of their own).
-    pub node_incident_namespace: String,
-    /// Only nodes matching this label selector are watched (empty: all).
-    pub node_selector: String,
-    /// At most this many new incidents a minute; the rest wait in one storm incident.
-    pub storm_limit: usize,
-    /// A problem returning within this long after its incident was resolved reopens it; later it
-    /// opens a new incident.
-    pub reopen_cooldown: Duration,
-}
-
 struct Stores {
     pods: Store<Pod>,
     replica_sets: Store<PartialObjectMeta<ReplicaSet>>,
     deployments: Store<Deployment>,
-    /// Nodes, trimmed to their name, labels and Ready condition.
-    nodes: Store<Node>,
+    /// Nodes, trimmed to their name, labels and Ready condition; None when NodeNotReady is off.
+    nodes: Option<Store<Node>>,
     incidents: Store<Incident>,
+    /// Namespace labels, only when a namespace selector is configured.
+    namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
+    /// Warning Events of the configured reasons, only when any are configured.
+    events: Option<Store<Event>>,
 }
 
 /// Runs until `shutdown`, over one namespace or all but the excluded ones.
@@ -93,7 +78,6 @@ pub async fn run(
     let (replica_sets, rs_writer) = reflector::store();
     let (deployments, deployments_writer) = reflector::store();
     let (incidents, incidents_writer) = reflector::store();
-    let (nodes, nodes_writer) = reflector::store();
     let detected = watcher::Config::default().labels(&format!("{SOURCE_LABEL}=detector"));
 
     // Keep only what classification needs of each Pod, so memory follows pods, not their specs.
@@ -121,38 +105,86 @@ pub async fn run(
     )
     .default_backoff()
     .reflect(deployments_writer);
-    let node_config = watcher::Config::default().labels(&config.node_selector);
-    let node_stream = watcher(Api::<Node>::all(client.clone()), node_config)
-        .default_backoff()
-        .modify(|node: &mut Node| {
-            node.metadata.managed_fields = None;
-            node.metadata.annotations = None;
-            if let Some(status) = node.status.as_mut() {
-                status.images = None;
-                status.conditions = status
-                    .conditions
-                    .take()
-                    .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect());
-            }
-        })
-        .reflect(nodes_writer);
     let incident_stream = watcher(api::<Incident>(&client, &namespace), detected)
         .default_backoff()
         .reflect(incidents_writer);
-    let drivers = [
+    let mut drivers = vec![
         tokio::spawn(drive(pod_stream, changed.clone())),
         tokio::spawn(drive(rs_stream, changed.clone())),
         tokio::spawn(drive(deployment_stream, changed.clone())),
         tokio::spawn(drive(incident_stream, changed.clone())),
-        tokio::spawn(drive(node_stream, changed.clone())),
     ];
+    let nodes = config.signals.enabled(SignalKind::NodeNotReady).then(|| {
+        let (nodes, writer) = reflector::store();
+        let node_config = watcher::Config::default().labels(&config.node_selector);
+        let stream = watcher(Api::<Node>::all(client.clone()), node_config)
+            .default_backoff()
+            .modify(|node: &mut Node| {
+                node.metadata.managed_fields = None;
+                node.metadata.annotations = None;
+                if let Some(status) = node.status.as_mut() {
+                    status.images = None;
+                    status.conditions = status
+                        .conditions
+                        .take()
+                        .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect());
+                }
+            })
+            .reflect(writer);
+        drivers.push(tokio::spawn(drive(stream, changed.clone())));
+        nodes
+    });
+    let namespaces = config.scope.namespace_selector.is_some().then(|| {
+        let (namespaces, writer) = reflector::store();
+        let stream = watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(writer);
+        drivers.push(tokio::spawn(drive(stream, changed.clone())));
+        namespaces
+    });
+    let events = config.warning_events.watched().then(|| {
+        let (events, writer) = reflector::store();
+        let wanted = config.warning_events.clone();
+        // Only Warning Events, and of those only the configured reasons, are kept.
+        let stream = watcher(
+            api::<Event>(&client, &namespace),
+            watcher::Config::default().fields("type=Warning"),
+        )
+        .default_backoff()
+        .modify(|event: &mut Event| {
+            event.metadata.managed_fields = None;
+            event.metadata.annotations = None;
+            event.related = None;
+            event.deprecated_source = None;
+            event.note = event.note.take().map(|n| n.chars().take(256).collect());
+        })
+        .filter(move |item| {
+            // Only the configured reasons reach the store (a field selector cannot OR reasons).
+            let keep = match item {
+                Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) => {
+                    e.reason.as_deref().is_some_and(|r| wanted.wanted(r))
+                }
+                _ => true,
+            };
+            std::future::ready(keep)
+        })
+        .reflect(writer);
+        drivers.push(tokio::spawn(drive(stream, changed.clone())));
+        events
+    });
     let stores = Stores {
         pods,
         replica_sets,
         deployments,
         nodes,
         incidents,
+        namespaces,
+        events,
     };
+    let mut pending = Pending::new();
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
         "detector started"
@@ -177,7 +209,7 @@ pub async fn run(
         if !ready(&stores).await {
             continue;
         }
-        match evaluate(&client, &stores, &config).await {
+        match evaluate(&client, &stores, &config, &mut pending).await {
             Ok(wake) => {
                 metrics.detection_passes.inc();
                 next_check = wake;
@@ -240,18 +272,36 @@ async fn ready(stores: &Stores) -> bool {
             .now_or_never()
             .is_some()
         && stores.incidents.wait_until_ready().now_or_never().is_some()
-        && stores.nodes.wait_until_ready().now_or_never().is_some()
+        && stores
+            .nodes
+            .as_ref()
+            .is_none_or(|s| s.wait_until_ready().now_or_never().is_some())
+        && stores
+            .namespaces
+            .as_ref()
+            .is_none_or(|s| s.wait_until_ready().now_or_never().is_some())
+        && stores
+            .events
+            .as_ref()
+            .is_none_or(|s| s.wait_until_ready().now_or_never().is_some())
 }
 
-/// One detection pass; returns when to look again (a pending auto-resolve).
+/// One detection pass; returns when to look again (a pending auto-resolve, a signal maturing).
 async fn evaluate(
     client: &Client,
     stores: &Stores,
     config: &DetectionConfig,
+    pending: &mut Pending,
 ) -> Result<Option<Timestamp>> {
     let now = Timestamp::now();
-    let own = std::env::var("POD_NAMESPACE").unwrap_or_default();
-    let excluded = |ns: &str| EXCLUDED_NAMESPACES.contains(&ns) || ns == own;
+    let in_scope = |ns: &str| {
+        let labels = stores.namespaces.as_ref().and_then(|store| {
+            store
+                .get(&ObjectRef::new(ns))
+                .map(|meta| meta.metadata.labels.clone().unwrap_or_default())
+        });
+        config.scope.includes(ns, labels.as_ref())
+    };
     // ReplicaSet → owning Deployment, from metadata only.
     let owners: HashMap<(String, String), String> = stores
         .replica_sets
@@ -268,16 +318,20 @@ async fn evaluate(
             ))
         })
         .collect();
-    let grace = i64::try_from(config.pending_grace.as_secs()).unwrap_or(i64::MAX);
+    let settings = &config.signals;
+    let grace =
+        i64::try_from(settings.for_(SignalKind::Unschedulable).as_secs()).unwrap_or(i64::MAX);
     let unavailable_for =
-        SignedDuration::try_from(config.unavailable_for).unwrap_or(SignedDuration::MAX);
+        SignedDuration::try_from(settings.for_(SignalKind::DeploymentUnavailable))
+            .unwrap_or(SignedDuration::MAX);
     let pods: Vec<PodSignals> = stores
         .pods
         .state()
         .iter()
-        .filter(|pod| !excluded(&pod.namespace().unwrap_or_default()))
+        .filter(|pod| in_scope(&pod.namespace().unwrap_or_default()))
         .filter_map(|pod| {
-            let troubles = pod_signals(pod, now, grace);
+            let mut troubles = pod_signals(pod, now, grace);
+            troubles.retain(|t| settings.enabled(t.kind));
             if troubles.is_empty() {
                 return None;
             }
@@ -293,22 +347,49 @@ async fn evaluate(
         .deployments
         .state()
         .iter()
-        .filter(|d| !excluded(&d.namespace().unwrap_or_default()))
+        .filter(|d| in_scope(&d.namespace().unwrap_or_default()))
         .map(|d| {
             let workload = Workload {
                 namespace: d.namespace().unwrap_or_default(),
                 kind: "Deployment".into(),
                 name: d.name_any(),
             };
-            (workload, deployment_health(d, now, unavailable_for))
+            let mut health = deployment_health(d, now, unavailable_for);
+            health.signals.retain(|kind| settings.enabled(*kind));
+            (workload, health)
         })
         .collect();
-    let mut problems = group(&pods, &deployments);
+    // Warning Events configured as signals count while observed within the window.
+    let window =
+        SignedDuration::try_from(config.warning_events.window).unwrap_or(SignedDuration::MAX);
+    let mut event_expiry: Option<Timestamp> = None;
+    let event_signals: Vec<ObjectSignal> = stores
+        .events
+        .iter()
+        .flat_map(|store| store.state())
+        .filter(|event| in_scope(&event.namespace().unwrap_or_default()))
+        .filter_map(|event| {
+            let kind = config.warning_events.signal(event.reason.as_deref()?)?;
+            let expires = last_observed(&event)?.checked_add(window).ok()?;
+            if expires <= now {
+                return None;
+            }
+            let (workload, object) = event_workload(&event, stores, &owners)?;
+            event_expiry = Some(event_expiry.map_or(expires, |e| e.min(expires)));
+            Some(ObjectSignal {
+                workload,
+                kind,
+                object,
+            })
+        })
+        .collect();
+    let mut problems = group(&pods, &deployments, &event_signals, &config.severity);
+    let incidents = stores.incidents.state();
     let not_ready: Vec<(String, String)> = stores
         .nodes
-        .state()
         .iter()
-        .filter_map(|node| Some((node.name_any(), node_not_ready(node)?)))
+        .flat_map(|store| store.state())
+        .filter_map(|node| Some((node.name_any(), node_not_ready(&node)?)))
         .collect();
     if !not_ready.is_empty() {
         let placements: Vec<PodPlacement> = stores
@@ -327,9 +408,25 @@ async fn evaluate(
             &not_ready,
             &placements,
             &config.node_incident_namespace,
+            config.severity.node_not_ready,
         ));
     }
-    let incidents = stores.incidents.state();
+    // Each signal waits out its `for` unless the workload's open incident already lists it.
+    let cooldown = SignedDuration::try_from(config.reopen_cooldown).unwrap_or(SignedDuration::MAX);
+    let (problems, matures) = debounce(
+        problems,
+        pending,
+        |workload, kind| {
+            incidents.iter().any(|i| {
+                i.spec.resolution.is_none()
+                    && i.namespace().as_deref() == Some(workload.namespace.as_str())
+                    && i.labels().get(FINGERPRINT_LABEL) == Some(&workload.fingerprint())
+                    && i.spec.signals.iter().any(|s| s.type_ == kind.as_str())
+            })
+        },
+        settings,
+        now,
+    );
 
     // Storm guard: problems without an incident yet share a per-minute budget of new incidents.
     let recent = incidents
@@ -343,7 +440,6 @@ async fn evaluate(
         })
         .count();
     let budget = config.storm_limit.saturating_sub(recent);
-    let cooldown = SignedDuration::try_from(config.reopen_cooldown).unwrap_or(SignedDuration::MAX);
     let (known, fresh): (Vec<Problem>, Vec<Problem>) = problems
         .into_iter()
         .partition(|p| matches!(target(&incidents, p, now, cooldown), Target::Existing(_)));
@@ -369,13 +465,29 @@ async fn evaluate(
                 .iter()
                 .filter(|p| p.workload == problem.workload)
                 .collect();
-            record_evidence(client, problem, &name, &on_workload, &signals, now).await?;
+            let events: Vec<Arc<Event>> = stores
+                .events
+                .iter()
+                .flat_map(|store| store.state())
+                .filter(|e| {
+                    e.namespace().as_deref() == Some(problem.workload.namespace.as_str())
+                        && event_workload(e, stores, &owners)
+                            .is_some_and(|(w, _)| w == problem.workload)
+                })
+                .collect();
+            let events: Vec<&Event> = events.iter().map(|e| e.as_ref()).collect();
+            record_evidence(client, problem, &name, &on_workload, &events, &signals, now).await?;
         }
     }
 
     // Incidents whose problem is gone: note when, then resolve after `resolve_after`.
     // Look again when a pending unavailability would become a signal.
-    let mut wake: Option<Timestamp> = deployments.iter().filter_map(|(_, h)| h.matures_at).min();
+    let mut wake: Option<Timestamp> = deployments
+        .iter()
+        .filter_map(|(_, h)| h.matures_at)
+        .chain(matures)
+        .chain(event_expiry)
+        .min();
     let Some(resolve_after) = config.resolve_after else {
         return Ok(wake);
     };
@@ -408,6 +520,43 @@ async fn evaluate(
         }
     }
     Ok(wake)
+}
+
+/// The workload a Warning Event is about, with the pod's name when it is about a pod.
+fn event_workload(
+    event: &Event,
+    stores: &Stores,
+    owners: &HashMap<(String, String), String>,
+) -> Option<(Workload, Option<String>)> {
+    let regarding = event.regarding.as_ref()?;
+    let namespace = regarding.namespace.clone().or_else(|| event.namespace())?;
+    let name = regarding.name.clone()?;
+    match regarding.kind.as_deref()? {
+        "Pod" => {
+            let pod = stores.pods.get(&ObjectRef::new(&name).within(&namespace))?;
+            Some((workload_of(&pod, owners)?, Some(name)))
+        }
+        "ReplicaSet" => {
+            let deployment = owners.get(&(namespace.clone(), name))?.clone();
+            Some((
+                Workload {
+                    namespace,
+                    kind: "Deployment".into(),
+                    name: deployment,
+                },
+                None,
+            ))
+        }
+        kind @ ("Deployment" | "StatefulSet" | "DaemonSet") => Some((
+            Workload {
+                namespace,
+                kind: kind.to_owned(),
+                name,
+            },
+            None,
+        )),
+        _ => None,
+    }
 }
 
 fn workload_of(pod: &Pod, owners: &HashMap<(String, String), String>) -> Option<Workload> {
@@ -592,6 +741,7 @@ async fn record_evidence(
     problem: &Problem,
     name: &str,
     pods: &[&PodSignals],
+    events: &[&Event],
     signals: &[Signal],
     now: Timestamp,
 ) -> Result<()> {
@@ -610,7 +760,7 @@ async fn record_evidence(
         })
         .collect();
     let detected = signals.iter().map(|s| s.first_seen.0).min().unwrap_or(now);
-    let evidence = evidence(pods, &owned, detected);
+    let evidence = evidence(pods, &owned, events, detected);
     let patch = json!({
         "apiVersion": "incident.dev/v1alpha1",
         "kind": "Incident",

@@ -3,13 +3,17 @@
 //! recent deployments").
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::{api::apps::v1::ReplicaSet, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, events::v1::Event},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
 
 use super::group::PodSignals;
-use crate::api::{ContainerEvidence, Evidence, RevisionEvidence};
+use crate::api::{ContainerEvidence, EventEvidence, Evidence, RevisionEvidence};
 
 pub const MAX_CONTAINERS: usize = 20;
 pub const MAX_REVISIONS: usize = 5;
+pub const MAX_EVENTS: usize = 10;
 /// A revision this close before detection is flagged as a suspect.
 pub const RECENT: SignedDuration = SignedDuration::from_hours(1);
 
@@ -17,6 +21,7 @@ pub const RECENT: SignedDuration = SignedDuration::from_hours(1);
 pub fn evidence(
     pods: &[&PodSignals],
     replica_sets: &[ReplicaSet],
+    events: &[&Event],
     detected: Timestamp,
 ) -> Evidence {
     let mut containers: Vec<ContainerEvidence> = pods
@@ -82,7 +87,56 @@ pub fn evidence(
         containers,
         rollout_history: history,
         recent_deploy,
+        events: warning_events(events),
     }
+}
+
+/// The newest Warning Events first, at most `MAX_EVENTS`, notes cut to 256 characters.
+pub fn warning_events(events: &[&Event]) -> Vec<EventEvidence> {
+    let mut out: Vec<(Option<Timestamp>, EventEvidence)> = events
+        .iter()
+        .filter_map(|event| {
+            let regarding = event.regarding.as_ref()?;
+            let seen = last_observed(event);
+            Some((
+                seen,
+                EventEvidence {
+                    reason: event.reason.clone()?,
+                    object: format!(
+                        "{}/{}",
+                        regarding.kind.as_deref().unwrap_or("object").to_lowercase(),
+                        regarding.name.as_deref().unwrap_or_default()
+                    ),
+                    note: event.note.as_ref().map(|n| n.chars().take(256).collect()),
+                    count: event
+                        .series
+                        .as_ref()
+                        .map(|s| s.count)
+                        .or(event.deprecated_count)
+                        .unwrap_or(1)
+                        .max(1),
+                    last_seen: seen.map(whole_second),
+                },
+            ))
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| (&a.1.object, &a.1.reason).cmp(&(&b.1.object, &b.1.reason)))
+    });
+    out.truncate(MAX_EVENTS);
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// When an event was last observed: its series, its event time, the legacy timestamp, or creation.
+pub fn last_observed(event: &Event) -> Option<Timestamp> {
+    event
+        .series
+        .as_ref()
+        .map(|s| s.last_observed_time.0)
+        .or_else(|| event.event_time.as_ref().map(|t| t.0))
+        .or_else(|| event.deprecated_last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// Stored to the second, like every status time.
@@ -132,7 +186,7 @@ mod tests {
             rs(2, "web:2", "2026-11-21T10:00:00Z"),
         ];
         let detected: Timestamp = "2026-11-22T15:00:00Z".parse().expect("time");
-        let seen = evidence(&[&pod], &sets, detected);
+        let seen = evidence(&[&pod], &sets, &[], detected);
         assert_eq!(
             seen.rollout_history
                 .iter()
@@ -153,9 +207,33 @@ mod tests {
 
         let much_later: Timestamp = "2026-11-23T15:00:00Z".parse().expect("time");
         assert_eq!(
-            evidence(&[&pod], &sets, much_later).recent_deploy,
+            evidence(&[&pod], &sets, &[], much_later).recent_deploy,
             None,
             "a day old: not flagged"
         );
+    }
+
+    #[test]
+    fn warning_events_are_newest_first_and_bounded() {
+        let events: Vec<Event> = (0..15)
+            .map(|i| {
+                serde_json::from_value(json!({
+                    "metadata": { "name": format!("e{i}"), "creationTimestamp": "2026-11-22T10:00:00Z" },
+                    "eventTime": format!("2026-11-22T10:{i:02}:00.000000Z"),
+                    "reason": "FailedMount", "type": "Warning", "note": "x".repeat(1000),
+                    "regarding": { "kind": "Pod", "name": format!("web-{i}") },
+                    "series": if i == 14 { json!({ "count": 4, "lastObservedTime": "2026-11-22T11:00:00.000000Z" }) } else { json!(null) },
+                }))
+                .expect("event")
+            })
+            .collect();
+        let refs: Vec<&Event> = events.iter().collect();
+        let out = warning_events(&refs);
+        assert_eq!(out.len(), MAX_EVENTS);
+        assert_eq!(out[0].object, "pod/web-14");
+        assert_eq!(out[0].count, 4);
+        assert_eq!(out[1].object, "pod/web-13");
+        assert_eq!(out[1].count, 1);
+        assert_eq!(out[0].note.as_ref().map(|n| n.len()), Some(256));
     }
 }

@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::classify::{ContainerTrouble, DeploymentHealth, SignalKind};
+use super::{
+    classify::{ContainerTrouble, DeploymentHealth, SignalKind},
+    policy::SeverityPolicy,
+};
 use crate::{
     api::{Severity, Signal},
     lifecycle::decide::fingerprint,
@@ -73,6 +76,7 @@ pub fn node_problems(
     not_ready: &[(String, String)],
     pods: &[PodPlacement],
     namespace: &str,
+    severity: Severity,
 ) -> Vec<Problem> {
     not_ready
         .iter()
@@ -119,7 +123,7 @@ pub fn node_problems(
                     kind: "Node".into(),
                     name: node.clone(),
                 },
-                severity: Severity::P2,
+                severity,
                 title: title.chars().take(200).collect(),
                 signals,
                 replicas: None,
@@ -129,9 +133,33 @@ pub fn node_problems(
         .collect()
 }
 
-/// Groups pod and Deployment signals into one problem per workload.
-pub fn group(pods: &[PodSignals], deployments: &[(Workload, DeploymentHealth)]) -> Vec<Problem> {
+/// A signal read from something other than a pod's status (a Warning Event), already attributed
+/// to its workload; `object` is the pod it is about, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSignal {
+    pub workload: Workload,
+    pub kind: SignalKind,
+    pub object: Option<String>,
+}
+
+/// Groups pod, Deployment and event signals into one problem per workload.
+pub fn group(
+    pods: &[PodSignals],
+    deployments: &[(Workload, DeploymentHealth)],
+    others: &[ObjectSignal],
+    severity: &SeverityPolicy,
+) -> Vec<Problem> {
     let mut signals: BTreeMap<Workload, BTreeMap<SignalKind, BTreeSet<String>>> = BTreeMap::new();
+    for other in others {
+        let pods = signals
+            .entry(other.workload.clone())
+            .or_default()
+            .entry(other.kind)
+            .or_default();
+        if let Some(object) = &other.object {
+            pods.insert(object.clone());
+        }
+    }
     for pod in pods {
         for trouble in &pod.troubles {
             signals
@@ -157,12 +185,7 @@ pub fn group(pods: &[PodSignals], deployments: &[(Workload, DeploymentHealth)]) 
         .into_iter()
         .map(|(workload, signals)| {
             let replicas = health.get(&workload).map(|h| (h.desired, h.available));
-            let severity = match replicas {
-                Some((desired, 0)) if desired > 0 => Severity::P1,
-                Some((desired, available)) if available < desired => Severity::P2,
-                // Pods restart while the workload stays available.
-                _ => Severity::P3,
-            };
+            let severity = severity.of_workload(replicas);
             let title = title(&workload, &signals, replicas);
             Problem {
                 workload,
@@ -348,7 +371,12 @@ mod tests {
     #[test]
     fn fifty_crashing_pods_of_one_deployment_are_one_problem() {
         let pods: Vec<PodSignals> = (0..50).map(|i| crashing(&format!("web-{i}"))).collect();
-        let problems = group(&pods, &[(web(), health(50, 0))]);
+        let problems = group(
+            &pods,
+            &[(web(), health(50, 0))],
+            &[],
+            &SeverityPolicy::default(),
+        );
         assert_eq!(problems.len(), 1);
         let problem = &problems[0];
         assert_eq!(problem.severity, Severity::P1);
@@ -368,19 +396,43 @@ mod tests {
     fn severity_follows_availability() {
         let pods = [crashing("web-0")];
         assert_eq!(
-            group(&pods, &[(web(), health(3, 0))])[0].severity,
+            group(
+                &pods,
+                &[(web(), health(3, 0))],
+                &[],
+                &SeverityPolicy::default()
+            )[0]
+            .severity,
             Severity::P1
         );
         assert_eq!(
-            group(&pods, &[(web(), health(3, 2))])[0].severity,
+            group(
+                &pods,
+                &[(web(), health(3, 2))],
+                &[],
+                &SeverityPolicy::default()
+            )[0]
+            .severity,
             Severity::P2
         );
         assert_eq!(
-            group(&pods, &[(web(), health(3, 3))])[0].severity,
+            group(
+                &pods,
+                &[(web(), health(3, 3))],
+                &[],
+                &SeverityPolicy::default()
+            )[0]
+            .severity,
             Severity::P3
         );
         assert!(
-            group(&[], &[(web(), health(3, 3))]).is_empty(),
+            group(
+                &[],
+                &[(web(), health(3, 3))],
+                &[],
+                &SeverityPolicy::default()
+            )
+            .is_empty(),
             "healthy: no problem"
         );
     }
@@ -403,6 +455,7 @@ mod tests {
             &[("n1".into(), "Ready=False (KubeletNotReady)".into())],
             &pods,
             "ops",
+            Severity::P2,
         );
         assert_eq!(problems.len(), 1);
         let problem = &problems[0];
@@ -423,6 +476,33 @@ mod tests {
     }
 
     #[test]
+    fn event_signals_join_the_workload_problem() {
+        let events = [
+            ObjectSignal {
+                workload: web(),
+                kind: SignalKind::Event("FailedMount"),
+                object: Some("web-1".into()),
+            },
+            ObjectSignal {
+                workload: web(),
+                kind: SignalKind::Event("FailedMount"),
+                object: Some("web-2".into()),
+            },
+        ];
+        let problems = group(
+            &[crashing("web-3")],
+            &[(web(), health(3, 1))],
+            &events,
+            &SeverityPolicy::default(),
+        );
+        assert_eq!(problems.len(), 1, "one problem per workload");
+        let problem = &problems[0];
+        assert_eq!(problem.signals[&SignalKind::Event("FailedMount")].len(), 2);
+        assert_eq!(problem.signals[&SignalKind::CrashLoopBackOff].len(), 1);
+        assert_eq!(problem.severity, Severity::P2);
+    }
+
+    #[test]
     fn the_storm_guard_lets_the_budget_through_and_holds_the_rest() {
         let problems: Vec<Problem> = (0..12)
             .map(|i| {
@@ -436,6 +516,8 @@ mod tests {
                         ..crashing("p")
                     }],
                     &[],
+                    &[],
+                    &SeverityPolicy::default(),
                 )[0]
                 .clone()
             })
@@ -475,14 +557,24 @@ mod tests {
         let t0: Timestamp = "2026-11-22T15:00:00Z".parse().expect("time");
         let t1: Timestamp = "2026-11-22T15:05:00Z".parse().expect("time");
         let pods = [crashing("web-0"), crashing("web-1")];
-        let problem = &group(&pods, &[(web(), health(2, 0))])[0];
+        let problem = &group(
+            &pods,
+            &[(web(), health(2, 0))],
+            &[],
+            &SeverityPolicy::default(),
+        )[0];
         let first = signals(&[], problem, t0);
         assert_eq!(
             signals(&first, problem, t1),
             first,
             "nothing changed, nothing to write"
         );
-        let fewer = &group(&pods[..1], &[(web(), health(2, 1))])[0];
+        let fewer = &group(
+            &pods[..1],
+            &[(web(), health(2, 1))],
+            &[],
+            &SeverityPolicy::default(),
+        )[0];
         let later = signals(&first, fewer, t1);
         let crash = later
             .iter()

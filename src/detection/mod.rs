@@ -6,3 +6,4 @@ pub mod classify;
 pub mod detector;
 pub mod evidence;
 pub mod group;
+pub mod policy;

@@ -165,6 +165,38 @@ async fn bad_flags_and_config_exit_with_code_2_and_a_message() {
     );
     let stderr = refused(&["launch"]).await;
     assert!(stderr.contains("launch"), "{stderr}");
+
+    // A configuration file with mistakes stops the operator before it talks to any cluster.
+    let config =
+        std::env::temp_dir().join(format!("incident-bad-config-{}.yaml", std::process::id()));
+    std::fs::write(
+        &config,
+        "detection:\n  stormLimit: 0\n  signals:\n    CrashLoop: { for: 1m }\n",
+    )
+    .expect("write config");
+    let path = config.to_string_lossy().into_owned();
+    let stderr = refused(&["run", "--config", &path]).await;
+    assert!(
+        stderr.contains(&format!("invalid configuration {path}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("detection.stormLimit: must be at least 1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("detection.signals.CrashLoop: unknown signal"),
+        "{stderr}"
+    );
+    std::fs::write(&config, "detection:\n  stormLimt: 5\n").expect("write config");
+    let stderr = refused(&["run", "--config", &path]).await;
+    assert!(stderr.contains("stormLimt"), "{stderr}");
+    let stderr = refused(&["run", "--config", "/nonexistent/operator.yaml"]).await;
+    assert!(
+        stderr.contains("/nonexistent/operator.yaml: cannot read it"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(config);
 }
 
 #[tokio::test]

@@ -5,7 +5,15 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
-use crate::{Error, Result, api::Severity, lifecycle::LifecycleConfig};
+pub mod file;
+
+use self::file::ConfigFile;
+use crate::{
+    Error, Result,
+    api::Severity,
+    detection::{classify::SignalKind, policy::DetectionConfig},
+    lifecycle::LifecycleConfig,
+};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -86,59 +94,144 @@ pub struct RunArgs {
     #[arg(long = "response-time", value_name = "SEVERITY=DURATION", value_parser = parse_response_time)]
     pub response_times: Vec<(Severity, Duration)>,
 
-    /// Longest silence allowed on an unresolved P0/P1 incident before an update is overdue.
-    #[arg(long, default_value = "30m", value_parser = parse_duration)]
-    pub update_interval: Duration,
+    /// Configuration file (YAML; see examples/config/operator.yaml). Flags given on the command
+    /// line win over the file; the file wins over the defaults.
+    #[arg(long, env = "INCIDENT_CONFIG")]
+    pub config: Option<PathBuf>,
 
-    /// Time from resolution to a completed post-mortem.
-    #[arg(long, default_value = "48h", value_parser = parse_duration)]
-    pub postmortem_due: Duration,
+    /// Longest silence allowed on an unresolved P0/P1 incident before an update is overdue
+    /// [default: 30m].
+    #[arg(long, value_parser = parse_duration)]
+    pub update_interval: Option<Duration>,
 
-    /// Open incidents from cluster health signals (`--detection false` turns it off).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub detection: bool,
+    /// Time from resolution to a completed post-mortem [default: 48h].
+    #[arg(long, value_parser = parse_duration)]
+    pub postmortem_due: Option<Duration>,
 
-    /// Resolve a detected incident once its signals stayed clear this long; `off` never does.
-    #[arg(long, default_value = "5m", value_parser = parse_optional_duration)]
-    pub resolve_after: OptionalDuration,
+    /// Open incidents from cluster health signals (`--detection false` turns it off) [default: true].
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub detection: Option<bool>,
 
-    /// A pod that cannot be scheduled counts as a signal after this long.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    pub pending_grace: Duration,
+    /// Resolve a detected incident once its signals stayed clear this long; `off` never does
+    /// [default: 5m].
+    #[arg(long, value_parser = parse_optional_duration)]
+    pub resolve_after: Option<OptionalDuration>,
 
-    /// A Deployment's unavailability counts as a signal only after it lasted this long.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub unavailable_for: Duration,
+    /// A pod that cannot be scheduled counts as a signal after this long (the `for` of
+    /// Unschedulable) [default: 5m].
+    #[arg(long, value_parser = parse_duration)]
+    pub pending_grace: Option<Duration>,
 
-    /// A problem returning within this long after auto-resolving reopens its incident; later, a new one.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    pub reopen_cooldown: Duration,
+    /// A Deployment's unavailability counts as a signal only after it lasted this long (the `for`
+    /// of DeploymentUnavailable) [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    pub unavailable_for: Option<Duration>,
 
-    /// At most this many new detected incidents per minute; the rest wait in one storm incident.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
-    pub storm_limit: u16,
+    /// A problem returning within this long after auto-resolving reopens its incident; later, a new
+    /// one [default: 10m].
+    #[arg(long, value_parser = parse_duration)]
+    pub reopen_cooldown: Option<Duration>,
+
+    /// At most this many new detected incidents per minute; the rest wait in one storm incident
+    /// [default: 20].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub storm_limit: Option<u16>,
 
     /// Namespace for node incidents (default: --namespace, else the operator's own, else default).
     #[arg(long)]
     pub node_incident_namespace: Option<String>,
 
     /// Watch only nodes matching this label selector for readiness (default: all nodes).
-    #[arg(long, default_value = "")]
-    pub node_selector: String,
+    #[arg(long)]
+    pub node_selector: Option<String>,
+}
+
+/// Everything `run` is configured with, after defaults, the file and the flags.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub lifecycle: LifecycleConfig,
+    /// None when detection is off.
+    pub detection: Option<DetectionConfig>,
 }
 
 impl RunArgs {
-    /// The lifecycle clocks these flags configure.
-    pub fn lifecycle(&self) -> LifecycleConfig {
-        let mut config = LifecycleConfig {
-            update_interval: self.update_interval,
-            postmortem_due: self.postmortem_due,
-            ..LifecycleConfig::default()
+    /// Defaults, then the configuration file, then the flags; every mistake is reported at once.
+    pub fn settings(&self) -> Result<Settings> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+                    path: path.clone(),
+                    message: format!("cannot read it: {e}"),
+                })?;
+                ConfigFile::parse(&text).map_err(|message| Error::Config {
+                    path: path.clone(),
+                    message,
+                })?
+            }
+            None => ConfigFile::default(),
         };
+        let mut errors = Vec::new();
+        let mut lifecycle = LifecycleConfig::default();
+        file.apply_lifecycle(&mut lifecycle, &mut errors);
         for (severity, duration) in &self.response_times {
-            config.response_times[*severity as usize] = *duration;
+            lifecycle.response_times[*severity as usize] = *duration;
         }
-        config
+        if let Some(d) = self.update_interval {
+            lifecycle.update_interval = d;
+        }
+        if let Some(d) = self.postmortem_due {
+            lifecycle.postmortem_due = d;
+        }
+
+        let own = std::env::var("POD_NAMESPACE")
+            .ok()
+            .filter(|ns| !ns.is_empty());
+        let mut detection = DetectionConfig {
+            node_incident_namespace: self
+                .namespace
+                .clone()
+                .or_else(|| own.clone())
+                .unwrap_or_else(|| "default".to_owned()),
+            ..DetectionConfig::default()
+        };
+        // The operator's own namespace holds its machinery, not workloads to watch.
+        detection.scope.excluded.extend(own);
+        file.apply_detection(&mut detection, &mut errors);
+        if let Some(d) = self.resolve_after {
+            detection.resolve_after = d.0;
+        }
+        if let Some(d) = self.pending_grace {
+            detection.signals.for_.insert(SignalKind::Unschedulable, d);
+        }
+        if let Some(d) = self.unavailable_for {
+            detection
+                .signals
+                .for_
+                .insert(SignalKind::DeploymentUnavailable, d);
+        }
+        if let Some(d) = self.reopen_cooldown {
+            detection.reopen_cooldown = d;
+        }
+        if let Some(limit) = self.storm_limit {
+            detection.storm_limit = usize::from(limit);
+        }
+        if let Some(ns) = &self.node_incident_namespace {
+            detection.node_incident_namespace = ns.clone();
+        }
+        if let Some(selector) = &self.node_selector {
+            detection.node_selector = selector.clone();
+        }
+        if !errors.is_empty() {
+            return Err(Error::Config {
+                path: self.config.clone().unwrap_or_default(),
+                message: errors.join("; "),
+            });
+        }
+        let enabled = self.detection.or(file.detection.enabled).unwrap_or(true);
+        Ok(Settings {
+            lifecycle,
+            detection: enabled.then_some(detection),
+        })
     }
 }
 
