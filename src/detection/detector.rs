@@ -50,6 +50,10 @@ pub const FINGERPRINT_LABEL: &str = "incident.dev/fingerprint";
 pub const PROBLEM_LABEL: &str = "incident.dev/problem";
 /// When every signal of the incident was first seen clear.
 pub const CLEARED_ANNOTATION: &str = "incident.dev/signals-cleared-at";
+/// A person's incident carrying this label (value "true") is auto-resolved like a detected one.
+pub const AUTO_RESOLVE_LABEL: &str = "incident.dev/auto-resolve";
+/// When the objects of an opted-in incident were first seen in trouble.
+pub const SEEN_ANNOTATION: &str = "incident.dev/signals-seen-at";
 /// Who the detector's resolutions and edits are attributed to.
 pub const RESOLVER: &str = "incident-operator";
 struct Stores {
@@ -78,7 +82,6 @@ pub async fn run(
     let (replica_sets, rs_writer) = reflector::store();
     let (deployments, deployments_writer) = reflector::store();
     let (incidents, incidents_writer) = reflector::store();
-    let detected = watcher::Config::default().labels(&format!("{SOURCE_LABEL}=detector"));
 
     // Keep only what classification needs of each Pod, so memory follows pods, not their specs.
     let pod_stream = watcher(api(&client, &namespace), watcher::Config::default())
@@ -105,9 +108,20 @@ pub async fn run(
     )
     .default_backoff()
     .reflect(deployments_writer);
-    let incident_stream = watcher(api::<Incident>(&client, &namespace), detected)
-        .default_backoff()
-        .reflect(incidents_writer);
+    // All incidents: the detector's own, and people's that opted in to auto-resolve.
+    let incident_stream = watcher(
+        api::<Incident>(&client, &namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|incident: &mut Incident| {
+        // The timeline is the lifecycle controller's business; keep memory to what is used here.
+        incident.metadata.managed_fields = None;
+        if let Some(status) = incident.status.as_mut() {
+            status.timeline.clear();
+        }
+    })
+    .reflect(incidents_writer);
     let mut drivers = vec![
         tokio::spawn(drive(pod_stream, changed.clone())),
         tokio::spawn(drive(rs_stream, changed.clone())),
@@ -431,6 +445,7 @@ async fn evaluate(
     // Storm guard: problems without an incident yet share a per-minute budget of new incidents.
     let recent = incidents
         .iter()
+        .filter(|i| detected(i))
         .filter(|i| i.labels().get(PROBLEM_LABEL).map(String::as_str) != Some("storm"))
         .filter(|i| {
             i.metadata
@@ -494,16 +509,44 @@ async fn evaluate(
     let resolve_after = SignedDuration::try_from(resolve_after).unwrap_or(SignedDuration::MAX);
     for incident in incidents.iter() {
         let open = incident.spec.resolution.is_none();
-        let fingerprint = incident
-            .labels()
-            .get(FINGERPRINT_LABEL)
-            .cloned()
-            .unwrap_or_default();
-        let active = problems.iter().any(|p| {
-            p.workload.fingerprint() == fingerprint
-                && incident.namespace().as_deref() == Some(p.workload.namespace.as_str())
-        });
-        if !open || active {
+        let opted_in = !detected(incident)
+            && incident
+                .labels()
+                .get(AUTO_RESOLVE_LABEL)
+                .map(String::as_str)
+                == Some("true");
+        if !open || !(detected(incident) || opted_in) {
+            continue;
+        }
+        let active = if opted_in {
+            problems.iter().any(|p| concerns(incident, p))
+        } else {
+            let fingerprint = incident
+                .labels()
+                .get(FINGERPRINT_LABEL)
+                .cloned()
+                .unwrap_or_default();
+            problems.iter().any(|p| {
+                p.workload.fingerprint() == fingerprint
+                    && incident.namespace().as_deref() == Some(p.workload.namespace.as_str())
+            })
+        };
+        if opted_in {
+            // A person's incident resolves only after its objects were seen in trouble, then clear.
+            let seen = incident.annotations().contains_key(SEEN_ANNOTATION);
+            let cleared = incident.annotations().contains_key(CLEARED_ANNOTATION);
+            if active && (!seen || cleared) {
+                let stamp = Timestamp::from_second(now.as_second())
+                    .unwrap_or(now)
+                    .to_string();
+                let patch = json!({ "metadata": { "annotations": {
+                    SEEN_ANNOTATION: stamp, CLEARED_ANNOTATION: null } } });
+                patch_merge(client, incident, &patch).await?;
+            }
+            if active || !seen {
+                continue;
+            }
+        } else if active {
             continue;
         }
         let cleared = incident
@@ -520,6 +563,22 @@ async fn evaluate(
         }
     }
     Ok(wake)
+}
+
+/// Whether the detector opened this incident.
+fn detected(incident: &Incident) -> bool {
+    incident.labels().get(SOURCE_LABEL).map(String::as_str) == Some("detector")
+}
+
+/// Whether a problem is about one of the objects a (person's) incident names.
+fn concerns(incident: &Incident, problem: &Problem) -> bool {
+    let namespace = incident.namespace().unwrap_or_default();
+    incident.spec.affected.iter().any(|a| {
+        format!("{:?}", a.kind) == problem.workload.kind
+            && a.name == problem.workload.name
+            && (problem.workload.kind == "Node"
+                || a.namespace.as_deref().unwrap_or(&namespace) == problem.workload.namespace)
+    })
 }
 
 /// The workload a Warning Event is about, with the pod's name when it is about a pod.

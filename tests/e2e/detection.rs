@@ -50,6 +50,18 @@ async fn twenty_crashing_pods_are_one_incident_that_resolves_when_fixed() {
         .create(&PostParams::default(), &human)
         .await
         .expect("create Incident");
+    // ... unless it opts in.
+    let opted_in: Incident = serde_json::from_value(json!({
+        "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
+        "metadata": { "name": "pager", "labels": { "incident.dev/auto-resolve": "true" } },
+        "spec": { "title": "Checkout pods paging", "severity": "P2",
+                  "affected": [{ "kind": "Deployment", "name": "checkout" }] },
+    }))
+    .expect("Incident");
+    incidents
+        .create(&PostParams::default(), &opted_in)
+        .await
+        .expect("create Incident");
 
     let mut bad = deployment(
         "checkout",
@@ -161,6 +173,21 @@ async fn twenty_crashing_pods_are_one_incident_that_resolves_when_fixed() {
         .await
         .expect("list");
     assert_eq!(detected.items.len(), 1, "never a duplicate");
+    wait_for(
+        &incidents,
+        "pager",
+        "the opted-in incident resolved",
+        DETECT,
+        |i| {
+            i.is_some_and(|i| {
+                i.spec
+                    .resolution
+                    .as_ref()
+                    .is_some_and(|r| r.summary == "Signals cleared")
+            })
+        },
+    )
+    .await;
     let reported = incidents.get("reported").await.expect("get");
     assert!(
         reported.spec.resolution.is_none(),
