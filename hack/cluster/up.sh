@@ -19,6 +19,28 @@ if "$bin/kwokctl" get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
   die "cluster $CLUSTER_NAME already exists (kubeconfig $KUBECONFIG_PATH); run 'make cluster-down' first"
 fi
 
+# Canned container logs, served by kwok for every pod (see docs/local-cluster.md). kwok reads CRI-format
+# files, so each committed line gets a timestamp and stream prefix; the previous instance's lines are
+# stamped a minute before the current one's.
+logs_dir="$(cd "$CLUSTER_DIR" && pwd)/pod-logs"
+mkdir -p "$logs_dir"
+utc() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S 2>/dev/null || date -u -r "$1" +%Y-%m-%dT%H:%M:%S; }
+cri_log() { awk -v ts="$1" '{ printf "%s.%09dZ stdout F %s\n", ts, NR * 1000000, $0 }' "$2"; }
+now="$(date -u +%s)"
+cri_log "$(utc $((now - 60)))" "$here/logs/previous.log" >"$logs_dir/previous.log"
+cri_log "$(utc "$now")" "$here/logs/current.log" >"$logs_dir/current.log"
+cat >"$CLUSTER_DIR/pod-logs.yaml" <<YAML
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: canned-logs
+spec:
+  # No selector: ClusterLogs can only select pods by namespace and name, so every pod gets these files.
+  logs:
+  - logsFile: "$logs_dir/current.log"
+    previousLogsFile: "$logs_dir/previous.log"
+YAML
+
 # Ports are left to kwokctl, which picks free ones, so two checkouts can each run a cluster.
 "$bin/kwokctl" create cluster \
   --name "$CLUSTER_NAME" \
@@ -32,6 +54,7 @@ fi
   --config "$here/kwokctl.yaml" \
   --config "$here/stages/nodes.yaml" \
   --config "$here/stages/pods.yaml" \
+  --config "$CLUSTER_DIR/pod-logs.yaml" \
   --kubeconfig "$KUBECONFIG_PATH" \
   --wait 60s >&2
 
@@ -50,6 +73,7 @@ Local cluster '$CLUSTER_NAME' is ready in $((SECONDS - start))s (Kubernetes $KUB
   export KUBECONFIG=$KUBECONFIG_PATH
   export PATH=$bin:\$PATH      # kubectl of the same version
   kubectl get nodes
+Canned container logs:  kubectl logs POD; kubectl logs --previous POD   (hack/cluster/logs/)
 Make a node NotReady:  kubectl label node kwok-node-0 incident.dev/fault=notready   (undo: incident.dev/fault-)
 Stop it with: make cluster-down
 MSG

@@ -574,6 +574,21 @@ pub struct Evidence {
     /// The workload's recent Warning Events, newest first (at most 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventEvidence>,
+    /// The last lines the crashing container's previous instance wrote, where the API serves logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogEvidence>,
+}
+
+/// The tail of one container's log.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEvidence {
+    pub pod: String,
+    pub container: String,
+    /// True when these are the previous (crashed) instance's lines.
+    pub previous: bool,
+    /// The last lines, oldest first, at most 50 lines and 8 KiB.
+    pub text: String,
 }
 
 /// A Warning Event about the workload or one of its pods.

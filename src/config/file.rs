@@ -46,6 +46,7 @@ pub struct DetectionFile {
     pub resolve_after: Option<String>,
     pub reopen_cooldown: Option<String>,
     pub storm_limit: Option<u16>,
+    pub log_tail_lines: Option<u16>,
     pub node_selector: Option<String>,
     pub node_incident_namespace: Option<String>,
     pub namespace_selector: Option<LabelSelector>,
@@ -139,6 +140,13 @@ impl ConfigFile {
         match file.storm_limit {
             Some(0) => errors.push("detection.stormLimit: must be at least 1".into()),
             Some(limit) => config.storm_limit = usize::from(limit),
+            None => {}
+        }
+        match file.log_tail_lines {
+            Some(lines) if lines > 1000 => errors.push(format!(
+                "detection.logTailLines: {lines} is more than 1000 (the evidence keeps 8 KiB)"
+            )),
+            Some(lines) => config.log_tail_lines = lines,
             None => {}
         }
         if let Some(selector) = &file.node_selector {
@@ -315,6 +323,7 @@ mod tests {
 detection:
   resolveAfter: "off"
   stormLimit: 7
+  logTailLines: 0
   excludeNamespaces: [sandbox]
   namespaceSelector:
     matchExpressions: [{ key: team, operator: In, values: [shop, ads] }]
@@ -332,6 +341,7 @@ detection:
         .expect("valid");
         assert_eq!(config.resolve_after, None);
         assert_eq!(config.storm_limit, 7);
+        assert_eq!(config.log_tail_lines, 0);
         assert!(config.scope.excluded.contains("sandbox"));
         let shop = BTreeMap::from([("team".to_owned(), "shop".to_owned())]);
         assert!(config.scope.includes("web", Some(&shop)));

@@ -13,7 +13,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ListParams, Patch, PatchParams},
+    api::{ListParams, LogParams, Patch, PatchParams},
     core::PartialObjectMeta,
     runtime::{
         WatchStreamExt,
@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     classify::{SignalKind, deployment_health, node_not_ready, pod_signals},
-    evidence::{evidence, last_observed},
+    evidence::{MAX_LOG_BYTES, evidence, last_observed, log_tail, log_target},
     group::{
         ObjectSignal, PodPlacement, PodSignals, Problem, Workload, group, node_problems, signals,
         storm_guard,
@@ -37,7 +37,7 @@ use super::{
 };
 use crate::{
     Error, Result,
-    api::{Incident, Signal},
+    api::{Incident, LogEvidence, Signal},
     metrics::Metrics,
 };
 
@@ -491,7 +491,17 @@ async fn evaluate(
                 })
                 .collect();
             let events: Vec<&Event> = events.iter().map(|e| e.as_ref()).collect();
-            record_evidence(client, problem, &name, &on_workload, &events, &signals, now).await?;
+            record_evidence(
+                client,
+                problem,
+                &name,
+                &on_workload,
+                &events,
+                // Detection time: the first signal's first sighting.
+                signals.iter().map(|s| s.first_seen.0).min().unwrap_or(now),
+                config.log_tail_lines,
+            )
+            .await?;
         }
     }
 
@@ -784,25 +794,29 @@ fn affected(problem: &Problem) -> serde_json::Value {
         .filter_map(|name| {
             let mut parts = name.splitn(3, '/');
             let (namespace, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
-            let kind = match kind {
-                "statefulset" => "StatefulSet",
-                "daemonset" => "DaemonSet",
-                _ => "Deployment",
-            };
-            Some(json!({ "kind": kind, "name": name, "namespace": namespace }))
+            // Nodes have no namespace (the schema refuses one); workloads keep theirs.
+            Some(match kind {
+                "node" => json!({ "kind": "Node", "name": name }),
+                "statefulset" => {
+                    json!({ "kind": "StatefulSet", "name": name, "namespace": namespace })
+                }
+                "daemonset" => json!({ "kind": "DaemonSet", "name": name, "namespace": namespace }),
+                _ => json!({ "kind": "Deployment", "name": name, "namespace": namespace }),
+            })
         });
     serde_json::Value::Array(held.collect())
 }
 
 /// Writes `status.evidence` (detector's own field manager), refreshed whenever the signals change.
+/// `detected` dates the problem, for "rolled out N minutes before detection".
 async fn record_evidence(
     client: &Client,
     problem: &Problem,
     name: &str,
     pods: &[&PodSignals],
     events: &[&Event],
-    signals: &[Signal],
-    now: Timestamp,
+    detected: Timestamp,
+    log_tail_lines: u16,
 ) -> Result<()> {
     let workload = &problem.workload;
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &workload.namespace);
@@ -818,8 +832,23 @@ async fn record_evidence(
             })
         })
         .collect();
-    let detected = signals.iter().map(|s| s.first_seen.0).min().unwrap_or(now);
-    let evidence = evidence(pods, &owned, events, detected);
+    let mut evidence = evidence(pods, &owned, events, detected);
+    if let Some((pod, container)) = log_target(pods).filter(|_| log_tail_lines > 0) {
+        evidence.logs = previous_log(
+            client,
+            &workload.namespace,
+            &pod,
+            &container,
+            log_tail_lines,
+        )
+        .await
+        .map(|text| LogEvidence {
+            pod,
+            container,
+            previous: true,
+            text,
+        });
+    }
     let patch = json!({
         "apiVersion": "incident.dev/v1alpha1",
         "kind": "Incident",
@@ -835,6 +864,33 @@ async fn record_evidence(
         .await
         .map_err(Error::Kube)?;
     Ok(())
+}
+
+/// The tail of a container's previous log, or None where the API serves no logs (the evidence is
+/// still written without them).
+async fn previous_log(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    lines: u16,
+) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = LogParams {
+        container: Some(container.to_owned()),
+        previous: true,
+        tail_lines: Some(i64::from(lines)),
+        // Lines can be long; the API stops sending well before the evidence would overflow.
+        limit_bytes: Some(64 * 1024),
+        ..LogParams::default()
+    };
+    match pods.logs(pod, &params).await {
+        Ok(text) => Some(log_tail(&text, MAX_LOG_BYTES)),
+        Err(error) => {
+            debug!(%error, pod, container, "no previous log for the evidence");
+            None
+        }
+    }
 }
 
 async fn mark_cleared(client: &Client, incident: &Incident, now: Timestamp) -> Result<()> {

@@ -8,12 +8,14 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Time,
 };
 
-use super::group::PodSignals;
+use super::{classify::SignalKind, group::PodSignals};
 use crate::api::{ContainerEvidence, EventEvidence, Evidence, RevisionEvidence};
 
 pub const MAX_CONTAINERS: usize = 20;
 pub const MAX_REVISIONS: usize = 5;
 pub const MAX_EVENTS: usize = 10;
+/// Most bytes of log kept in the evidence.
+pub const MAX_LOG_BYTES: usize = 8 * 1024;
 /// A revision this close before detection is flagged as a suspect.
 pub const RECENT: SignedDuration = SignedDuration::from_hours(1);
 
@@ -88,6 +90,46 @@ pub fn evidence(
         rollout_history: history,
         recent_deploy,
         events: warning_events(events),
+        logs: None,
+    }
+}
+
+/// The container whose previous instance's log tells the story: the first crashed container (by
+/// pod name) that has restarted.
+pub fn log_target(pods: &[&PodSignals]) -> Option<(String, String)> {
+    let mut candidates: Vec<(&str, &str)> = pods
+        .iter()
+        .flat_map(|pod| {
+            pod.troubles
+                .iter()
+                .filter(|t| {
+                    matches!(t.kind, SignalKind::CrashLoopBackOff | SignalKind::OomKilled)
+                        && t.restarts > 0
+                })
+                .map(|t| (pod.pod.as_str(), t.container.as_str()))
+        })
+        .collect();
+    candidates.sort_unstable();
+    candidates
+        .first()
+        .map(|(pod, container)| ((*pod).to_owned(), (*container).to_owned()))
+}
+
+/// The last whole lines of `text` that fit in `max_bytes`.
+pub fn log_tail(text: &str, max_bytes: usize) -> String {
+    let text = text.trim_end_matches('\n');
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let mut start = text.len() - max_bytes;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &text[start..];
+    // Drop the partial first line.
+    match tail.find('\n') {
+        Some(newline) => tail[newline + 1..].to_owned(),
+        None => tail.to_owned(),
     }
 }
 
@@ -235,5 +277,45 @@ mod tests {
         assert_eq!(out[1].object, "pod/web-13");
         assert_eq!(out[1].count, 1);
         assert_eq!(out[0].note.as_ref().map(|n| n.len()), Some(256));
+    }
+
+    #[test]
+    fn the_log_tail_keeps_whole_lines_within_the_limit() {
+        let text: String = (0..100).map(|i| format!("line {i:03}\n")).collect();
+        let tail = log_tail(&text, 50);
+        assert!(tail.len() <= 50);
+        assert!(tail.starts_with("line "), "{tail}");
+        assert!(tail.ends_with("line 099"), "{tail}");
+        assert_eq!(log_tail("short\n", 50), "short");
+        let multibyte = "é".repeat(40);
+        assert!(log_tail(&multibyte, 11).chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn the_log_target_is_a_restarted_crashing_container() {
+        let pod = |name: &str, kind: SignalKind, restarts: i32| PodSignals {
+            pod: name.into(),
+            workload: Workload {
+                namespace: "shop".into(),
+                kind: "Deployment".into(),
+                name: "web".into(),
+            },
+            troubles: vec![ContainerTrouble {
+                kind,
+                container: "app".into(),
+                restarts,
+                last_termination: None,
+                message: None,
+            }],
+        };
+        let pulling = pod("web-a", SignalKind::ImagePullBackOff, 0);
+        let fresh = pod("web-b", SignalKind::CrashLoopBackOff, 0);
+        let crashed = pod("web-d", SignalKind::CrashLoopBackOff, 3);
+        let oom = pod("web-c", SignalKind::OomKilled, 1);
+        assert_eq!(log_target(&[&pulling, &fresh]), None);
+        assert_eq!(
+            log_target(&[&crashed, &pulling, &oom]),
+            Some(("web-c".into(), "app".into()))
+        );
     }
 }

@@ -34,6 +34,8 @@ pub struct DetectionConfig {
     /// opens a new incident.
     pub reopen_cooldown: Duration,
     pub scope: Scope,
+    /// Lines of the crashed container's previous log kept as evidence; 0 fetches no logs.
+    pub log_tail_lines: u16,
     pub signals: SignalSettings,
     pub warning_events: WarningEvents,
     pub severity: SeverityPolicy,
@@ -48,6 +50,7 @@ impl Default for DetectionConfig {
             storm_limit: 20,
             reopen_cooldown: Duration::from_secs(600),
             scope: Scope::default(),
+            log_tail_lines: 50,
             signals: SignalSettings::default(),
             warning_events: WarningEvents::default(),
             severity: SeverityPolicy::default(),

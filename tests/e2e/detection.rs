@@ -111,6 +111,7 @@ async fn twenty_crashing_pods_are_one_incident_that_resolves_when_fixed() {
                 !e.containers.is_empty()
                     && e.recent_deploy.is_some()
                     && !e.rollout_history.is_empty()
+                    && e.logs.is_some()
             })
     })
     .await
@@ -137,6 +138,16 @@ async fn twenty_crashing_pods_are_one_incident_that_resolves_when_fixed() {
             .as_deref()
             .unwrap_or_default()
             .contains("before detection")
+    );
+    // The local cluster's kwok serves canned container logs (hack/cluster/logs).
+    let logs = evidence.logs.as_ref().expect("the previous instance's log");
+    assert!(logs.previous && logs.container == "c0", "{logs:#?}");
+    assert!(logs.pod.starts_with("checkout-"), "{logs:#?}");
+    assert_eq!(logs.text.lines().count(), 50, "the last 50 lines");
+    assert!(
+        logs.text.ends_with("exiting with status 1"),
+        "ends with the crash: {}",
+        logs.text
     );
 
     // A restart finds the same incident instead of opening another.
@@ -395,7 +406,13 @@ async fn the_storm_guard_holds_when_many_deployments_break_at_once() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
     let mut flags = FLAGS.to_vec();
-    flags.extend(["--storm-limit", "5"]);
+    // Other tests' NotReady nodes must not count against this test's budget.
+    flags.extend([
+        "--storm-limit",
+        "5",
+        "--node-selector",
+        "incident.dev/e2e-no-such-node=true",
+    ]);
     let operator = Operator::start(&ns.name, &flags).await;
     for i in 0..12 {
         let name = format!("svc-{i:02}");

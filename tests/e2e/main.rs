@@ -2,6 +2,7 @@
 //! Every test gets its own namespace; nothing here talks to a mock.
 
 mod detection;
+mod detection_restart;
 mod harness;
 mod lifecycle;
 mod parity;
