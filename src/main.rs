@@ -31,10 +31,31 @@ struct Cli {
 enum Command {
     /// Run the operator against the cluster.
     Run(Box<RunArgs>),
-    /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
-    Crds,
+    /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a directory
+    /// (what `crds/` holds).
+    Crds(CrdsArgs),
     /// Print a Markdown post-mortem draft built from an Incident.
     Postmortem(PostmortemArgs),
+}
+
+#[derive(clap::Args)]
+struct CrdsArgs {
+    /// Write `<group>_<plural>.yaml` files here instead of printing one stream.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+/// Prints the CRDs, or writes them as files.
+fn write_crds(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match dir {
+        None => print!("{}", incident_operator::api::crds_yaml()?),
+        Some(dir) => {
+            for (file, yaml) in incident_operator::api::crd_files()? {
+                std::fs::write(dir.join(file), yaml)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -73,14 +94,11 @@ async fn postmortem_draft(args: PostmortemArgs) -> anyhow::Result<String> {
 fn main() -> ExitCode {
     // clap prints usage errors and exits with code 2 itself.
     let cli = Cli::parse();
-    if let Command::Crds = cli.command {
-        return match incident_operator::api::crds_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
+    if let Command::Crds(args) = &cli.command {
+        return match write_crds(args.dir.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("error: cannot render the CRDs: {error}");
+                eprintln!("error: cannot write the CRDs: {error}");
                 ExitCode::FAILURE
             }
         };
@@ -109,7 +127,7 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Crds => Ok(()),
+        Command::Crds(_) => Ok(()),
     };
     // Dropping the runtime would wait for blocking tasks; the operator is done, so don't.
     runtime.shutdown_background();

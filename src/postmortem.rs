@@ -507,6 +507,8 @@ mod tests {
             postmortem: None,
             actions: Vec::new(),
             signals: Vec::new(),
+            runbook_ref: None,
+            approvals: Vec::new(),
         }
     }
 

@@ -81,6 +81,36 @@ pub struct IncidentSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub signals: Vec<Signal>,
+
+    /// The runbook to follow, instead of the one matching would choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_ref: Option<RunbookRef>,
+
+    /// Runbook steps a person approved (a remediation waiting for approval) or marked done (a
+    /// checkpoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["step"]))]
+    pub approvals: Vec<StepApproval>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct RunbookRef {
+    /// A Runbook in the incident's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct StepApproval {
+    /// The runbook step's name.
+    #[schemars(length(min = 1, max = 40))]
+    pub step: String,
+    /// Who approved it.
+    #[schemars(length(min = 1, max = 128))]
+    pub by: String,
 }
 
 /// One kind of trouble seen on the affected workload.
@@ -472,6 +502,9 @@ pub struct IncidentStatus {
     /// What the detector saw (bounded), for detected incidents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
+    /// The runbook this incident follows, as it was when chosen, and each step's progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<RunbookRun>,
     /// What the timeline has already recorded of the spec, so each change is recorded exactly once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded: Option<Recorded>,
@@ -659,4 +692,63 @@ pub struct Recorded {
     /// The post-mortem deadline whose miss was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postmortem_overdue_for: Option<Time>,
+}
+
+/// A runbook run: which runbook, at which generation (edits made later never change the run), its
+/// steps as they were then, and how far each got.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunbookRun {
+    pub name: String,
+    pub generation: i64,
+    /// Why this runbook (explicit reference, or the match that chose it).
+    pub reason: String,
+    pub steps: Vec<crate::api::RunbookStep>,
+    #[serde(default)]
+    pub on_failure: crate::api::OnFailure,
+    pub progress: Vec<StepProgress>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StepProgress {
+    pub name: String,
+    /// collect, rollback, restart, scale, verify, checkpoint, escalate.
+    pub kind: String,
+    pub phase: StepPhase,
+    /// Why it is in this phase (e.g. why it was skipped or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who approved it or marked it done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// What a collect step gathered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// The remediation action a rollback, restart or scale step requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepPhase {
+    Pending,
+    WaitingApproval,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepPhase {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            StepPhase::Succeeded | StepPhase::Failed | StepPhase::Skipped
+        )
+    }
 }

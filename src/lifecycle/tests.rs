@@ -44,6 +44,8 @@ fn spec(severity: Severity) -> IncidentSpec {
         postmortem: None,
         actions: Vec::new(),
         signals: Vec::new(),
+        runbook_ref: None,
+        approvals: Vec::new(),
     }
 }
 

@@ -328,9 +328,13 @@ pub async fn install_crds(client: &Client) {
     use kube::api::{Patch, PatchParams};
     use serde::Deserialize;
 
-    let text = include_str!("../../crds/incident.dev_incidents.yaml");
+    let text = [
+        include_str!("../../crds/incident.dev_incidents.yaml"),
+        include_str!("../../crds/incident.dev_runbooks.yaml"),
+    ]
+    .join("---\n");
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for document in serde_yaml_ng::Deserializer::from_str(text) {
+    for document in serde_yaml_ng::Deserializer::from_str(&text) {
         let crd = CustomResourceDefinition::deserialize(document).expect("CRD YAML");
         let name = crd.name_any();
         api.patch(
