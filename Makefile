@@ -30,7 +30,7 @@ run:
 
 ## crds: regenerate crds/ from the Rust types in src/api
 crds:
-	cargo run --quiet -- crds > crds/incident.dev_incidents.yaml
+	cargo run --quiet -- crds --dir crds
 
 ## bench-rollback: rollback latency, operator vs kubectl rollout undo (needs `make cluster`)
 bench-rollback:
