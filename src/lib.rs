@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod operator;
 pub mod postmortem;
 pub mod remediation;
+pub mod runbook;
 pub mod server;
 pub mod telemetry;
 

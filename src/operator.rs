@@ -8,7 +8,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{Error, Result, config::RunArgs, detection, lifecycle, server};
+use crate::{Error, Result, config::RunArgs, detection, lifecycle, runbook, server};
 
 /// Runs until SIGTERM or SIGINT, then stops within `args.shutdown_grace`.
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -45,6 +45,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
             shutdown.clone(),
         ));
     }
+    tasks.spawn(runbook::controller::run(
+        client.clone(),
+        args.namespace.clone(),
+        health.metrics.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(lifecycle::controller::run(
         client,
         args.namespace.clone(),

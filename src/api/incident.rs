@@ -558,6 +558,19 @@ pub enum EntryType {
     ActionSucceeded,
     ActionFailed,
     ActionSkipped,
+    /// A runbook was chosen for the incident.
+    RunbookSelected,
+    /// A runbook step waits for a person (approval or checkpoint).
+    StepWaiting,
+    /// A runbook step requested its action.
+    StepStarted,
+    StepSucceeded,
+    StepFailed,
+    /// A runbook step's `when` did not hold, or the incident was resolved before it.
+    StepSkipped,
+    /// A runbook escalated (an escalate step, an approval waiting too long, a failed step).
+    RunbookEscalated,
+    RunbookCompleted,
     /// Older entries folded together to keep the timeline bounded.
     Summary,
 }

@@ -665,6 +665,13 @@ async fn upsert(
         .map(|i| i.spec.signals.as_slice())
         .unwrap_or_default();
     let signals = signals(previous, problem, now);
+    // A runbook that set the severity keeps it; otherwise the detector's judgement stands.
+    let severity = existing
+        .filter(|i| {
+            i.annotations()
+                .contains_key(crate::runbook::follow::SEVERITY_OVERRIDE_ANNOTATION)
+        })
+        .map_or(problem.severity, |i| i.spec.severity);
     if let Some(incident) = existing {
         // The problem is back (or never went): undo our own clearing and resolving, never a person's.
         let resolved_by_us = incident
@@ -680,7 +687,7 @@ async fn upsert(
             patch_merge(client, incident, &patch).await?;
         }
         let same = incident.spec.title == problem.title
-            && incident.spec.severity == problem.severity
+            && incident.spec.severity == severity
             && incident.spec.signals == signals;
         if same {
             return Ok(None);
@@ -704,7 +711,7 @@ async fn upsert(
         },
         "spec": {
             "title": problem.title,
-            "severity": problem.severity,
+            "severity": severity,
             "description": format!(
                 "Detected by incident-operator from the health of {}/{}. {}",
                 workload.kind.to_lowercase(),

@@ -34,9 +34,10 @@ use crate::remediation::{
     executor::{self, Advance, Applied},
     step::kind_label,
 };
+use crate::runbook;
 use crate::{
     Error, Result,
-    api::{ActionPhase, ActionStatus, AffectedKind, Incident, IncidentStatus, Phase},
+    api::{ActionPhase, ActionStatus, AffectedKind, Incident, IncidentStatus, Phase, Runbook},
     metrics::{
         ActionLabels, ErrorLabels, KindLabels, Metrics, OpenLabels, OverdueLabels, SeverityLabels,
     },
@@ -88,16 +89,45 @@ pub async fn run(
                 .state()
                 .into_iter()
                 .filter(|incident| {
-                    incident.namespace() == namespace
-                        && incident.status.as_ref().is_some_and(|s| {
-                            s.actions
-                                .iter()
-                                .any(|a| a.deployment == name && !a.phase.is_terminal())
-                        })
+                    let verifying = incident.status.as_ref().is_some_and(|s| {
+                        s.actions
+                            .iter()
+                            .any(|a| a.deployment == name && !a.phase.is_terminal())
+                    });
+                    // A runbook in progress may be verifying this Deployment.
+                    let following = incident.status.as_ref().is_some_and(|s| {
+                        s.runbook
+                            .as_ref()
+                            .is_some_and(|r| r.progress.iter().any(|p| !p.phase.is_terminal()))
+                    }) && incident
+                        .spec
+                        .affected
+                        .iter()
+                        .any(|a| a.kind == AffectedKind::Deployment && a.name == name);
+                    incident.namespace() == namespace && (verifying || following)
                 })
                 .map(|incident| ObjectRef::from_obj(incident.as_ref()))
                 .collect::<Vec<_>>()
         });
+    // A new or edited Runbook is considered by the open incidents of its namespace without one.
+    let runbooks: Api<Runbook> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let waiting = store.clone();
+    let controller = controller.watches(runbooks, watcher::Config::default(), move |runbook| {
+        let namespace = runbook.namespace();
+        waiting
+            .state()
+            .into_iter()
+            .filter(|incident| {
+                incident.namespace() == namespace
+                    && incident.spec.resolution.is_none()
+                    && incident.status.as_ref().is_none_or(|s| s.runbook.is_none())
+            })
+            .map(|incident| ObjectRef::from_obj(incident.as_ref()))
+            .collect::<Vec<_>>()
+    });
     let context = Arc::new(Context {
         client,
         config,
@@ -139,7 +169,11 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         let mut current = (*incident).clone();
         // What the API server holds: the yardstick for "changed", whatever `current` accumulates.
         let mut stored = incident.status.clone();
-        let mut entries = Vec::new();
+        // The runbook goes first: a step it starts adds its action before the executor looks.
+        let followed =
+            runbook::follow::follow(&ctx.client, &mut current, &ctx.config, Timestamp::now())
+                .await?;
+        let mut entries = followed.entries;
         let mut finished = Vec::new();
         let mut remediation_wake = None;
         let mut conflicts = 0;
@@ -210,10 +244,10 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         }
         refresh_open_gauge(&ctx);
         ctx.metrics.reconciliations.inc();
-        let wake = match (decision.wake_at, remediation_wake) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake = [decision.wake_at, remediation_wake, followed.wake_at]
+            .into_iter()
+            .flatten()
+            .min();
         Ok(requeue(wake, now))
     }
     .instrument(span)
@@ -430,7 +464,11 @@ fn error_policy(incident: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Ac
         debug!(incident = %ObjectRef::from(incident.as_ref()), "stale read; retrying");
         return Action::requeue(Duration::from_secs(1));
     }
-    warn!(incident = %ObjectRef::from(incident.as_ref()), %error, "reconcile failed; retrying");
+    // The cause chain says what the API server refused, not just that it did.
+    let cause = std::error::Error::source(error)
+        .map(|source| source.to_string())
+        .unwrap_or_default();
+    warn!(incident = %ObjectRef::from(incident.as_ref()), %error, %cause, "reconcile failed; retrying");
     ctx.metrics
         .reconcile_errors
         .get_or_create(&ErrorLabels {

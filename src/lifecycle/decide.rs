@@ -157,7 +157,8 @@ fn seconds_between(from: Timestamp, to: Timestamp) -> i64 {
     to.duration_since(from).as_secs().max(0)
 }
 
-fn humanize(duration: Duration) -> String {
+/// `90s`, `15m`, `2h`: how durations read in messages.
+pub fn humanize(duration: Duration) -> String {
     let secs = duration.as_secs();
     match secs {
         s if s % 3600 == 0 && s >= 3600 => format!("{}h", s / 3600),
@@ -764,6 +765,14 @@ fn reason(type_: EntryType) -> &'static str {
         EntryType::ActionSucceeded => "ActionSucceeded",
         EntryType::ActionFailed => "ActionFailed",
         EntryType::ActionSkipped => "ActionSkipped",
+        EntryType::RunbookSelected => "RunbookSelected",
+        EntryType::StepWaiting => "StepWaiting",
+        EntryType::StepStarted => "StepStarted",
+        EntryType::StepSucceeded => "StepSucceeded",
+        EntryType::StepFailed => "StepFailed",
+        EntryType::StepSkipped => "StepSkipped",
+        EntryType::RunbookEscalated => "Escalated",
+        EntryType::RunbookCompleted => "RunbookCompleted",
     }
 }
 

@@ -7,5 +7,6 @@ mod harness;
 mod lifecycle;
 mod parity;
 mod remediation;
+mod runbook_flow;
 mod runtime;
 mod support;
