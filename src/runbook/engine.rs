@@ -495,11 +495,11 @@ fn verify(
     let timeout = duration(&spec.timeout);
     let deadline = started.checked_add(timeout).unwrap_or(Timestamp::MAX);
     let clear_for = spec.signals_cleared_for.as_deref().map(duration);
-    let clear_since = if incident.spec.signals.is_empty() || incident.spec.resolution.is_some() {
-        Some(started)
-    } else {
-        facts.signals_cleared_at
-    };
+    // The detector's note says since when; an incident without signals (or already resolved)
+    // counts as clear since the verification started.
+    let clear_since = facts.signals_cleared_at.or_else(|| {
+        (incident.spec.signals.is_empty() || incident.spec.resolution.is_some()).then_some(started)
+    });
     let clear_until = match clear_for {
         None => Some(now),
         Some(d) => clear_since.and_then(|since| since.checked_add(d).ok()),

@@ -73,16 +73,20 @@ pub async fn follow(
             .map(|d| d.metadata.labels.clone().unwrap_or_default());
         match select::choose(incident, &runbooks, labels.as_ref()) {
             Selection::Chosen { runbook, reason } => {
-                let (started, entry) = engine::start(runbook, &reason);
+                let (started, mut entry) = engine::start(runbook, &reason);
                 info!(runbook = %started.name, generation = started.generation, "following runbook");
-                followed.entries.push(entry);
                 if let Some(severity) = runbook
                     .spec
                     .severity
                     .filter(|s| *s != incident.spec.severity)
                 {
+                    entry.message.push_str(&format!(
+                        "; severity set from {} to {severity} by the runbook",
+                        incident.spec.severity
+                    ));
                     override_severity(client, incident, &started.name, severity).await?;
                 }
+                followed.entries.push(entry);
                 run = Some(started);
             }
             Selection::Unusable { name, reason } => {

@@ -83,25 +83,13 @@ async fn gitops_runbook_rolls_back_a_crash_looping_deploy_and_the_incident_resol
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
     let runbooks: Api<Runbook> = Api::namespaced(client.clone(), &ns.name);
-    apply_runbook(
-        &runbooks,
-        json!({
-            "apiVersion": "incident.dev/v1alpha1", "kind": "Runbook",
-            "metadata": { "name": "crash-loop-after-deploy" },
-            "spec": {
-                "owner": "team-shop",
-                "match": { "signals": ["CrashLoopBackOff"] },
-                "steps": [
-                    { "name": "gather", "collect": { "events": true, "podStates": true,
-                                                      "rolloutHistory": true, "logs": { "tailLines": 20 } } },
-                    { "name": "roll-back", "rollback": {}, "approval": "Required",
-                      "automaticFor": ["P2", "P3"], "when": { "rolledOutWithin": "30m" } },
-                    { "name": "confirm", "verify": { "timeout": "2m" } },
-                ],
-            },
-        }),
-    )
-    .await;
+    // The example runbook as GitOps would apply it, with the verification's quiet period short.
+    let mut example: Value = serde_yaml_ng::from_str(include_str!(
+        "../../examples/runbooks/crashloop-after-deploy.yaml"
+    ))
+    .expect("example runbook");
+    example["spec"]["steps"][2]["verify"]["signalsClearedFor"] = json!("2s");
+    apply_runbook(&runbooks, example).await;
     let operator =
         Operator::start(&ns.name, &["--detection", "true", "--resolve-after", "2s"]).await;
 
@@ -123,7 +111,7 @@ async fn gitops_runbook_rolls_back_a_crash_looping_deploy_and_the_incident_resol
                     .resolution
                     .as_ref()
                     .is_some_and(|r| r.summary == "Signals cleared")
-                && step_phase(&found[0], "confirm") == Some(StepPhase::Succeeded)
+                && step_phase(&found[0], "confirm-recovery") == Some(StepPhase::Succeeded)
                 && found[0].status.as_ref().and_then(|s| s.phase) == Some(Phase::Resolved)
         },
     )
@@ -134,9 +122,9 @@ async fn gitops_runbook_rolls_back_a_crash_looping_deploy_and_the_incident_resol
         .as_ref()
         .and_then(|s| s.runbook.as_ref())
         .expect("runbook run");
-    assert_eq!(run.name, "crash-loop-after-deploy");
+    assert_eq!(run.name, "crashloop-after-deploy");
     assert_eq!(run.generation, 1);
-    for step in ["gather", "roll-back", "confirm"] {
+    for step in ["gather-evidence", "roll-back", "confirm-recovery"] {
         assert_eq!(
             step_phase(incident, step),
             Some(StepPhase::Succeeded),
@@ -203,6 +191,7 @@ async fn a_p1_rollback_waits_for_approval_escalates_when_late_and_runs_once_appr
             "apiVersion": "incident.dev/v1alpha1", "kind": "Runbook",
             "metadata": { "name": "careful-rollback" },
             "spec": {
+                "severity": "P1",
                 "match": { "incidentSelector": { "matchLabels": { "service": "payments" } } },
                 "steps": [
                     { "name": "roll-back", "rollback": {}, "automaticFor": ["P3"] },
@@ -212,7 +201,7 @@ async fn a_p1_rollback_waits_for_approval_escalates_when_late_and_runs_once_appr
         }),
     )
     .await;
-    // P1 must be acknowledged... and approved within 3s here.
+    // The runbook raises the incident to P1, whose approval must come within 3s here.
     let operator = Operator::start(&ns.name, &["--response-time", "P1=3s"]).await;
     healthy(&deployments, "payments", 2).await;
     let mut broken = deployment(
@@ -226,7 +215,7 @@ async fn a_p1_rollback_waits_for_approval_escalates_when_late_and_runs_once_appr
     let incident: Incident = serde_json::from_value(json!({
         "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
         "metadata": { "name": "payments-down", "labels": { "service": "payments" } },
-        "spec": { "title": "Payments failing after v2", "severity": "P1",
+        "spec": { "title": "Payments failing after v2", "severity": "P2",
                   "affected": [{ "kind": "Deployment", "name": "payments" }] },
     }))
     .expect("Incident");
@@ -251,6 +240,26 @@ async fn a_p1_rollback_waits_for_approval_escalates_when_late_and_runs_once_appr
     )
     .await
     .expect("Incident");
+    // The runbook raised the severity, and says so.
+    assert_eq!(
+        escalated.spec.severity,
+        incident_operator::api::Severity::P1
+    );
+    assert!(
+        entries(&escalated)
+            .iter()
+            .any(|(t, m)| *t == EntryType::RunbookSelected
+                && m.contains("severity set from P2 to P1 by the runbook")),
+        "{:#?}",
+        entries(&escalated)
+    );
+    assert_eq!(
+        escalated
+            .annotations()
+            .get("incident.dev/severity-override")
+            .map(String::as_str),
+        Some("runbook/careful-rollback")
+    );
     assert!(
         escalated.spec.actions.is_empty(),
         "nothing runs without approval: {:#?}",
