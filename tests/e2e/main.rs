@@ -8,5 +8,6 @@ mod lifecycle;
 mod parity;
 mod remediation;
 mod runbook_flow;
+mod runbooks;
 mod runtime;
 mod support;
