@@ -10,6 +10,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod metrics;
 pub mod operator;
+pub mod plugin;
 pub mod postmortem;
 pub mod remediation;
 pub mod runbook;

@@ -6,6 +6,7 @@ mod detection_restart;
 mod harness;
 mod lifecycle;
 mod parity;
+mod plugin;
 mod remediation;
 mod runbook_flow;
 mod runbooks;

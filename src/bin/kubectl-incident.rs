@@ -1,0 +1,282 @@
+//! `kubectl incident`: the pager queue and the responder's commands on Incidents. Put the binary on
+//! PATH and kubectl finds it. See docs/plugin.md.
+
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use incident_operator::{
+    api::{Incident, Severity},
+    plugin::{
+        ops::{self, Session, Target},
+        render,
+    },
+    postmortem,
+};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "kubectl-incident",
+    bin_name = "kubectl incident",
+    version,
+    about = "Respond to incidents: the pager queue, acknowledge, notes, approvals, resolution"
+)]
+struct Cli {
+    /// Namespace of the incidents (default: the kubeconfig context's namespace, else default).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+
+    /// Kubeconfig context to use instead of the current one.
+    #[arg(long, global = true)]
+    context: Option<String>,
+
+    /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Json,
+    Yaml,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The pager queue: open incidents, most urgent first, with the time left to respond.
+    List {
+        /// Print the incidents as a JSON or YAML List instead of a table.
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+    },
+    /// An incident for people: facts, timeline, actions, runbook steps, evidence and notes.
+    Show {
+        name: String,
+        /// Print the Incident as JSON or YAML.
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+    },
+    /// Claim the incident (sets spec.acknowledgment to you).
+    Ack {
+        name: String,
+        /// What you are doing about it.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Add a note to the responders' log.
+    Note { name: String, text: String },
+    /// Approve a runbook step waiting for a person, or mark a checkpoint done.
+    Approve { name: String, step: String },
+    /// Resolve the incident.
+    Resolve {
+        name: String,
+        /// Why it happened, if known.
+        #[arg(long)]
+        root_cause: Option<String>,
+        /// What was done to resolve it.
+        #[arg(long)]
+        summary: String,
+    },
+    /// Change the severity (P0, P1, P2, P3).
+    Severity {
+        name: String,
+        #[arg(value_parser = parse_severity)]
+        severity: Severity,
+    },
+    /// Print a Markdown post-mortem draft.
+    Postmortem { name: String },
+    /// Roll a Deployment back through the operator and follow it to the end.
+    Rollback {
+        deployment: String,
+        /// Revision to return to (default: the previous one).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        to_revision: Option<i64>,
+        /// Add the rollback to this incident instead of opening a new one.
+        #[arg(long)]
+        incident: Option<String>,
+        /// Severity of the incident opened when --incident is not given.
+        #[arg(long, value_parser = parse_severity, default_value = "P2")]
+        severity: Severity,
+        /// Give up following after this many seconds (the rollback itself continues).
+        #[arg(long, default_value_t = 720)]
+        timeout: u64,
+    },
+}
+
+fn parse_severity(text: &str) -> Result<Severity, String> {
+    Severity::ALL
+        .into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+        .ok_or_else(|| format!("`{text}` is not a severity: use P0, P1, P2 or P3"))
+}
+
+fn encode<T: Serialize>(value: &T, output: Output) -> anyhow::Result<String> {
+    Ok(match output {
+        Output::Json => serde_json::to_string_pretty(value)? + "\n",
+        Output::Yaml => serde_yaml_ng::to_string(value)?,
+    })
+}
+
+/// kubectl's shape for `-o json` of many objects.
+#[derive(Serialize)]
+struct List<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    items: &'a [Incident],
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let target = Target {
+        kubeconfig: cli.kubeconfig,
+        context: cli.context,
+        namespace: cli.namespace,
+    };
+    let session = Session::connect(&target).await?;
+    let now = jiff::Timestamp::now();
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::List { output } => {
+            let mut incidents = session.list().await?;
+            render::sort_by_urgency(&mut incidents);
+            match output {
+                Some(output) => {
+                    let list = List {
+                        api_version: "v1",
+                        kind: "List",
+                        items: &incidents,
+                    };
+                    write!(stdout, "{}", encode(&list, output)?)?;
+                }
+                None if incidents.is_empty() => {
+                    eprintln!("No incidents found in {} namespace.", session.namespace);
+                }
+                None => write!(stdout, "{}", render::list_table(&incidents, now))?,
+            }
+        }
+        Command::Show { name, output } => {
+            let incident = session.get(&name).await?;
+            match output {
+                Some(output) => write!(stdout, "{}", encode(&incident, output)?)?,
+                None => write!(stdout, "{}", render::show(&incident, now))?,
+            }
+        }
+        Command::Ack { name, note } => {
+            writeln!(
+                stdout,
+                "{}",
+                session.acknowledge(&name, note.as_deref()).await?
+            )?;
+        }
+        Command::Note { name, text } => {
+            writeln!(stdout, "{}", session.note(&name, &text).await?)?;
+        }
+        Command::Approve { name, step } => {
+            writeln!(stdout, "{}", session.approve(&name, &step).await?)?;
+        }
+        Command::Resolve {
+            name,
+            root_cause,
+            summary,
+        } => {
+            let message = session
+                .resolve(&name, root_cause.as_deref(), &summary)
+                .await?;
+            writeln!(stdout, "{message}")?;
+        }
+        Command::Severity { name, severity } => {
+            writeln!(stdout, "{}", session.set_severity(&name, severity).await?)?;
+        }
+        Command::Postmortem { name } => {
+            let incident = session.get(&name).await?;
+            write!(stdout, "{}", postmortem::render(&incident))?;
+        }
+        Command::Rollback {
+            deployment,
+            to_revision,
+            incident,
+            severity,
+            timeout,
+        } => {
+            let (incident, action) = session
+                .request_rollback(&deployment, to_revision, incident.as_deref(), severity)
+                .await?;
+            writeln!(
+                stdout,
+                "{} rollback {action} of deployment {deployment} requested",
+                ops::reference(&incident)
+            )?;
+            stdout.flush()?;
+            let live = std::io::stderr().is_terminal();
+            let status = session
+                .follow_action(&incident, &action, Duration::from_secs(timeout), |status| {
+                    let line = ops::progress_line(status);
+                    if live {
+                        eprint!("\r\x1b[K{line}");
+                    } else {
+                        eprintln!("{line}");
+                    }
+                })
+                .await;
+            if live {
+                eprintln!();
+            }
+            let status = status?;
+            writeln!(stdout, "rollback {action} {:?}", status.phase)?;
+            if !ops::succeeded(&status) {
+                stdout.flush()?;
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The error and its causes, each said once (client errors often repeat their source).
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+fn main() -> ExitCode {
+    // clap prints usage errors and exits with code 2 itself.
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("Error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    runtime.shutdown_background();
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("Error: {}", message(&error));
+            ExitCode::FAILURE
+        }
+    }
+}

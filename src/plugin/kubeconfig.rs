@@ -1,0 +1,95 @@
+//! What the plugin takes from the kubeconfig besides the connection: the actor (the current
+//! context's user) and the default namespace, as kubectl resolves them.
+
+use kube::config::Kubeconfig;
+
+use super::DEFAULT_ACTOR;
+
+/// The context in use: `--context`, else the kubeconfig's current context.
+fn context<'a>(
+    kubeconfig: &'a Kubeconfig,
+    context: Option<&str>,
+) -> Option<&'a kube::config::Context> {
+    let name = context.or(kubeconfig.current_context.as_deref())?;
+    kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.context.as_ref())
+}
+
+/// Who the plugin records as the actor: the context's user name, else [`DEFAULT_ACTOR`].
+pub fn actor(kubeconfig: Option<&Kubeconfig>, context_name: Option<&str>) -> String {
+    kubeconfig
+        .and_then(|k| context(k, context_name))
+        .and_then(|c| c.user.as_deref())
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        // The CRD allows at most 128 characters.
+        .map(|u| u.chars().take(128).collect())
+        .unwrap_or_else(|| DEFAULT_ACTOR.to_owned())
+}
+
+/// The namespace to work in: `-n`, else the context's namespace, else `fallback` (what the client
+/// configuration resolved, e.g. the service account's namespace in a pod), else `default`.
+pub fn namespace(
+    flag: Option<&str>,
+    kubeconfig: Option<&Kubeconfig>,
+    context_name: Option<&str>,
+    fallback: Option<&str>,
+) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| {
+            kubeconfig
+                .and_then(|k| context(k, context_name))
+                .and_then(|c| c.namespace.clone())
+        })
+        .or_else(|| fallback.map(str::to_owned))
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubeconfig() -> Kubeconfig {
+        Kubeconfig::from_yaml(
+            r#"
+apiVersion: v1
+kind: Config
+current-context: dev
+contexts:
+- name: dev
+  context: { cluster: c, user: ana@example.com, namespace: shop }
+- name: ops
+  context: { cluster: c, user: bob }
+- name: anonymous
+  context: { cluster: c }
+clusters: []
+users: []
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_actor_is_the_contexts_user() {
+        let k = kubeconfig();
+        assert_eq!(actor(Some(&k), None), "ana@example.com");
+        assert_eq!(actor(Some(&k), Some("ops")), "bob");
+        assert_eq!(actor(Some(&k), Some("anonymous")), DEFAULT_ACTOR);
+        assert_eq!(actor(Some(&k), Some("missing")), DEFAULT_ACTOR);
+        assert_eq!(actor(None, None), DEFAULT_ACTOR);
+    }
+
+    #[test]
+    fn the_namespace_follows_kubectl() {
+        let k = kubeconfig();
+        assert_eq!(namespace(Some("x"), Some(&k), None, None), "x");
+        assert_eq!(namespace(None, Some(&k), None, None), "shop");
+        assert_eq!(namespace(None, Some(&k), Some("ops"), None), "default");
+        assert_eq!(namespace(None, None, None, Some("in-pod")), "in-pod");
+        assert_eq!(namespace(None, None, None, None), "default");
+    }
+}

@@ -1,0 +1,46 @@
+//! The `kubectl incident` plugin: the pager's view of Incidents and the responder's commands.
+//!
+//! Rendering ([`render`]) and patch building ([`patch`]) are pure and unit-tested; [`ops`] does the
+//! API calls; the binary (`src/bin/kubectl-incident.rs`) parses flags and prints.
+
+pub mod kubeconfig;
+pub mod ops;
+pub mod patch;
+pub mod render;
+
+/// Recorded as the actor when the kubeconfig names no user (e.g. in a pod).
+pub const DEFAULT_ACTOR: &str = "kubectl-incident";
+
+/// What the plugin can fail with; the binary prints it as `Error: ...` and exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("incident {0:?} not found")]
+    NotFound(String),
+
+    #[error(transparent)]
+    Cluster(#[from] crate::Error),
+
+    #[error("cannot build a Kubernetes client")]
+    Client(#[source] kube::Error),
+
+    #[error("{what}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("incident {name:?} {message}")]
+    Refused { name: String, message: String },
+
+    #[error("incident {0:?} kept changing while it was being updated; try again")]
+    Contended(String),
+
+    #[error("cannot encode the output: {0}")]
+    Encode(String),
+
+    #[error("watching incident {name:?} failed: {message}")]
+    Watch { name: String, message: String },
+}
+
+pub type Result<T, E = PluginError> = std::result::Result<T, E>;

@@ -1,0 +1,159 @@
+//! JSON merge patches the commands send. Each touches only the fields its command owns, plus the
+//! `incident.dev/actor` annotation; list edits (notes, approvals, actions) carry the
+//! resourceVersion they were read at, so a concurrent writer's change is never overwritten.
+
+use serde_json::{Value, json};
+
+use crate::{
+    api::{
+        Acknowledgment, Incident, MAX_NOTES, Note, RemediationAction, Resolution, Severity,
+        StepApproval,
+    },
+    lifecycle::decide::ACTOR_ANNOTATION,
+};
+
+fn metadata(actor: &str, resource_version: Option<&str>) -> Value {
+    let mut metadata = json!({ "annotations": { ACTOR_ANNOTATION: actor } });
+    if let Some(rv) = resource_version {
+        metadata["resourceVersion"] = json!(rv);
+    }
+    metadata
+}
+
+/// `spec.acknowledgment`.
+pub fn acknowledge(actor: &str, note: Option<&str>) -> Value {
+    let ack = Acknowledgment {
+        by: actor.to_owned(),
+        note: note.map(str::to_owned),
+    };
+    json!({ "metadata": metadata(actor, None), "spec": { "acknowledgment": ack } })
+}
+
+/// `spec.resolution`.
+pub fn resolve(actor: &str, root_cause: Option<&str>, summary: &str) -> Value {
+    let resolution = Resolution {
+        root_cause: root_cause.map(str::to_owned),
+        summary: summary.to_owned(),
+        by: actor.to_owned(),
+    };
+    json!({ "metadata": metadata(actor, None), "spec": { "resolution": resolution } })
+}
+
+/// `spec.severity`, with the actor the controller records for the change.
+pub fn severity(actor: &str, severity: Severity) -> Value {
+    json!({ "metadata": metadata(actor, None), "spec": { "severity": severity } })
+}
+
+/// `spec.notes` with `text` appended, against the version read; the oldest notes are dropped to
+/// stay within [`MAX_NOTES`] (the timeline keeps them).
+pub fn append_note(incident: &Incident, actor: &str, text: &str) -> Value {
+    let mut notes = incident.spec.notes.clone();
+    notes.push(Note {
+        author: actor.to_owned(),
+        text: text.to_owned(),
+    });
+    let excess = notes.len().saturating_sub(MAX_NOTES);
+    notes.drain(..excess);
+    json!({
+        "metadata": metadata(actor, incident.metadata.resource_version.as_deref()),
+        "spec": { "notes": notes },
+    })
+}
+
+/// `spec.approvals` with `step` approved by `actor`, against the version read; None when the step
+/// is already approved.
+pub fn approve(incident: &Incident, actor: &str, step: &str) -> Option<Value> {
+    if incident.spec.approvals.iter().any(|a| a.step == step) {
+        return None;
+    }
+    let mut approvals = incident.spec.approvals.clone();
+    approvals.push(StepApproval {
+        step: step.to_owned(),
+        by: actor.to_owned(),
+    });
+    Some(json!({
+        "metadata": metadata(actor, incident.metadata.resource_version.as_deref()),
+        "spec": { "approvals": approvals },
+    }))
+}
+
+/// `spec.actions` with `action` appended, against the version read.
+pub fn add_action(incident: &Incident, actor: &str, action: &RemediationAction) -> Value {
+    let mut actions = incident.spec.actions.clone();
+    actions.push(action.clone());
+    json!({
+        "metadata": metadata(actor, incident.metadata.resource_version.as_deref()),
+        "spec": { "actions": actions },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(spec: Value) -> Incident {
+        serde_json::from_value(json!({
+            "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
+            "metadata": { "name": "x", "resourceVersion": "42" },
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn field_patches_touch_only_their_field() {
+        assert_eq!(
+            acknowledge("ana", Some("looking")),
+            json!({ "metadata": { "annotations": { "incident.dev/actor": "ana" } },
+                    "spec": { "acknowledgment": { "by": "ana", "note": "looking" } } })
+        );
+        assert_eq!(
+            resolve("ana", None, "rolled back")["spec"],
+            json!({ "resolution": { "summary": "rolled back", "by": "ana" } })
+        );
+        assert_eq!(
+            severity("bob", Severity::P1),
+            json!({ "metadata": { "annotations": { "incident.dev/actor": "bob" } },
+                    "spec": { "severity": "P1" } })
+        );
+    }
+
+    #[test]
+    fn notes_append_against_the_version_read() {
+        let i = incident(json!({ "title": "t", "severity": "P2",
+                                 "notes": [{ "author": "bob", "text": "first" }] }));
+        let patch = append_note(&i, "ana", "second");
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        assert_eq!(
+            patch["spec"],
+            json!({ "notes": [{ "author": "bob", "text": "first" },
+                              { "author": "ana", "text": "second" }] })
+        );
+    }
+
+    #[test]
+    fn notes_stay_within_the_limit() {
+        let notes: Vec<Value> = (0..MAX_NOTES)
+            .map(|n| json!({ "author": "bob", "text": format!("note {n}") }))
+            .collect();
+        let i = incident(json!({ "title": "t", "severity": "P2", "notes": notes }));
+        let patch = append_note(&i, "ana", "newest");
+        let written = patch["spec"]["notes"].as_array().unwrap();
+        assert_eq!(written.len(), MAX_NOTES);
+        assert_eq!(written[0]["text"], "note 1");
+        assert_eq!(written[MAX_NOTES - 1]["text"], "newest");
+    }
+
+    #[test]
+    fn approvals_keep_others_and_are_idempotent() {
+        let i = incident(json!({ "title": "t", "severity": "P2",
+                                 "approvals": [{ "step": "a", "by": "bob" }] }));
+        let patch = approve(&i, "ana", "b").unwrap();
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        assert_eq!(
+            patch["spec"]["approvals"],
+            json!([{ "step": "a", "by": "bob" }, { "step": "b", "by": "ana" }])
+        );
+        assert_eq!(approve(&i, "ana", "a"), None);
+    }
+}
