@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: bench-rollback test cluster cluster-down cluster-build cluster-pin run crds lint
+.PHONY: bench-detection bench-rollback chart-crds chart-test test cluster cluster-down cluster-build cluster-pin run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -28,13 +28,28 @@ cluster-pin:
 run:
 	KUBECONFIG=$(CURDIR)/.cluster/kubeconfig cargo run -- run --http-addr 127.0.0.1:8080
 
-## crds: regenerate crds/ from the Rust types in src/api
+## crds: regenerate crds/ from the Rust types in src/api, and the Helm chart's copy of them
 crds:
 	cargo run --quiet -- crds --dir crds
+	$(MAKE) chart-crds
+
+## chart-crds: copy crds/ into charts/incident-operator/crds/ (a test fails when they differ)
+chart-crds:
+	rm -f charts/incident-operator/crds/*.yaml
+	mkdir -p charts/incident-operator/crds
+	cp crds/*.yaml charts/incident-operator/crds/
+
+## chart-test: helm lint and golden `helm template` output of charts/incident-operator (UPDATE_GOLDEN=1 rewrites)
+chart-test:
+	hack/chart-test.sh
 
 ## bench-rollback: rollback latency, operator vs kubectl rollout undo (needs `make cluster`)
 bench-rollback:
 	cargo bench --bench rollback
+
+## bench-detection: detection latency and operator memory with 5,000 pods (needs `make cluster`; PART=latency|memory|all)
+bench-detection:
+	cargo bench --bench detection
 
 ## lint: formatting and clippy, as CI checks them
 lint:
