@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The one test command (`make test`): builds the control plane if needed, starts a fresh local
-# cluster, runs every test (unit, property and e2e), and tears the cluster down even when tests fail.
+# cluster, runs every test (chart lint/golden, unit, property and e2e), and tears the cluster down even when tests fail.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 hack/cluster/build.sh >/dev/null
+# The Helm chart: lint and golden `helm template` output (seconds; no cluster needed).
+hack/chart-test.sh
 hack/cluster/down.sh 2>/dev/null || true
 trap 'hack/cluster/down.sh' EXIT
 hack/cluster/up.sh

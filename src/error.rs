@@ -42,6 +42,10 @@ pub enum Error {
     /// The object changed since it was read; the next reconcile sees the new state.
     #[error("the object changed since it was read")]
     Conflict,
+
+    /// This replica stopped being the leader; it exits so that it restarts as a follower.
+    #[error("lost leadership: {0}")]
+    LeadershipLost(String),
 }
 
 impl Error {
@@ -56,6 +60,7 @@ impl Error {
             Error::Kube(_) => "kube_api",
             Error::Plan(_) => "plan",
             Error::Conflict => "conflict",
+            Error::LeadershipLost(_) => "leadership_lost",
             Error::Config { .. } => "config",
         }
     }

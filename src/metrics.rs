@@ -64,6 +64,8 @@ pub struct Metrics {
     registry: Registry,
     /// 1 once the Kubernetes API server has answered, 0 before.
     pub apiserver_ready: Gauge,
+    /// 1 while this process leads (and always with leader election off), else 0.
+    pub leader: Gauge,
     /// Incidents not yet closed, by severity and phase.
     pub incidents_open: Family<OpenLabels, Gauge>,
     pub time_to_acknowledge: Family<SeverityLabels, Histogram, fn() -> Histogram>,
@@ -96,6 +98,7 @@ impl Default for Metrics {
         );
         let metrics = Self {
             apiserver_ready: Gauge::default(),
+            leader: Gauge::default(),
             incidents_open: Family::default(),
             time_to_acknowledge: Family::new_with_constructor(response_histogram),
             time_to_resolve: Family::new_with_constructor(response_histogram),
@@ -111,6 +114,11 @@ impl Default for Metrics {
             "apiserver_ready",
             "1 once the Kubernetes API server has answered",
             metrics.apiserver_ready.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this process is the leader and runs the controllers (always 1 without leader election)",
+            metrics.leader.clone(),
         );
         registry.register(
             "incidents_open",

@@ -8,7 +8,13 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{Error, Result, config::RunArgs, detection, lifecycle, runbook, server};
+use crate::{
+    Error, Result,
+    config::{RunArgs, Settings},
+    detection, leader, lifecycle,
+    metrics::Metrics,
+    runbook, server,
+};
 
 /// Runs until SIGTERM or SIGINT, then stops within `args.shutdown_grace`.
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -36,29 +42,38 @@ pub async fn run(args: RunArgs) -> Result<()> {
         health.clone(),
         shutdown.clone(),
     ));
-    if let Some(detection) = settings.detection {
-        tasks.spawn(detection::detector::run(
-            client.clone(),
-            args.namespace.clone(),
-            detection,
-            health.metrics.clone(),
-            shutdown.clone(),
-        ));
-    }
-    tasks.spawn(runbook::controller::run(
+    let controllers = controllers(
         client.clone(),
         args.namespace.clone(),
+        settings.clone(),
         health.metrics.clone(),
         shutdown.clone(),
-    ));
-    tasks.spawn(lifecycle::controller::run(
-        client,
-        args.namespace.clone(),
-        settings.lifecycle,
-        health.metrics.clone(),
-        instance_name(),
-        shutdown.clone(),
-    ));
+    );
+    // With leader election, the controllers wait for the Lease; every replica serves HTTP.
+    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
+    let release = CancellationToken::new();
+    let mut elector = match settings.leader {
+        Some(config) => {
+            let elector = leader::Elector::new(client.clone(), config);
+            let handle =
+                tokio::spawn(elector.run(leading_tx, health.metrics.clone(), release.clone()));
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                let leads = tokio::select! {
+                    became = leading.wait_for(|leads| *leads) => became.is_ok(),
+                    () = shutdown.cancelled() => false,
+                };
+                // Not leading: the elector ended (its own outcome is reported) or we stop.
+                if leads { controllers.await } else { Ok(()) }
+            });
+            Some(handle)
+        }
+        None => {
+            health.metrics.leader.set(1);
+            tasks.spawn(controllers);
+            None
+        }
+    };
 
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
@@ -71,8 +86,27 @@ pub async fn run(args: RunArgs) -> Result<()> {
             Ok(Ok(())) => Ok(()),
             Err(join) => Err(Error::Serve(std::io::Error::other(join))),
         },
+        ended = async {
+            match elector.as_mut() {
+                Some(handle) => handle.await,
+                None => std::future::pending().await,
+            }
+        } => {
+            elector = None;
+            match ended {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error),
+                Err(join) => Err(Error::Serve(std::io::Error::other(join))),
+            }
+        }
     };
     shutdown.cancel();
+    if let Err(Error::LeadershipLost(reason)) = &outcome {
+        // Another replica may take over soon: stop acting now, no grace period.
+        warn!(%reason, "lost the Lease; stopping every controller at once and exiting");
+        tasks.abort_all();
+        return outcome;
+    }
     if tokio::time::timeout(args.shutdown_grace, async {
         while tasks.join_next().await.is_some() {}
     })
@@ -81,7 +115,59 @@ pub async fn run(args: RunArgs) -> Result<()> {
     {
         warn!(grace = ?args.shutdown_grace, "work still running after the grace period; exiting anyway");
     }
+    // Only now that nothing acts any more: hand the Lease over (the elector releases it).
+    release.cancel();
+    if let Some(handle) = elector {
+        match handle.await {
+            Ok(Err(error)) if outcome.is_ok() => return Err(error),
+            Ok(_) => {}
+            Err(join) => warn!(error = %join, "leader election task failed"),
+        }
+    }
     outcome
+}
+
+/// The loops that act on the cluster; with leader election they run only in the leader. Ends when
+/// they all stopped (on shutdown), or with the first failure.
+async fn controllers(
+    client: Client,
+    namespace: Option<String>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let mut loops = JoinSet::new();
+    if let Some(detection) = settings.detection {
+        loops.spawn(detection::detector::run(
+            client.clone(),
+            namespace.clone(),
+            detection,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    loops.spawn(runbook::controller::run(
+        client.clone(),
+        namespace.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    loops.spawn(lifecycle::controller::run(
+        client,
+        namespace,
+        settings.lifecycle,
+        metrics,
+        instance_name(),
+        shutdown,
+    ));
+    while let Some(finished) = loops.join_next().await {
+        match finished {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(join) => return Err(Error::Serve(std::io::Error::other(join))),
+        }
+    }
+    Ok(())
 }
 
 /// Names this replica in Events: the pod name in a cluster, else the host name.

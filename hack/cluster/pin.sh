@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rewrites the go.mod/go.sum files under modules/ from versions.env. Run after changing a version; commit the result.
 #
-# Three small modules rather than one: k8s.io/kubernetes requires etcd server v3.7 (for its own tests) and
+# Small modules rather than one: k8s.io/kubernetes requires etcd server v3.7 (for its own tests) and
 # newer k8s.io libraries than kwok was released with, so one module would silently lift etcd off the
 # v3.6 line and build kwok against libraries it was never tested with. Each binary builds against the
 # dependency set its own release declares.
@@ -36,4 +36,7 @@ init_module etcd incident-operator.dev/cluster/etcd "go.etcd.io/etcd/server/v3@$
 init_module kwok incident-operator.dev/cluster/kwok "sigs.k8s.io/kwok@$KWOK_VERSION" \
   sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 
-for dir in kubernetes etcd kwok; do (cd "$here/modules/$dir" && go mod tidy); done
+# helm is its own module for the same reason: it declares its own k8s.io library versions.
+init_module helm incident-operator.dev/cluster/helm "helm.sh/helm/v3@$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+
+for dir in kubernetes etcd kwok helm; do (cd "$here/modules/$dir" && go mod tidy); done

@@ -49,4 +49,37 @@ mod tests {
             );
         }
     }
+
+    /// The Helm chart ships the same CRDs as `crds/`, byte for byte, and nothing else there.
+    #[test]
+    fn chart_crds_match_crds_dir() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let chart = root.join("charts/incident-operator/crds");
+        let mut files: Vec<String> = std::fs::read_dir(&chart)
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        let mut expected: Vec<String> = super::crd_files()
+            .expect("render CRDs")
+            .into_iter()
+            .map(|(file, _)| file)
+            .collect();
+        expected.sort();
+        assert_eq!(
+            files, expected,
+            "charts/incident-operator/crds/ must hold exactly the files of crds/: run `make crds`"
+        );
+        for file in expected {
+            let top = std::fs::read_to_string(root.join("crds").join(&file)).unwrap_or_default();
+            let packaged = std::fs::read_to_string(chart.join(&file)).unwrap_or_default();
+            assert!(
+                top == packaged,
+                "charts/incident-operator/crds/{file} differs from crds/{file}: run `make crds`"
+            );
+        }
+    }
 }

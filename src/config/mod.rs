@@ -12,6 +12,7 @@ use crate::{
     Error, Result,
     api::Severity,
     detection::{classify::SignalKind, policy::DetectionConfig},
+    leader::{self, LeaderConfig},
     lifecycle::LifecycleConfig,
 };
 
@@ -144,6 +145,32 @@ pub struct RunArgs {
     /// Watch only nodes matching this label selector for readiness (default: all nodes).
     #[arg(long)]
     pub node_selector: Option<String>,
+
+    /// Run the acting loops (detector, incident and runbook controllers) only while this process
+    /// holds a coordination.k8s.io Lease. Off for local runs and tests; the Helm chart turns it on.
+    #[arg(long, env = "INCIDENT_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Namespace of the Lease (default: POD_NAMESPACE, else --namespace, else default).
+    #[arg(long)]
+    pub leader_election_namespace: Option<String>,
+
+    /// Name of the Lease.
+    #[arg(long, default_value = "incident-operator")]
+    pub leader_election_name: String,
+
+    /// How long the Lease stays valid after its last renewal; a killed leader is replaced within
+    /// this plus the retry period.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: Duration,
+
+    /// A leader that could not renew for this long stops (exits 1); shorter than the lease duration.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub leader_election_renew_deadline: Duration,
+
+    /// How often the leader renews and the others try to acquire.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_election_retry_period: Duration,
 }
 
 /// Everything `run` is configured with, after defaults, the file and the flags.
@@ -152,6 +179,8 @@ pub struct Settings {
     pub lifecycle: LifecycleConfig,
     /// None when detection is off.
     pub detection: Option<DetectionConfig>,
+    /// None when leader election is off (this process always acts).
+    pub leader: Option<LeaderConfig>,
 }
 
 impl RunArgs {
@@ -195,7 +224,7 @@ impl RunArgs {
             ..DetectionConfig::default()
         };
         // The operator's own namespace holds its machinery, not workloads to watch.
-        detection.scope.excluded.extend(own);
+        detection.scope.excluded.extend(own.clone());
         file.apply_detection(&mut detection, &mut errors);
         if let Some(d) = self.resolve_after {
             detection.resolve_after = d.0;
@@ -221,6 +250,22 @@ impl RunArgs {
         if let Some(selector) = &self.node_selector {
             detection.node_selector = selector.clone();
         }
+        let leader = self.leader_elect.then(|| LeaderConfig {
+            name: self.leader_election_name.clone(),
+            namespace: self
+                .leader_election_namespace
+                .clone()
+                .or_else(|| own.clone())
+                .or_else(|| self.namespace.clone())
+                .unwrap_or_else(|| "default".to_owned()),
+            identity: leader::identity(),
+            lease_duration: self.leader_election_lease_duration,
+            renew_deadline: self.leader_election_renew_deadline,
+            retry_period: self.leader_election_retry_period,
+        });
+        if let Some(Err(message)) = leader.as_ref().map(LeaderConfig::validate) {
+            errors.push(format!("leader election: {message}"));
+        }
         if !errors.is_empty() {
             return Err(Error::Config {
                 path: self.config.clone().unwrap_or_default(),
@@ -231,6 +276,7 @@ impl RunArgs {
         Ok(Settings {
             lifecycle,
             detection: enabled.then_some(detection),
+            leader,
         })
     }
 }
@@ -294,6 +340,64 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-5m").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn run_args(flags: &[&str]) -> RunArgs {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("run").chain(flags.iter().copied()))
+            .expect("valid flags")
+            .run
+    }
+
+    #[test]
+    fn leader_election_is_off_unless_asked_for() {
+        let settings = run_args(&[]).settings().expect("settings");
+        assert_eq!(settings.leader, None);
+    }
+
+    #[test]
+    fn leader_election_flags_set_the_lease_and_its_timings() {
+        let settings = run_args(&[
+            "--leader-elect",
+            "true",
+            "--leader-election-namespace",
+            "ops",
+            "--leader-election-name",
+            "io-lock",
+            "--leader-election-lease-duration",
+            "20s",
+        ])
+        .settings()
+        .expect("settings");
+        let leader = settings.leader.expect("leader election on");
+        assert_eq!(
+            (leader.namespace.as_str(), leader.name.as_str()),
+            ("ops", "io-lock")
+        );
+        assert_eq!(leader.lease_duration, Duration::from_secs(20));
+        assert_eq!(leader.renew_deadline, Duration::from_secs(5));
+        assert_eq!(leader.retry_period, Duration::from_secs(2));
+        assert!(!leader.identity.is_empty());
+    }
+
+    #[test]
+    fn leader_election_timings_that_could_overlap_are_a_configuration_error() {
+        let error = run_args(&[
+            "--leader-elect",
+            "true",
+            "--leader-election-lease-duration",
+            "4s",
+        ])
+        .settings()
+        .expect_err("renew deadline 5s >= lease 4s");
+        assert!(error.is_configuration());
+        assert!(error.to_string().contains("renew deadline"), "{error}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! End-to-end tests against the local control plane started by `make cluster` (or `make test`).
 //! Every test gets its own namespace; nothing here talks to a mock.
 
+mod chart;
 mod detection;
 mod detection_restart;
 mod harness;
+mod leader;
 mod lifecycle;
 mod parity;
 mod plugin;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Chart checks for charts/incident-operator, run by `make test` (and `make chart-test`), in seconds:
+#   helm lint (default values, then hack/chart/values-custom.yaml), strict;
+#   helm template for both value sets, compared with the golden files in charts/incident-operator/tests/golden/.
+# UPDATE_GOLDEN=1 rewrites the golden files instead of comparing (review the diff, then commit).
+# helm comes from the cluster cache (hack/cluster/build.sh builds it); INCIDENT_HELM overrides.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+helm="${INCIDENT_HELM:-$(hack/cluster/build.sh)/helm}"
+chart=charts/incident-operator
+golden="$chart/tests/golden"
+custom=hack/chart/values-custom.yaml
+# Helm must not read or write the user's own Helm configuration or repositories.
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+export HELM_CONFIG_HOME="$tmp/config" HELM_CACHE_HOME="$tmp/cache" HELM_DATA_HOME="$tmp/data"
+
+"$helm" lint --strict "$chart" >"$tmp/lint.out" 2>&1 || { cat "$tmp/lint.out" >&2; exit 1; }
+"$helm" lint --strict "$chart" -f "$custom" >"$tmp/lint.out" 2>&1 || { cat "$tmp/lint.out" >&2; exit 1; }
+
+failed=0
+render() { # NAME HELM_TEMPLATE_ARGS...
+  local name="$1"; shift
+  "$helm" template incident-operator "$chart" --namespace incident-operator "$@" >"$tmp/$name.yaml"
+  if [[ "${UPDATE_GOLDEN:-}" == 1 ]]; then
+    mkdir -p "$golden"; cp "$tmp/$name.yaml" "$golden/$name.yaml"
+    echo "chart-test: rewrote $golden/$name.yaml" >&2
+  elif ! diff -u "$golden/$name.yaml" "$tmp/$name.yaml" >&2; then
+    echo "chart-test: helm template ($name) differs from $golden/$name.yaml; if intended, run UPDATE_GOLDEN=1 hack/chart-test.sh" >&2
+    failed=1
+  fi
+}
+render default
+render custom -f "$custom"
+[[ "$failed" == 0 ]] || exit 1
+echo "chart-test: helm lint and golden templates OK" >&2

@@ -1,0 +1,602 @@
+//! The Helm chart against the real API server: `helm install` (the helm `hack/cluster/build.sh`
+//! builds) puts every object of charts/incident-operator into a fresh namespace and the API server
+//! accepts them all; then the operator binary runs out of cluster *as the chart's ServiceAccount*
+//! (a TokenRequest token in a kubeconfig), with the chart's rendered configuration file and leader
+//! election, through a detection scenario — proving the chart's RBAC is enough — while reading
+//! Secrets is denied.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use incident_operator::{api::Incident, config::file::ConfigFile};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
+    coordination::v1::Lease,
+    core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount},
+    events::v1::Event,
+    networking::v1::NetworkPolicy,
+    policy::v1::PodDisruptionBudget,
+    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use serde_json::json;
+
+use crate::{
+    remediation::deployment,
+    support::{
+        TestNamespace, await_status, client, free_addr, kubeconfig_path, start_with_env, terminate,
+        wait_for, wait_for_all,
+    },
+};
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/incident-operator");
+const DETECTED: &str = "incident.dev/source=detector,incident.dev/problem=workload";
+
+/// The cache bin directory `hack/cluster/build.sh` fills, found like `hack/cluster/lib.sh` does.
+fn cluster_bin(tool: &str) -> PathBuf {
+    let versions = include_str!("../../hack/cluster/versions.env");
+    let version = |key: &str| -> String {
+        versions
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim().trim_matches('"').to_owned())
+            .unwrap_or_else(|| panic!("hack/cluster/versions.env does not set {key}"))
+    };
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache")
+        });
+    cache
+        .join("incident-operator")
+        .join(format!(
+            "k8s-{}_etcd-{}_kwok-{}",
+            version("KUBERNETES_VERSION"),
+            version("ETCD_VERSION"),
+            version("KWOK_VERSION")
+        ))
+        .join("bin")
+        .join(tool)
+}
+
+/// helm from the cluster cache (`INCIDENT_HELM` overrides).
+fn helm_path() -> PathBuf {
+    let path = std::env::var_os("INCIDENT_HELM")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cluster_bin("helm"));
+    assert!(
+        path.is_file(),
+        "helm not found at {}: build it with `make cluster-build`, or point INCIDENT_HELM at one",
+        path.display()
+    );
+    path
+}
+
+/// Runs helm against the e2e cluster with its own empty configuration directories.
+fn helm(home: &Path, args: &[&str]) -> Output {
+    Command::new(helm_path())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run helm")
+}
+
+/// An installed release; uninstalled when dropped (its ClusterRole and binding are cluster-scoped, so
+/// deleting the namespace alone would leave them behind).
+struct Release {
+    name: String,
+    namespace: String,
+    home: PathBuf,
+    installed: bool,
+}
+
+impl Release {
+    fn install(name: &str, namespace: &str, extra: &[&str]) -> Self {
+        let home = std::env::temp_dir().join(format!("incident-e2e-helm-{name}"));
+        let mut args = vec![
+            "install",
+            name,
+            CHART,
+            "--namespace",
+            namespace,
+            "--wait",
+            "--timeout",
+            "120s",
+        ];
+        args.extend_from_slice(extra);
+        let out = helm(&home, &args);
+        assert!(
+            out.status.success(),
+            "helm install failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("STATUS: deployed"),
+            "helm install: {stdout}"
+        );
+        assert!(stdout.contains("NOTES:"), "NOTES.txt is shown: {stdout}");
+        Self {
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            home,
+            installed: true,
+        }
+    }
+
+    fn uninstall(&mut self) {
+        let out = helm(
+            &self.home,
+            &[
+                "uninstall",
+                &self.name,
+                "--namespace",
+                &self.namespace,
+                "--wait",
+            ],
+        );
+        self.installed = false;
+        assert!(
+            out.status.success(),
+            "helm uninstall failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if self.installed {
+            let out = helm(
+                &self.home,
+                &["uninstall", &self.name, "--namespace", &self.namespace],
+            );
+            if !out.status.success() {
+                eprintln!(
+                    "warning: helm uninstall {} failed: {}",
+                    self.name,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// A kubeconfig for the same API server that authenticates with `token` only.
+fn token_kubeconfig(token: &str, file: &Path) {
+    let admin = Kubeconfig::read_from(kubeconfig_path()).expect("read the e2e kubeconfig");
+    let context = admin.current_context.clone().expect("current context");
+    let cluster_name = admin
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .expect("current context names a cluster");
+    let cluster = admin
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.clone())
+        .expect("the context's cluster");
+    let mut entry = json!({ "server": cluster.server.expect("server") });
+    if let Some(data) = cluster.certificate_authority_data {
+        entry["certificate-authority-data"] = json!(data);
+    }
+    if let Some(path) = cluster.certificate_authority {
+        entry["certificate-authority"] = json!(path);
+    }
+    // JSON is YAML: kubeconfig readers take it as it is.
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "chart",
+        "clusters": [{ "name": "chart", "cluster": entry }],
+        "users": [{ "name": "chart", "user": { "token": token } }],
+        "contexts": [{ "name": "chart", "context": { "cluster": "chart", "user": "chart" } }],
+    });
+    std::fs::write(file, serde_json::to_vec_pretty(&config).expect("JSON")).expect("write");
+}
+
+async fn client_from(file: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(file).expect("read token kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("token kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+async fn allowed(client: &Client, verb: &str, group: &str, resource: &str, ns: &str) -> bool {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                namespace: Some(ns.into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SelfSubjectAccessReview")
+        .status
+        .is_some_and(|s| s.allowed)
+}
+
+/// Pod Security Admission enforces the "restricted" standard in `namespace`: a pod that is not
+/// non-root, seccomp RuntimeDefault, without privilege escalation and capabilities is refused.
+async fn enforce_restricted(client: &Client, namespace: &str) {
+    let patch = json!({ "metadata": { "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    } } });
+    Api::<Namespace>::all(client.clone())
+        .patch(namespace, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("label the namespace restricted");
+}
+
+#[tokio::test]
+async fn the_chart_installs_and_its_service_account_runs_the_operator() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "chart").await;
+    let workloads = TestNamespace::new(&client, "chart-apps").await;
+    // The namespace name is unique, so it doubles as a release name no other test uses.
+    let release_name = ns.name.clone();
+    let full = format!("{release_name}-incident-operator");
+    enforce_restricted(&client, &ns.name).await;
+    let mut release = Release::install(&release_name, &ns.name, &[]);
+
+    // Every object is there, as the chart rendered it (the API server accepted them all).
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns.name);
+    accounts
+        .get(&full)
+        .await
+        .unwrap_or_else(|e| panic!("ServiceAccount {full}: {e}"));
+    let config_map = Api::<ConfigMap>::namespaced(client.clone(), &ns.name)
+        .get(&full)
+        .await
+        .unwrap_or_else(|e| panic!("ConfigMap {full}: {e}"));
+    Api::<Service>::namespaced(client.clone(), &ns.name)
+        .get(&full)
+        .await
+        .unwrap_or_else(|e| panic!("Service {full}: {e}"));
+    Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns.name)
+        .get(&full)
+        .await
+        .unwrap_or_else(|e| panic!("PodDisruptionBudget {full}: {e}"));
+    let cluster_role = Api::<ClusterRole>::all(client.clone())
+        .get(&full)
+        .await
+        .unwrap_or_else(|e| panic!("ClusterRole {full}: {e}"));
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .get(&full)
+        .await
+        .unwrap_or_else(|e| panic!("ClusterRoleBinding {full}: {e}"));
+    let lease_role = format!("{full}-leader-election");
+    Api::<Role>::namespaced(client.clone(), &ns.name)
+        .get(&lease_role)
+        .await
+        .expect("leader-election Role exists");
+    Api::<RoleBinding>::namespaced(client.clone(), &ns.name)
+        .get(&lease_role)
+        .await
+        .expect("leader-election RoleBinding exists");
+    let operator = Api::<Deployment>::namespaced(client.clone(), &ns.name)
+        .get(&full)
+        .await
+        .unwrap_or_else(|e| panic!("Deployment {full}: {e}"));
+
+    // Two replicas (kwok runs any image, so `--wait` saw them Ready), leader election on,
+    // restricted pod security.
+    let spec = &operator.spec;
+    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(
+        operator.status.as_ref().and_then(|s| s.ready_replicas),
+        Some(2)
+    );
+    let pod = spec.template.spec.as_ref().expect("pod spec");
+    let container = &pod.containers[0];
+    let args = container.args.clone().unwrap_or_default();
+    assert!(args.contains(&"--leader-elect=true".to_owned()), "{args:?}");
+    assert!(
+        args.contains(&"--config=/etc/incident-operator/operator.yaml".to_owned()),
+        "{args:?}"
+    );
+    let security = container
+        .security_context
+        .as_ref()
+        .expect("securityContext");
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_owned()])
+    );
+    let pod_security = pod.security_context.as_ref().expect("pod securityContext");
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_eq!(
+        pod_security
+            .seccomp_profile
+            .as_ref()
+            .map(|s| s.type_.as_str()),
+        Some("RuntimeDefault")
+    );
+    for probe in [&container.liveness_probe, &container.readiness_probe] {
+        assert!(probe.as_ref().and_then(|p| p.http_get.as_ref()).is_some());
+    }
+    assert!(
+        container
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .is_some()
+    );
+
+    // No rule names Secrets, and nothing is granted on every resource or verb.
+    for rule in cluster_role.rules.iter().flatten() {
+        let resources = rule.resources.clone().unwrap_or_default();
+        assert!(
+            !resources.iter().any(|r| r == "secrets" || r == "*"),
+            "{rule:?}"
+        );
+        assert!(
+            !rule.verbs.iter().any(|v| v == "*" || v == "delete"),
+            "{rule:?}"
+        );
+    }
+
+    // The rendered configuration file is one the operator accepts.
+    let text = config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get("operator.yaml"))
+        .expect("operator.yaml in the ConfigMap")
+        .clone();
+    ConfigFile::parse(&text).expect("the chart's configuration file parses");
+
+    // Run the operator as the chart's ServiceAccount, out of cluster.
+    let token = accounts
+        .create_token_request(
+            &full,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..TokenRequestSpec::default()
+                }),
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .expect("TokenRequest for the chart's ServiceAccount")
+        .status
+        .and_then(|s| s.token)
+        .expect("token");
+    let dir = std::env::temp_dir().join(format!("incident-e2e-chart-{}", ns.name));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    token_kubeconfig(&token, &kubeconfig);
+    let config_file = dir.join("operator.yaml");
+    std::fs::write(&config_file, &text).expect("write config");
+
+    let sa = client_from(&kubeconfig).await;
+    // Secrets: denied, by review and in fact.
+    assert!(!allowed(&sa, "get", "", "secrets", &workloads.name).await);
+    assert!(!allowed(&sa, "list", "", "secrets", &ns.name).await);
+    match Api::<Secret>::namespaced(sa.clone(), &ns.name)
+        .list(&Default::default())
+        .await
+    {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403),
+        other => panic!("listing Secrets as the operator must be forbidden: {other:?}"),
+    }
+    // What it needs: allowed.
+    assert!(allowed(&sa, "patch", "apps", "deployments", &workloads.name).await);
+    assert!(
+        allowed(
+            &sa,
+            "patch",
+            "incident.dev",
+            "incidents/status",
+            &workloads.name
+        )
+        .await
+    );
+    assert!(!allowed(&sa, "delete", "apps", "deployments", &workloads.name).await);
+
+    let addr = free_addr();
+    // Leader election with the chart's Lease name: the leader-election Role allows exactly this Lease.
+    let child = start_with_env(
+        &kubeconfig,
+        addr,
+        &[
+            "--namespace",
+            &workloads.name,
+            "--config",
+            &config_file.to_string_lossy(),
+            "--resolve-after",
+            "2s",
+            "--leader-elect=true",
+            "--leader-election-namespace",
+            &ns.name,
+            "--leader-election-name",
+            &full,
+        ],
+        &[
+            ("POD_NAMESPACE", ns.name.as_str()),
+            ("POD_NAME", "chart-e2e"),
+        ],
+    );
+    await_status(addr, "/readyz", 200, Duration::from_secs(30)).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
+    wait_for(
+        &leases,
+        &full,
+        "the operator holds the chart's Lease",
+        Duration::from_secs(30),
+        |l| {
+            l.and_then(|l| l.spec.as_ref())
+                .and_then(|s| s.holder_identity.as_deref())
+                .is_some_and(|h| h.starts_with("chart-e2e"))
+        },
+    )
+    .await;
+
+    // A crash-looping Deployment becomes an incident, with evidence and timeline, all written as the
+    // chart's ServiceAccount.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &workloads.name);
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment(
+                "checkout",
+                &["registry.local/checkout:2"],
+                Some("crashloop"),
+            ),
+        )
+        .await
+        .expect("create Deployment");
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &workloads.name);
+    wait_for_all(
+        &incidents,
+        DETECTED,
+        "a detected incident with status, opened as the chart's ServiceAccount",
+        Duration::from_secs(90),
+        |found| {
+            found.len() == 1
+                && found[0].status.as_ref().is_some_and(|s| {
+                    // Timeline (incidents/status patch) and the crashed container's log (pods/log).
+                    !s.timeline.is_empty() && s.evidence.as_ref().is_some_and(|e| e.logs.is_some())
+                })
+        },
+    )
+    .await;
+    // The timeline is published as events.k8s.io Events (create), also as the ServiceAccount.
+    let events: Api<Event> = Api::namespaced(client.clone(), &workloads.name);
+    wait_for_all(
+        &events,
+        "",
+        "a timeline Event about the incident",
+        Duration::from_secs(30),
+        |found| {
+            found
+                .iter()
+                .any(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Incident"))
+        },
+    )
+    .await;
+    let status = terminate(child).await;
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Uninstall removes the cluster-scoped objects too.
+    release.uninstall();
+    assert!(
+        Api::<ClusterRole>::all(client.clone())
+            .get_opt(&full)
+            .await
+            .expect("get ClusterRole")
+            .is_none()
+    );
+    assert!(
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .get_opt(&full)
+            .await
+            .expect("get ClusterRoleBinding")
+            .is_none()
+    );
+}
+
+/// The non-default value set of the golden test (hack/chart/values-custom.yaml: one watched
+/// namespace with a namespaced Role, one replica without leader election, NetworkPolicy, pinned
+/// digest, configuration overrides) is accepted by the API server as well. Its ServiceMonitor is
+/// left out: the local cluster has no Prometheus Operator CRDs.
+#[tokio::test]
+async fn the_custom_value_set_installs() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "chart-custom").await;
+    let watched = TestNamespace::new(&client, "chart-watched").await;
+    enforce_restricted(&client, &ns.name).await;
+    let values = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/chart/values-custom.yaml");
+    let full = format!("{}-custom", ns.name);
+    let fullname = format!("fullnameOverride={full}");
+    let watch = format!("operator.watchNamespace={}", watched.name);
+    let mut release = Release::install(
+        &ns.name,
+        &ns.name,
+        &[
+            "-f",
+            values,
+            "--set",
+            "serviceMonitor.enabled=false",
+            "--set",
+            &fullname,
+            "--set",
+            &watch,
+        ],
+    );
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns.name)
+        .get("incident-bot")
+        .await
+        .expect("the named ServiceAccount");
+    Api::<NetworkPolicy>::namespaced(client.clone(), &ns.name)
+        .get(&full)
+        .await
+        .expect("NetworkPolicy");
+    let role = Api::<Role>::namespaced(client.clone(), &watched.name)
+        .get(&full)
+        .await
+        .expect("the namespaced Role in the watched namespace");
+    assert!(!role.rules.unwrap_or_default().is_empty());
+    // The ClusterRole keeps only the cluster-scoped kinds.
+    let cluster_role = Api::<ClusterRole>::all(client.clone())
+        .get(&full)
+        .await
+        .expect("ClusterRole");
+    let mut kinds: Vec<String> = cluster_role
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|r| r.resources.unwrap_or_default())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["namespaces", "nodes"]);
+    // One replica, no Lease permissions, no PodDisruptionBudget.
+    assert!(
+        Api::<Role>::namespaced(client.clone(), &ns.name)
+            .get_opt(&format!("{full}-leader-election"))
+            .await
+            .expect("get Role")
+            .is_none()
+    );
+    assert!(
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns.name)
+            .get_opt(&full)
+            .await
+            .expect("get PDB")
+            .is_none()
+    );
+    release.uninstall();
+}
