@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: bench-detection bench-rollback chart-crds chart-test test cluster cluster-down cluster-build cluster-pin run crds lint
+.PHONY: demo bench-detection bench-rollback chart-crds chart-test test cluster cluster-down cluster-build cluster-pin run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -50,6 +50,10 @@ bench-rollback:
 ## bench-detection: detection latency and operator memory with 5,000 pods (needs `make cluster`; PART=latency|memory|all)
 bench-detection:
 	cargo bench --bench detection
+
+## demo: the whole story on the local cluster (starts it if needed): broken rollout → incident → runbook rollback → resolved
+demo:
+	hack/demo.sh
 
 ## lint: formatting and clippy, as CI checks them
 lint:

@@ -14,3 +14,12 @@ hack/cluster/up.sh
 
 export INCIDENT_E2E_KUBECONFIG="$root/.cluster/kubeconfig"
 cargo test --all-targets --locked "$@"
+
+# The demo, in its quick form, so `make demo` cannot rot (its output goes to a file; shown on failure).
+demo_log="$root/.cluster/demo.log"
+if ! QUICK=1 hack/demo.sh >"$demo_log" 2>&1; then
+  cat "$demo_log" >&2
+  echo "error: the demo failed (hack/demo.sh); its output is above" >&2
+  exit 1
+fi
+echo "demo (quick form) OK: $(grep -c '==>' "$demo_log") steps narrated"

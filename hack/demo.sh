@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The one-command demo (`make demo`): a local cluster, the CRDs and example runbooks, the operator,
+# a sample app, a broken rollout, and the story as it happens: incident detected → runbook rolls back
+# → recovered → resolved. Then the incident as people see it and its post-mortem draft.
+#   make demo                 uses the running local cluster, or starts one
+#   QUICK=1 hack/demo.sh      shorter clocks (what the tests run)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+source "$here/cluster/versions.env"
+source "$here/cluster/lib.sh"
+cd "$root"
+
+quick="${QUICK:-}"
+ns=demo-shop
+resolve_after=$([[ -n "$quick" ]] && echo 3s || echo 20s)
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+bin="$("$here/cluster/build.sh")"
+kubectl=("$bin/kubectl" --kubeconfig "$KUBECONFIG_PATH")
+
+# Waits until COMMAND prints something non-empty (or fails the demo after SECONDS).
+await() {
+  local what="$1" seconds="$2"; shift 2
+  local deadline=$((SECONDS + seconds)) out
+  until out="$("$@" 2>/dev/null)" && [[ -n "$out" ]]; do
+    (( SECONDS < deadline )) || die "timed out after ${seconds}s waiting for: $what"
+    sleep 0.5
+  done
+  printf '%s\n' "$out"
+}
+
+if ! "${kubectl[@]}" get --raw /readyz >/dev/null 2>&1; then
+  say "Starting the local cluster (make cluster)"
+  "$here/cluster/up.sh"
+fi
+
+say "Building the operator and the kubectl plugin"
+cargo build --quiet --bins
+operator="$root/target/debug/incident-operator"
+plugin="$root/target/debug/kubectl-incident"
+
+say "Installing the CRDs and the example runbooks into namespace $ns"
+"${kubectl[@]}" apply --server-side -f crds/ >/dev/null
+"${kubectl[@]}" wait --for condition=Established crd/incidents.incident.dev crd/runbooks.incident.dev >/dev/null
+"${kubectl[@]}" delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
+"${kubectl[@]}" create namespace "$ns" >/dev/null
+"${kubectl[@]}" -n "$ns" apply -f examples/runbooks/ >/dev/null
+"${kubectl[@]}" -n "$ns" get runbooks
+
+say "Starting the operator (detection on, auto-resolve after $resolve_after)"
+log="$CLUSTER_DIR/demo-operator.log"
+"$operator" run --kubeconfig "$KUBECONFIG_PATH" --http-addr 127.0.0.1:0 --namespace "$ns" \
+  --resolve-after "$resolve_after" >"$log" 2>&1 &
+operator_pid=$!
+trap 'kill "$operator_pid" 2>/dev/null || true' EXIT
+echo "operator pid $operator_pid, log $log"
+
+say "Deploying the sample app: checkout v1, 4 replicas"
+"${kubectl[@]}" -n "$ns" create deployment checkout --image=registry.local/checkout:1 --replicas=4 >/dev/null
+"${kubectl[@]}" -n "$ns" rollout status deployment/checkout --timeout=120s
+
+say "Rolling out checkout v2, which crash-loops"
+"${kubectl[@]}" -n "$ns" patch deployment checkout --type merge -p \
+  '{"metadata":{"annotations":{"kubernetes.io/change-cause":"deploy v2"}},"spec":{"template":{"metadata":{"labels":{"incident.dev/fault":"crashloop"}},"spec":{"containers":[{"name":"checkout","image":"registry.local/checkout:2"}]}}}}' >/dev/null
+
+incident="$(await "the incident" 120 "${kubectl[@]}" -n "$ns" get incidents \
+  -l incident.dev/source=detector,incident.dev/problem=workload -o jsonpath='{.items[0].metadata.name}')"
+jp() { "${kubectl[@]}" -n "$ns" get incident "$incident" -o jsonpath="$1"; }
+say "Incident detected: $incident"
+echo "  $(jp '{.spec.severity}'): $(jp '{.spec.title}')"
+await "the runbook" 60 jp '{.status.runbook.name}' | sed 's/^/  following runbook /'
+
+await "the rollback" 120 jp '{.status.runbook.progress[?(@.name=="roll-back")].action}' >/dev/null
+say "The runbook is rolling deployment/checkout back"
+await "the rollback to finish" 180 \
+  jp '{.status.actions[?(@.phase=="Succeeded")].name}' | sed 's/^/  action succeeded: /'
+"${kubectl[@]}" -n "$ns" rollout status deployment/checkout --timeout=120s >/dev/null
+say "Recovered: checkout runs $("${kubectl[@]}" -n "$ns" get deployment checkout -o jsonpath='{.spec.template.spec.containers[0].image}') again"
+
+await "the resolution" 240 bash -c "[[ \"\$(\"\$0\" \"\${@}\")\" == Resolved ]] && echo Resolved" \
+  "${kubectl[@]}" -n "$ns" get incident "$incident" -o jsonpath='{.status.phase}' >/dev/null
+say "Resolved: $(jp '{.spec.resolution.summary}')"
+
+say "kubectl incident show $incident"
+"$plugin" --kubeconfig "$KUBECONFIG_PATH" -n "$ns" show "$incident"
+
+say "kubectl incident postmortem $incident"
+"$plugin" --kubeconfig "$KUBECONFIG_PATH" -n "$ns" postmortem "$incident"
+
+say "Explore"
+cat <<MSG
+  export KUBECONFIG=$KUBECONFIG_PATH PATH=$bin:$root/target/debug:\$PATH
+  kubectl -n $ns get incidents,runbooks
+  kubectl incident -n $ns list
+  kubectl -n $ns get incident $incident -o yaml
+The operator stops with this script. Remove the cluster with: make cluster-down
+MSG
