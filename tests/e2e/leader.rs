@@ -27,6 +27,12 @@ const ROLLBACKS: &str = r#"incident_operator_actions_total{kind="rollback",resul
 const RESTARTS: &str = r#"incident_operator_actions_total{kind="restart",result="succeeded"}"#;
 
 async fn start(ns: &str, pod: &str) -> Operator {
+    start_with_env(ns, pod, &[]).await
+}
+
+async fn start_with_env(ns: &str, pod: &str, env: &[(&str, &str)]) -> Operator {
+    let mut env = env.to_vec();
+    env.push(("POD_NAME", pod));
     Operator::start_with_env(
         ns,
         &[
@@ -37,7 +43,7 @@ async fn start(ns: &str, pod: &str) -> Operator {
             "--leader-election-name",
             LEASE,
         ],
-        &[("POD_NAME", pod)],
+        &env,
     )
     .await
 }
@@ -230,4 +236,70 @@ async fn a_leader_that_loses_its_lease_stops_acting_and_exits_non_zero() {
         Some("intruder"),
         "the old leader neither released nor retook a Lease that is not its own"
     );
+}
+
+#[tokio::test]
+async fn a_leader_killed_between_patch_and_record_is_replaced_and_the_rollback_is_not_repeated() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "leader-mid").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
+    bad_deploy_history(&deployments, "web", 1).await;
+
+    // op-a leads and dies the instant its rollback patch lands, before recording it; op-b follows.
+    let doomed = start_with_env(
+        &ns.name,
+        "op-a",
+        &[("INCIDENT_OPERATOR_FAILPOINT", "after-patch")],
+    )
+    .await;
+    doomed.await_metric(LEADER, |v| v == Some(1.0)).await;
+    let survivor = start(&ns.name, "op-b").await;
+    survivor.await_metric(LEADER, |v| v == Some(0.0)).await;
+
+    let request = json!([{ "name": "undo", "rollback": { "deployment": "web" } }]);
+    incidents
+        .create(
+            &PostParams::default(),
+            &incident_with_actions("web-down", request),
+        )
+        .await
+        .expect("create Incident");
+    assert!(
+        doomed.exits_abnormally(Duration::from_secs(60)).await,
+        "the failpoint aborted the leader after its patch"
+    );
+    let died_at = Instant::now();
+    let web = deployments.get("web").await.expect("get Deployment");
+    assert_eq!(images(&web), ["registry.local/web-0:2"], "the patch landed");
+    let crashed = incidents.get("web-down").await.expect("get Incident");
+    assert_eq!(
+        action(&crashed, "undo").map(|a| a.phase),
+        Some(ActionPhase::Running),
+        "the leader died before recording the outcome"
+    );
+
+    // The follower takes over once the Lease expires and finishes the same action.
+    survivor.await_metric(LEADER, |v| v == Some(1.0)).await;
+    let takeover = died_at.elapsed();
+    eprintln!("leader election: takeover {takeover:?} after a crash mid-rollback");
+    assert!(takeover < TAKEOVER_BUDGET, "took over after {takeover:?}");
+    let lease = leases.get(LEASE).await.expect("the Lease exists");
+    assert!(
+        holder(Some(&lease)).is_some_and(|h| h.starts_with("op-b_")),
+        "the Lease names the new leader: {lease:#?}"
+    );
+    let done = action_settles(&incidents, "web-down", "undo").await;
+    let undo = action(&done, "undo").expect("action status");
+    assert_eq!(undo.phase, ActionPhase::Succeeded, "{undo:#?}");
+    assert_eq!((undo.from_revision, undo.to_revision), (Some(3), Some(2)));
+    // A second rollback would have re-deployed v3 as revision 5.
+    assert_eq!(revisions(&client, &ns.name, "web").await, [1, 3, 4]);
+    let web = deployments.get("web").await.expect("get Deployment");
+    assert_eq!(revision(&web).as_deref(), Some("4"));
+    assert_eq!(count(&done, EntryType::ActionApplied), 1, "{done:#?}");
+    assert_eq!(count(&done, EntryType::ActionSucceeded), 1, "{done:#?}");
+    survivor.stop().await;
 }
