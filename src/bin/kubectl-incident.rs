@@ -53,6 +53,9 @@ enum Output {
 enum Command {
     /// The pager queue: open incidents, most urgent first, with the time left to respond.
     List {
+        /// List the incidents of every namespace (a NAMESPACE column comes first).
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
         /// Print the incidents as a JSON or YAML List instead of a table.
         #[arg(short, long, value_enum)]
         output: Option<Output>,
@@ -144,8 +147,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let now = jiff::Timestamp::now();
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::List { output } => {
-            let mut incidents = session.list().await?;
+        Command::List {
+            all_namespaces,
+            output,
+        } => {
+            let mut incidents = if all_namespaces {
+                session.list_all().await?
+            } else {
+                session.list().await?
+            };
             render::sort_by_urgency(&mut incidents);
             match output {
                 Some(output) => {
@@ -156,10 +166,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     };
                     write!(stdout, "{}", encode(&list, output)?)?;
                 }
+                None if incidents.is_empty() && all_namespaces => {
+                    eprintln!("No incidents found.");
+                }
                 None if incidents.is_empty() => {
                     eprintln!("No incidents found in {} namespace.", session.namespace);
                 }
-                None => write!(stdout, "{}", render::list_table(&incidents, now))?,
+                None => write!(
+                    stdout,
+                    "{}",
+                    render::list_table(&incidents, now, all_namespaces)
+                )?,
             }
         }
         Command::Show { name, output } => {

@@ -83,6 +83,18 @@ impl Session {
             })
     }
 
+    /// Every namespace's incidents the user may list (kubectl's `-A`).
+    pub async fn list_all(&self) -> Result<Vec<Incident>> {
+        Api::<Incident>::all(self.client.clone())
+            .list(&Default::default())
+            .await
+            .map(|list| list.items)
+            .map_err(|source| PluginError::Api {
+                what: "cannot list incidents in all namespaces".to_owned(),
+                source,
+            })
+    }
+
     pub async fn get(&self, name: &str) -> Result<Incident> {
         self.api()
             .get_opt(name)

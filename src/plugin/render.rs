@@ -169,27 +169,36 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The pager queue: most urgent first, with severity, phase, title, age and time left to respond.
-pub fn list_table(incidents: &[Incident], now: Timestamp) -> String {
+/// The pager queue: most urgent first, with severity, phase, title, age and time left to respond;
+/// with `namespaces` (kubectl's `-A`) a NAMESPACE column comes first, as kubectl prints it.
+pub fn list_table(incidents: &[Incident], now: Timestamp, namespaces: bool) -> String {
     let mut sorted = incidents.to_vec();
     sort_by_urgency(&mut sorted);
     let rows: Vec<Vec<String>> = sorted
         .iter()
         .map(|i| {
-            vec![
-                i.metadata.name.clone().unwrap_or_default(),
-                i.spec.severity.to_string(),
-                phase(i).map_or_else(|| "Pending".to_owned(), |p| p.to_string()),
-                truncate(&i.spec.title, 60),
-                age(i, now),
-                time_left(i, now),
-            ]
+            let namespace = namespaces.then(|| i.metadata.namespace.clone().unwrap_or_default());
+            namespace
+                .into_iter()
+                .chain([
+                    i.metadata.name.clone().unwrap_or_default(),
+                    i.spec.severity.to_string(),
+                    phase(i).map_or_else(|| "Pending".to_owned(), |p| p.to_string()),
+                    truncate(&i.spec.title, 60),
+                    age(i, now),
+                    time_left(i, now),
+                ])
+                .collect()
         })
         .collect();
-    table(
-        &["NAME", "SEVERITY", "PHASE", "TITLE", "AGE", "RESPOND IN"],
-        &rows,
-    )
+    let headers = ["NAME", "SEVERITY", "PHASE", "TITLE", "AGE", "RESPOND IN"];
+    if namespaces {
+        let mut with_namespace = vec!["NAMESPACE"];
+        with_namespace.extend(headers);
+        table(&with_namespace, &rows)
+    } else {
+        table(&headers, &rows)
+    }
 }
 
 fn clock(time: Timestamp) -> String {
@@ -584,7 +593,7 @@ mod tests {
                 "2026-11-22T12:40:00Z",
             ),
         ];
-        let table = list_table(&incidents, now());
+        let table = list_table(&incidents, now(), false);
         let names: Vec<&str> = table
             .lines()
             .skip(1)
@@ -616,6 +625,25 @@ mod tests {
             lines.iter().all(|l| l == &l.trim_end()),
             "no trailing spaces"
         );
+    }
+
+    #[test]
+    fn all_namespaces_puts_the_namespace_first_and_keeps_the_urgency_order() {
+        let mut payments = incident("api-down", "P0", Some("Detected"), "2026-11-22T12:05:00Z");
+        payments.metadata.namespace = Some("payments".into());
+        let incidents = vec![
+            incident("slow", "P3", Some("Detected"), "2026-11-23T11:50:00Z"),
+            payments,
+        ];
+        let table = list_table(&incidents, now(), true);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].starts_with("NAMESPACE   NAME       SEVERITY"),
+            "{table}"
+        );
+        assert!(lines[1].starts_with("payments    api-down   P0"), "{table}");
+        assert!(lines[2].starts_with("shop        slow       P3"), "{table}");
+        assert!(!list_table(&incidents, now(), false).contains("payments"));
     }
 
     #[test]

@@ -155,6 +155,24 @@ async fn plugin_takes_an_incident_from_the_queue_to_the_postmortem() {
         "about 4h left to respond: {queue}"
     );
 
+    // -A: every namespace's queue, the namespace first (other tests' incidents may be listed too).
+    let everywhere = ok(&ns.name, &["list", "-A"]).await;
+    assert!(
+        everywhere.starts_with("NAMESPACE ")
+            && everywhere
+                .lines()
+                .next()
+                .is_some_and(|h| h.contains("   NAME   ")),
+        "{everywhere}"
+    );
+    assert!(
+        everywhere.lines().any(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            cells.get(..3) == Some(&[ns.name.as_str(), name, "P2"][..])
+        }),
+        "{everywhere}"
+    );
+
     // Acknowledge: the kubeconfig's user claims it.
     let out = ok(&ns.name, &["ack", name, "--note", "looking at the logs"]).await;
     assert_eq!(
