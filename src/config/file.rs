@@ -18,6 +18,7 @@ use crate::{
         classify::SignalKind,
         policy::{BUILT_IN, DetectionConfig},
     },
+    leader::LeaderConfig,
     lifecycle::LifecycleConfig,
 };
 
@@ -28,6 +29,20 @@ pub struct ConfigFile {
     pub lifecycle: LifecycleFile,
     #[serde(default)]
     pub detection: DetectionFile,
+    #[serde(default)]
+    pub leader_election: LeaderElectionFile,
+}
+
+/// Same meaning as the `--leader-elect*` flags, which win over these.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeaderElectionFile {
+    pub enabled: Option<bool>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub lease_duration: Option<String>,
+    pub renew_deadline: Option<String>,
+    pub retry_period: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +133,37 @@ impl ConfigFile {
             &mut config.postmortem_due,
             &file.postmortem_due,
             "lifecycle.postmortemDue",
+            errors,
+        );
+    }
+
+    /// The file's lease timings over `config` (name and namespace are resolved by the caller,
+    /// whose fallbacks depend on the environment).
+    pub fn apply_leader_timings(&self, config: &mut LeaderConfig, errors: &mut Vec<String>) {
+        let file = &self.leader_election;
+        for (key, value) in [("namespace", &file.namespace), ("name", &file.name)] {
+            if let Some(value) = value.as_deref().filter(|v| !is_dns_label(v)) {
+                errors.push(format!(
+                    "leaderElection.{key}: `{value}` is not a valid name (lower-case letters, digits, -)"
+                ));
+            }
+        }
+        set(
+            &mut config.lease_duration,
+            &file.lease_duration,
+            "leaderElection.leaseDuration",
+            errors,
+        );
+        set(
+            &mut config.renew_deadline,
+            &file.renew_deadline,
+            "leaderElection.renewDeadline",
+            errors,
+        );
+        set(
+            &mut config.retry_period,
+            &file.retry_period,
+            "leaderElection.retryPeriod",
             errors,
         );
     }
@@ -313,7 +359,22 @@ mod tests {
         let mut errors = Vec::new();
         file.apply_lifecycle(&mut LifecycleConfig::default(), &mut errors);
         file.apply_detection(&mut DetectionConfig::default(), &mut errors);
+        let mut leader = LeaderConfig {
+            name: "x".into(),
+            namespace: "x".into(),
+            identity: "x".into(),
+            lease_duration: Duration::ZERO,
+            renew_deadline: Duration::ZERO,
+            retry_period: Duration::ZERO,
+        };
+        file.apply_leader_timings(&mut leader, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            leader.validate(),
+            Ok(()),
+            "the example's timings are the defaults"
+        );
+        assert_eq!(file.leader_election.enabled, Some(false));
     }
 
     #[test]

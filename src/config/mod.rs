@@ -148,29 +148,31 @@ pub struct RunArgs {
 
     /// Run the acting loops (detector, incident and runbook controllers) only while this process
     /// holds a coordination.k8s.io Lease. Off for local runs and tests; the Helm chart turns it on.
-    #[arg(long, env = "INCIDENT_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
-    pub leader_elect: bool,
+    /// [default: false]
+    #[arg(long, env = "INCIDENT_LEADER_ELECT", action = clap::ArgAction::Set)]
+    pub leader_elect: Option<bool>,
 
     /// Namespace of the Lease (default: POD_NAMESPACE, else --namespace, else default).
     #[arg(long)]
     pub leader_election_namespace: Option<String>,
 
-    /// Name of the Lease.
-    #[arg(long, default_value = "incident-operator")]
-    pub leader_election_name: String,
+    /// Name of the Lease [default: incident-operator].
+    #[arg(long)]
+    pub leader_election_name: Option<String>,
 
     /// How long the Lease stays valid after its last renewal; a killed leader is replaced within
-    /// this plus the retry period.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub leader_election_lease_duration: Duration,
+    /// this plus the retry period [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub leader_election_lease_duration: Option<Duration>,
 
-    /// A leader that could not renew for this long stops (exits 1); shorter than the lease duration.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub leader_election_renew_deadline: Duration,
+    /// A leader that could not renew for this long stops (exits 1); shorter than the lease duration
+    /// [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    pub leader_election_renew_deadline: Option<Duration>,
 
-    /// How often the leader renews and the others try to acquire.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub leader_election_retry_period: Duration,
+    /// How often the leader renews and the others try to acquire [default: 2s].
+    #[arg(long, value_parser = parse_duration)]
+    pub leader_election_retry_period: Option<Duration>,
 }
 
 /// Everything `run` is configured with, after defaults, the file and the flags.
@@ -250,22 +252,7 @@ impl RunArgs {
         if let Some(selector) = &self.node_selector {
             detection.node_selector = selector.clone();
         }
-        let leader = self.leader_elect.then(|| LeaderConfig {
-            name: self.leader_election_name.clone(),
-            namespace: self
-                .leader_election_namespace
-                .clone()
-                .or_else(|| own.clone())
-                .or_else(|| self.namespace.clone())
-                .unwrap_or_else(|| "default".to_owned()),
-            identity: leader::identity(),
-            lease_duration: self.leader_election_lease_duration,
-            renew_deadline: self.leader_election_renew_deadline,
-            retry_period: self.leader_election_retry_period,
-        });
-        if let Some(Err(message)) = leader.as_ref().map(LeaderConfig::validate) {
-            errors.push(format!("leader election: {message}"));
-        }
+        let leader = self.leader(&file, own.as_deref(), &mut errors);
         if !errors.is_empty() {
             return Err(Error::Config {
                 path: self.config.clone().unwrap_or_default(),
@@ -278,6 +265,60 @@ impl RunArgs {
             detection: enabled.then_some(detection),
             leader,
         })
+    }
+}
+
+impl RunArgs {
+    /// Leader election, when the flag or the file turns it on: defaults, then the file, then flags.
+    fn leader(
+        &self,
+        file: &ConfigFile,
+        own: Option<&str>,
+        errors: &mut Vec<String>,
+    ) -> Option<LeaderConfig> {
+        let from_file = &file.leader_election;
+        if !self.leader_elect.or(from_file.enabled).unwrap_or(false) {
+            return None;
+        }
+        let mut leader = LeaderConfig {
+            name: self
+                .leader_election_name
+                .clone()
+                .or_else(|| from_file.name.clone())
+                .unwrap_or_else(|| "incident-operator".to_owned()),
+            namespace: self
+                .leader_election_namespace
+                .clone()
+                .or_else(|| from_file.namespace.clone())
+                .or_else(|| own.map(str::to_owned))
+                .or_else(|| self.namespace.clone())
+                .unwrap_or_else(|| "default".to_owned()),
+            identity: leader::identity(),
+            lease_duration: LeaderConfig::LEASE_DURATION,
+            renew_deadline: LeaderConfig::RENEW_DEADLINE,
+            retry_period: LeaderConfig::RETRY_PERIOD,
+        };
+        file.apply_leader_timings(&mut leader, errors);
+        let flags = [
+            (
+                &mut leader.lease_duration,
+                self.leader_election_lease_duration,
+            ),
+            (
+                &mut leader.renew_deadline,
+                self.leader_election_renew_deadline,
+            ),
+            (&mut leader.retry_period, self.leader_election_retry_period),
+        ];
+        for (target, flag) in flags {
+            if let Some(d) = flag {
+                *target = d;
+            }
+        }
+        if let Err(message) = leader.validate() {
+            errors.push(format!("leader election: {message}"));
+        }
+        Some(leader)
     }
 }
 
@@ -398,6 +439,67 @@ mod tests {
         .expect_err("renew deadline 5s >= lease 4s");
         assert!(error.is_configuration());
         assert!(error.to_string().contains("renew deadline"), "{error}");
+    }
+
+    fn settings_with_file(text: &str, flags: &[&str]) -> crate::Result<Settings> {
+        let dir = std::env::temp_dir().join(format!("incident-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(format!("{:x}.yaml", text.len() * 31 + flags.len()));
+        std::fs::write(&path, text).expect("write config");
+        let path = path.to_string_lossy().into_owned();
+        let mut all = vec!["--config", path.as_str()];
+        all.extend(flags);
+        let settings = run_args(&all).settings();
+        let _ = std::fs::remove_file(&path);
+        settings
+    }
+
+    #[test]
+    fn leader_election_comes_from_the_file_and_flags_win() {
+        let file = "leaderElection:\n  enabled: true\n  name: io-lock\n  namespace: ops\n  leaseDuration: 30s\n  renewDeadline: 20s\n";
+        let leader = settings_with_file(file, &[])
+            .expect("settings")
+            .leader
+            .expect("on from the file");
+        assert_eq!(
+            (leader.namespace.as_str(), leader.name.as_str()),
+            ("ops", "io-lock")
+        );
+        assert_eq!(leader.lease_duration, Duration::from_secs(30));
+        assert_eq!(leader.renew_deadline, Duration::from_secs(20));
+        assert_eq!(leader.retry_period, Duration::from_secs(2));
+
+        let flags = [
+            "--leader-election-name",
+            "other",
+            "--leader-election-renew-deadline",
+            "10s",
+        ];
+        let leader = settings_with_file(file, &flags)
+            .expect("settings")
+            .leader
+            .expect("on");
+        assert_eq!(leader.name, "other");
+        assert_eq!(leader.renew_deadline, Duration::from_secs(10));
+        let off = settings_with_file(file, &["--leader-elect", "false"]).expect("settings");
+        assert_eq!(off.leader, None, "the flag switches it off over the file");
+    }
+
+    #[test]
+    fn leader_election_mistakes_in_the_file_are_all_named() {
+        let file = "leaderElection:\n  enabled: true\n  name: Io_Lock\n  leaseDuration: soon\n  retryPeriod: 9s\n";
+        let error = settings_with_file(file, &[]).expect_err("three mistakes");
+        let message = error.to_string();
+        for path in [
+            "leaderElection.name",
+            "leaderElection.leaseDuration",
+            "retry period",
+        ] {
+            assert!(message.contains(path), "{path} missing from: {message}");
+        }
+        let unknown = settings_with_file("leaderElection:\n  leaseSeconds: 10\n", &[])
+            .expect_err("unknown key");
+        assert!(unknown.to_string().contains("leaseSeconds"), "{unknown}");
     }
 
     #[test]
