@@ -571,6 +571,8 @@ pub enum EntryType {
     /// A runbook escalated (an escalate step, an approval waiting too long, a failed step).
     RunbookEscalated,
     RunbookCompleted,
+    /// The runbook named by `spec.runbookRef` does not exist or cannot be used.
+    RunbookUnusable,
     /// Older entries folded together to keep the timeline bounded.
     Summary,
 }
@@ -696,6 +698,9 @@ pub struct Recorded {
     /// Referenced objects last found missing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+    /// Why the named runbook could not be followed, as last recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_problem: Option<String>,
     /// The respond-by deadline whose miss was escalated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_for: Option<Time>,

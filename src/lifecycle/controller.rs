@@ -29,7 +29,9 @@ use kube::{
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::decide::{self, ActionEntry, Decision, LifecycleConfig, Notice, Observation, Related};
+use super::decide::{
+    self, ActionEntry, Decision, LifecycleConfig, Notice, Observation, Related, RunbookProblem,
+};
 use crate::remediation::{
     executor::{self, Advance, Applied},
     step::kind_label,
@@ -205,7 +207,7 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
                     &ctx,
                     &mut current,
                     &mut stored,
-                    &missing,
+                    (&missing, followed.problem.as_ref()),
                     std::mem::take(&mut entries),
                     now,
                 )
@@ -238,7 +240,8 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
             }
         }
         let now = Timestamp::now();
-        let decision = persist(&ctx, &mut current, &mut stored, &missing, entries, now).await?;
+        let observed = (missing.as_slice(), followed.problem.as_ref());
+        let decision = persist(&ctx, &mut current, &mut stored, observed, entries, now).await?;
         for action in &finished {
             observe_action(&ctx.metrics, action);
         }
@@ -277,12 +280,13 @@ async fn persist(
     ctx: &Context,
     incident: &mut Incident,
     stored: &mut Option<IncidentStatus>,
-    missing: &[String],
+    (missing, runbook_problem): (&[String], Option<&RunbookProblem>),
     action_entries: Vec<ActionEntry>,
     now: Timestamp,
 ) -> Result<Decision> {
     let related = Related {
         missing_affected: missing.to_vec(),
+        runbook_problem: runbook_problem.cloned(),
         action_entries,
     };
     let decision = decide::decide(incident, &related, now, &ctx.config);

@@ -54,8 +54,17 @@ impl LifecycleConfig {
 pub struct Related {
     /// Referenced objects that do not exist, as display strings.
     pub missing_affected: Vec<String>,
+    /// Why the runbook named by `spec.runbookRef` cannot be followed, when it cannot.
+    pub runbook_problem: Option<RunbookProblem>,
     /// What remediation did since the last status write, to record in the timeline.
     pub action_entries: Vec<ActionEntry>,
+}
+
+/// A named runbook that cannot be followed: `reason` is the condition reason (NotFound, NotUsable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunbookProblem {
+    pub reason: &'static str,
+    pub message: String,
 }
 
 /// A timeline entry produced by remediation (requested, started, applied, succeeded, failed).
@@ -492,6 +501,24 @@ pub fn decide(
     }
     recorded.missing = missing.clone();
 
+    // A named runbook that cannot be followed: recorded once per distinct problem.
+    let problem = related.runbook_problem.as_ref().map(|p| p.message.clone());
+    if let Some(message) = problem
+        .as_ref()
+        .filter(|m| recorded.runbook_problem.as_ref() != Some(m))
+    {
+        entry(
+            &mut status,
+            &mut notices,
+            EntryType::RunbookUnusable,
+            format!("{message}; no runbook is followed until it is fixed"),
+            None,
+            key(&["runbook-unusable", message]),
+            true,
+        );
+    }
+    recorded.runbook_problem = problem;
+
     // Clocks.
     let resolved = metrics.resolved_at.is_some();
     let respond_by = plus(detected_at, config.response_time(spec.severity));
@@ -697,8 +724,31 @@ pub fn decide(
             },
         ),
     ];
+    // Only incidents that name a runbook say whether it can be followed.
+    let runbook_condition =
+        spec.runbook_ref
+            .as_ref()
+            .and_then(|_| match (&related.runbook_problem, &status.runbook) {
+                (Some(problem), _) => Some(condition(
+                    "RunbookUsable",
+                    false,
+                    problem.reason,
+                    problem.message.clone(),
+                )),
+                (None, Some(run)) => Some(condition(
+                    "RunbookUsable",
+                    true,
+                    "Following",
+                    format!(
+                        "Following runbook {} (generation {})",
+                        run.name, run.generation
+                    ),
+                )),
+                (None, None) => None,
+            });
     status.conditions = conditions
         .into_iter()
+        .chain(runbook_condition)
         .map(|mut c| {
             c.observed_generation = Some(generation);
             // Keep the transition time unless the status flipped.
@@ -773,6 +823,7 @@ fn reason(type_: EntryType) -> &'static str {
         EntryType::StepSkipped => "StepSkipped",
         EntryType::RunbookEscalated => "Escalated",
         EntryType::RunbookCompleted => "RunbookCompleted",
+        EntryType::RunbookUnusable => "RunbookUnusable",
     }
 }
 

@@ -11,11 +11,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use proptest::prelude::*;
 
 use super::decide::{
-    ACTOR_ANNOTATION, Decision, LifecycleConfig, Observation, Related, allowed, decide,
+    ACTOR_ANNOTATION, Decision, LifecycleConfig, Observation, Related, RunbookProblem, allowed,
+    decide,
 };
 use crate::api::{
     Acknowledgment, ActionItem, EntryType, Incident, IncidentSpec, IncidentStatus, MAX_NOTES,
-    MAX_TIMELINE, Note, Phase, Postmortem, Resolution, Severity, TimelineEntry,
+    MAX_TIMELINE, Note, Phase, Postmortem, Resolution, RunbookRef, Severity, TimelineEntry,
 };
 
 const MIN: i64 = 60;
@@ -1164,6 +1165,67 @@ fn missing_affected_objects_are_recorded_once() {
     let decision = sim.at(5 * MIN);
     assert_eq!(reasons(&decision), ["AffectedNotFound"]);
     assert_eq!(sim.entries(EntryType::AffectedNotFound).len(), 2);
+}
+
+#[test]
+fn a_named_runbook_that_cannot_be_followed_is_recorded_once_with_a_condition() {
+    let mut sim = Sim::new(Severity::P2);
+    sim.at(0);
+    assert!(
+        sim.status()
+            .conditions
+            .iter()
+            .all(|c| c.type_ != "RunbookUsable"),
+        "no condition while the incident names no runbook"
+    );
+    sim.edit(|s| {
+        s.runbook_ref = Some(RunbookRef {
+            name: "crash".to_owned(),
+        })
+    });
+    sim.related.runbook_problem = Some(RunbookProblem {
+        reason: "NotFound",
+        message: "runbook crash not found".to_owned(),
+    });
+    let decision = sim.at(MIN);
+    assert_eq!(reasons(&decision), ["RunbookUnusable"]);
+    assert!(decision.notices[0].warning);
+    let entries = sim.entries(EntryType::RunbookUnusable);
+    assert_eq!(
+        entries[0].message,
+        "runbook crash not found; no runbook is followed until it is fixed"
+    );
+    assert_condition(&sim, "RunbookUsable", "False", "NotFound");
+    // The same problem on every reconcile changes nothing.
+    assert_quiet_at(&mut sim, 2 * MIN);
+
+    // A different problem is recorded.
+    sim.related.runbook_problem = Some(RunbookProblem {
+        reason: "NotUsable",
+        message: "runbook crash is not usable: step 1 has two kinds".to_owned(),
+    });
+    let decision = sim.at(3 * MIN);
+    assert_eq!(reasons(&decision), ["RunbookUnusable"]);
+    assert_condition(&sim, "RunbookUsable", "False", "NotUsable");
+    assert_eq!(sim.entries(EntryType::RunbookUnusable).len(), 2);
+
+    // Fixed and followed: the condition turns True without another problem entry.
+    sim.related.runbook_problem = None;
+    let mut status = sim.incident.status.clone().unwrap_or_default();
+    status.runbook = Some(
+        serde_json::from_value(serde_json::json!({
+            "name": "crash", "generation": 2, "reason": "named by the incident", "steps": [], "progress": []
+        }))
+        .expect("run"),
+    );
+    sim.incident.status = Some(status);
+    sim.at(4 * MIN);
+    assert_condition(&sim, "RunbookUsable", "True", "Following");
+    assert_eq!(
+        sim.condition("RunbookUsable").message,
+        "Following runbook crash (generation 2)"
+    );
+    assert_eq!(sim.entries(EntryType::RunbookUnusable).len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ use kube::{
     api::{ListParams, LogParams, Patch, PatchParams},
 };
 use serde_json::json;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::{
     engine::{self, DeploymentFacts, Facts},
@@ -32,7 +32,7 @@ use crate::{
         evidence::{MAX_LOG_BYTES, evidence, log_tail, log_target},
         group::{PodSignals, Workload},
     },
-    lifecycle::decide::{ActionEntry, LifecycleConfig},
+    lifecycle::decide::{ActionEntry, LifecycleConfig, RunbookProblem},
 };
 
 /// Field manager of the actions runbooks add to `spec.actions`.
@@ -45,6 +45,8 @@ pub const SEVERITY_OVERRIDE_ANNOTATION: &str = "incident.dev/severity-override";
 pub struct Followed {
     pub entries: Vec<ActionEntry>,
     pub wake_at: Option<Timestamp>,
+    /// The named runbook cannot be followed; the lifecycle records it once and sets a condition.
+    pub problem: Option<RunbookProblem>,
 }
 
 /// Chooses or continues the incident's runbook; updates `incident` (spec actions, severity,
@@ -89,8 +91,16 @@ pub async fn follow(
                 followed.entries.push(entry);
                 run = Some(started);
             }
-            Selection::Unusable { name, reason } => {
-                warn!(runbook = %name, %reason, "the incident's runbook cannot be followed");
+            Selection::Unusable {
+                name,
+                found,
+                reason,
+            } => {
+                debug!(runbook = %name, %reason, "the incident's runbook cannot be followed");
+                followed.problem = Some(RunbookProblem {
+                    reason: if found { "NotUsable" } else { "NotFound" },
+                    message: reason,
+                });
                 return Ok(followed);
             }
             Selection::None => return Ok(followed),

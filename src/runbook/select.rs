@@ -20,8 +20,12 @@ pub enum Selection<'a> {
         runbook: &'a Runbook,
         reason: String,
     },
-    /// The incident names a runbook that does not exist or is not usable.
-    Unusable { name: String, reason: String },
+    /// The incident names a runbook that does not exist (`found` false) or is not usable.
+    Unusable {
+        name: String,
+        found: bool,
+        reason: String,
+    },
     /// Nothing applies.
     None,
 }
@@ -37,6 +41,7 @@ pub fn choose<'a>(
         return match runbooks.iter().find(|r| r.name_any() == reference.name) {
             None => Selection::Unusable {
                 name: reference.name.clone(),
+                found: false,
                 reason: format!("runbook {} not found", reference.name),
             },
             Some(runbook) => match validate(&runbook.spec) {
@@ -46,6 +51,7 @@ pub fn choose<'a>(
                 },
                 Err((_, message)) => Selection::Unusable {
                     name: reference.name.clone(),
+                    found: true,
                     reason: format!("runbook {} is not usable: {message}", reference.name),
                 },
             },

@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use incident_operator::api::{Incident, Runbook};
+use incident_operator::api::{EntryType, Incident, Runbook};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{
     Api, Client, ResourceExt,
@@ -378,5 +378,98 @@ async fn the_status_counts_the_incidents_that_follow_the_runbook() {
         "lastUsed did not move back: {last_used:?} -> {still:?}"
     );
     assert!(current_and_ready(&after), "still Ready: {:?}", after.status);
+    operator.stop().await;
+}
+
+fn incident_condition<'a>(incident: &'a Incident, type_: &str) -> Option<&'a Condition> {
+    incident
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn unusable_entries(incident: &Incident) -> usize {
+    incident.status.as_ref().map_or(0, |s| {
+        s.timeline
+            .iter()
+            .filter(|e| e.type_ == EntryType::RunbookUnusable)
+            .count()
+    })
+}
+
+#[tokio::test]
+async fn an_incident_naming_a_missing_runbook_says_so_once_and_follows_it_once_it_exists() {
+    let (client, ns, api) = setup("runbook-missing").await;
+    let operator = Operator::start(&ns.name, &[]).await;
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+    let incident: Incident = serde_json::from_value(json!({
+        "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
+        "metadata": { "name": "slow" },
+        "spec": { "title": "Checkout is slow", "severity": "P3",
+                  "runbookRef": { "name": "triage" } },
+    }))
+    .expect("Incident");
+    incidents
+        .create(&PostParams::default(), &incident)
+        .await
+        .expect("create incident");
+    let waiting = wait_for(&incidents, "slow", "RunbookUsable=False", SETTLE, |i| {
+        i.and_then(|i| incident_condition(i, "RunbookUsable"))
+            .is_some_and(|c| c.status == "False")
+    })
+    .await
+    .expect("incident exists");
+    let usable = incident_condition(&waiting, "RunbookUsable").expect("condition");
+    assert_eq!(usable.reason, "NotFound");
+    assert_eq!(usable.message, "runbook triage not found");
+    assert_eq!(unusable_entries(&waiting), 1, "{:?}", waiting.status);
+
+    // A Runbook edit elsewhere in the namespace wakes the incident; the problem is not repeated.
+    let steps = json!([{ "name": "look", "checkpoint": { "prompt": "Have a look" } }]);
+    let raw = untyped(&client, &ns.name);
+    raw.create(
+        &PostParams::default(),
+        &runbook(
+            "other",
+            json!({ "match": { "signals": ["OOMKilled"] }, "steps": steps }),
+        ),
+    )
+    .await
+    .expect("create another runbook");
+    settle(&api, "other", "Ready", current_and_ready).await;
+    let still = incidents.get("slow").await.expect("get incident");
+    assert_eq!(
+        unusable_entries(&still),
+        1,
+        "recorded once: {:?}",
+        still.status
+    );
+
+    // The runbook arrives (e.g. Argo CD synced it later): the incident follows it.
+    raw.create(
+        &PostParams::default(),
+        &runbook("triage", json!({ "match": {}, "steps": steps })),
+    )
+    .await
+    .expect("create the named runbook");
+    let following = wait_for(&incidents, "slow", "RunbookUsable=True", SETTLE, |i| {
+        i.and_then(|i| incident_condition(i, "RunbookUsable"))
+            .is_some_and(|c| c.status == "True")
+    })
+    .await
+    .expect("incident exists");
+    let usable = incident_condition(&following, "RunbookUsable").expect("condition");
+    assert_eq!(usable.reason, "Following");
+    assert_eq!(
+        following
+            .status
+            .as_ref()
+            .and_then(|s| s.runbook.as_ref())
+            .map(|r| r.name.as_str()),
+        Some("triage")
+    );
+    assert_eq!(unusable_entries(&following), 1);
     operator.stop().await;
 }
