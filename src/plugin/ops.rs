@@ -21,6 +21,16 @@ use crate::{
     config::ClusterArgs,
 };
 
+/// Field manager of the plugin's writes, so managed fields tell them apart from kubectl's.
+pub const FIELD_MANAGER: &str = "kubectl-incident";
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
 /// How often a list edit (note, approval, action) is retried when someone else wrote in between.
 const ATTEMPTS: usize = 10;
 
@@ -105,7 +115,7 @@ impl Session {
 
     async fn merge(&self, name: &str, patch: &Value) -> Result<Incident> {
         self.api()
-            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .patch(name, &patch_params(), &Patch::Merge(patch))
             .await
             .map_err(|source| api_error(name, source))
     }
@@ -124,7 +134,7 @@ impl Session {
             };
             match self
                 .api()
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(name, &patch_params(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(written) => return Ok(Some(written)),
@@ -306,7 +316,13 @@ impl Session {
                 );
                 let created = self
                     .api()
-                    .create(&PostParams::default(), &new)
+                    .create(
+                        &PostParams {
+                            field_manager: Some(FIELD_MANAGER.to_owned()),
+                            ..PostParams::default()
+                        },
+                        &new,
+                    )
                     .await
                     .map_err(|source| PluginError::Api {
                         what: format!("cannot create an incident for deployment {deployment:?}"),

@@ -183,6 +183,17 @@ async fn plugin_takes_an_incident_from_the_queue_to_the_postmortem() {
         phase(i) == Some(Phase::Acknowledged)
     })
     .await;
+    let managers: Vec<String> = acked
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(
+        managers.iter().any(|m| m == "kubectl-incident"),
+        "the plugin writes as its own field manager: {managers:?}"
+    );
     let ack = acked.spec.acknowledgment.clone().expect("acknowledgment");
     assert_eq!(ack.by, user);
     assert_eq!(ack.note.as_deref(), Some("looking at the logs"));
