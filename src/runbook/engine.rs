@@ -215,10 +215,10 @@ pub fn advance(run: &RunbookRun, incident: &Incident, facts: &Facts, now: Timest
             StepKind::Collect => {
                 let evidence = facts.collected.clone().unwrap_or_default();
                 let summary = format!(
-                    "{} containers, {} revisions, {} events{}",
-                    evidence.containers.len(),
-                    evidence.rollout_history.len(),
-                    evidence.events.len(),
+                    "{}, {}, {}{}",
+                    counted(evidence.containers.len(), "container"),
+                    counted(evidence.rollout_history.len(), "revision"),
+                    counted(evidence.events.len(), "event"),
                     if evidence.logs.is_some() {
                         ", the crashed container's log"
                     } else {
@@ -472,6 +472,15 @@ fn remediate(
 }
 
 const ESCALATED: &str = "waiting for approval; escalated past the response time";
+
+/// `1 container`, `3 containers`: timeline messages are read by people.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
 
 fn verify(
     step: &RunbookStep,

@@ -71,7 +71,10 @@ pub fn choose<'a>(
         return Selection::None;
     };
     let others: Vec<String> = matching[1..].iter().map(|(_, r)| r.name_any()).collect();
-    let mut reason = format!("matched with {score} criteria");
+    let mut reason = match score {
+        1 => "matched with 1 criterion".to_owned(),
+        n => format!("matched with {n} criteria"),
+    };
     if !others.is_empty() {
         reason.push_str(&format!(
             "; also matched, less specific or later by name: {}",
