@@ -33,7 +33,7 @@ use super::{
         ObjectSignal, PodPlacement, PodSignals, Problem, Workload, group, node_problems, signals,
         storm_guard,
     },
-    policy::{DetectionConfig, Pending, debounce},
+    policy::{DetectionConfig, Pending, debounce, severity_owners, severity_set_by_others},
 };
 use crate::{
     Error, Result,
@@ -115,8 +115,9 @@ pub async fn run(
     )
     .default_backoff()
     .modify(|incident: &mut Incident| {
-        // The timeline is the lifecycle controller's business; keep memory to what is used here.
-        incident.metadata.managed_fields = None;
+        // The timeline is the lifecycle controller's business; keep memory to what is used here:
+        // of the managed fields, only who owns the severity.
+        incident.metadata.managed_fields = severity_owners(incident.metadata.managed_fields.take());
         if let Some(status) = incident.status.as_mut() {
             status.timeline.clear();
         }
@@ -665,11 +666,12 @@ async fn upsert(
         .map(|i| i.spec.signals.as_slice())
         .unwrap_or_default();
     let signals = signals(previous, problem, now);
-    // A runbook that set the severity keeps it; otherwise the detector's judgement stands.
+    // A severity set by a runbook or a person stays; otherwise the detector's judgement stands.
     let severity = existing
         .filter(|i| {
             i.annotations()
                 .contains_key(crate::runbook::follow::SEVERITY_OVERRIDE_ANNOTATION)
+                || severity_set_by_others(i.metadata.managed_fields.as_deref(), FIELD_MANAGER)
         })
         .map_or(problem.severity, |i| i.spec.severity);
     if let Some(incident) = existing {

@@ -8,7 +8,9 @@ use std::{
 };
 
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::core::labels::{Selector, SelectorExt};
+use serde_json::json;
 
 use super::{
     classify::SignalKind,
@@ -262,6 +264,41 @@ pub fn debounce(
     (out, wake)
 }
 
+fn owns_severity(entry: &ManagedFieldsEntry) -> bool {
+    entry
+        .fields_v1
+        .as_ref()
+        .and_then(|f| f.0.get("f:spec"))
+        .and_then(|spec| spec.get("f:severity"))
+        .is_some()
+}
+
+/// The managed-fields entries that own `spec.severity`, reduced to that one field: all the
+/// detector's incident cache keeps of them (the rest costs memory and is never read).
+pub fn severity_owners(
+    managed: Option<Vec<ManagedFieldsEntry>>,
+) -> Option<Vec<ManagedFieldsEntry>> {
+    let owners: Vec<ManagedFieldsEntry> = managed?
+        .into_iter()
+        .filter(owns_severity)
+        .map(|m| ManagedFieldsEntry {
+            fields_v1: Some(FieldsV1(json!({ "f:spec": { "f:severity": {} } }))),
+            ..m
+        })
+        .collect();
+    (!owners.is_empty()).then_some(owners)
+}
+
+/// True when someone other than `detector` set the incident's severity (a person with
+/// `kubectl incident severity` or `kubectl edit`, a runbook): the detector then keeps it, so a
+/// responder's judgement is never silently undone.
+pub fn severity_set_by_others(managed: Option<&[ManagedFieldsEntry]>, detector: &str) -> bool {
+    managed
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.manager.as_deref() != Some(detector) && owns_severity(m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,5 +468,43 @@ mod tests {
         assert_eq!(policy.of_workload(Some((3, 1))), Severity::P2);
         assert_eq!(policy.of_workload(Some((3, 3))), Severity::P3);
         assert_eq!(policy.of_workload(None), Severity::P3);
+    }
+
+    #[test]
+    fn a_severity_set_by_someone_else_is_kept_and_only_its_owners_are_cached() {
+        let entry = |manager: &str, fields: serde_json::Value| ManagedFieldsEntry {
+            manager: Some(manager.to_owned()),
+            operation: Some("Update".to_owned()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..ManagedFieldsEntry::default()
+        };
+        let detector = "incident-operator-detector";
+        let created = vec![
+            entry(
+                detector,
+                json!({ "f:spec": { "f:severity": {}, "f:title": {} } }),
+            ),
+            entry(
+                "incident-operator",
+                json!({ "f:status": { "f:phase": {} } }),
+            ),
+        ];
+        let kept = severity_owners(Some(created.clone())).expect("the detector owns it");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].fields_v1.as_ref().map(|f| f.0.clone()),
+            Some(json!({ "f:spec": { "f:severity": {} } }))
+        );
+        assert!(!severity_set_by_others(Some(&kept), detector));
+
+        let mut edited = created;
+        edited.push(entry(
+            "kubectl-incident",
+            json!({ "f:spec": { "f:severity": {} } }),
+        ));
+        let kept = severity_owners(Some(edited));
+        assert!(severity_set_by_others(kept.as_deref(), detector));
+        assert!(!severity_set_by_others(None, detector));
+        assert_eq!(severity_owners(Some(Vec::new())), None);
     }
 }
