@@ -28,7 +28,7 @@ use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     fmt::Debug,
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::Path,
     process::Stdio,
     sync::{
         Arc, Mutex,
@@ -39,17 +39,13 @@ use std::{
 
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use incident_operator::{api::Incident, detection::classify::pod_signals};
-use k8s_openapi::{
-    api::{
-        apps::v1::Deployment,
-        core::v1::{Namespace, Node, Pod, ServiceAccount},
-    },
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Namespace, Node, Pod, ServiceAccount},
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
     runtime::{
         WatchStreamExt,
         reflector::{self, Store},
@@ -57,7 +53,7 @@ use kube::{
         watcher,
     },
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
@@ -66,9 +62,9 @@ use tokio::{
     sync::watch,
 };
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+mod common;
+use common::{Result, TIMEOUT, connect, install_crds, kubeconfig_path, ms};
 
-const TIMEOUT: Duration = Duration::from_secs(120);
 /// Marks everything this benchmark creates.
 const BENCH_LABEL: (&str, &str) = ("incident.dev/bench", "detection");
 /// Node label (value: the run id) the benchmark's pods select.
@@ -148,12 +144,9 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     let settings = Settings::from_env()?;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let kubeconfig = std::env::var_os("INCIDENT_E2E_KUBECONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".cluster/kubeconfig"));
+    let kubeconfig = kubeconfig_path();
     let client = connect(&kubeconfig).await?;
-    install_crds(&client, &root).await?;
+    install_crds(&client).await?;
 
     let mut created = Created::default();
     let outcome = tokio::select! {
@@ -1048,55 +1041,6 @@ async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
 
 // ---- cluster plumbing ------------------------------------------------------------------------
 
-async fn connect(kubeconfig: &Path) -> Result<Client> {
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(kubeconfig)
-            .map_err(|e| format!("{e}: start the cluster with `make cluster`"))?,
-        &KubeConfigOptions::default(),
-    )
-    .await?;
-    Ok(Client::try_from(config)?)
-}
-
-/// Applies every CRD in `crds/` (the operator watches all its kinds) and waits until each is served.
-async fn install_crds(client: &Client, root: &Path) -> Result<()> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("crds"))?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()?;
-    files.retain(|f| f.extension().is_some_and(|e| e == "yaml"));
-    files.sort();
-    let text = files
-        .iter()
-        .map(std::fs::read_to_string)
-        .collect::<std::io::Result<Vec<_>>>()?
-        .join("\n---\n");
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let crd = CustomResourceDefinition::deserialize(document)?;
-        let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply("incident-bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        let established = await_condition(
-            api.clone(),
-            &name,
-            |c: Option<&CustomResourceDefinition>| {
-                c.and_then(|c| c.status.as_ref())
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            },
-        );
-        tokio::time::timeout(TIMEOUT, established).await??;
-    }
-    Ok(())
-}
-
 /// Fake nodes for this run only: kwok plays their kubelet; the taint keeps other pods off.
 async fn bench_nodes(
     client: &Client,
@@ -1327,8 +1271,4 @@ impl std::fmt::Display for Stats {
             self.median, self.p90, self.p99, self.max, self.min
         )
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

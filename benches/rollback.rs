@@ -7,29 +7,19 @@
 //! alternating order. It reports, per method, the time from the request (Incident created / kubectl
 //! started) to the Deployment carrying v2's template, and to the rollout being complete.
 
-use std::{
-    path::PathBuf,
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, process::Stdio, time::Instant};
 
-use k8s_openapi::{
-    api::{apps::v1::Deployment, core::v1::Namespace},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Namespace};
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
     runtime::wait::await_condition,
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+mod common;
+use common::{Result, TIMEOUT, connect, install_crds, kubeconfig_path, ms};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -39,16 +29,14 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let kubeconfig = std::env::var_os("INCIDENT_E2E_KUBECONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".cluster/kubeconfig"));
+    let kubeconfig = kubeconfig_path();
     let kubectl = kubectl_path(&root)?;
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(10);
     let client = connect(&kubeconfig).await?;
-    install_crds(&client, &root).await?;
+    install_crds(&client).await?;
 
     let ns_operator = namespace(&client, "bench-operator").await?;
     let ns_kubectl = namespace(&client, "bench-kubectl").await?;
@@ -157,45 +145,6 @@ fn kubectl_path(root: &std::path::Path) -> Result<PathBuf> {
         get("ETCD_VERSION")?,
         get("KWOK_VERSION")?
     )))
-}
-
-async fn connect(kubeconfig: &std::path::Path) -> Result<Client> {
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(kubeconfig)
-            .map_err(|e| format!("{e}: start the cluster with `make cluster`"))?,
-        &KubeConfigOptions::default(),
-    )
-    .await?;
-    Ok(Client::try_from(config)?)
-}
-
-async fn install_crds(client: &Client, root: &std::path::Path) -> Result<()> {
-    let text = std::fs::read_to_string(root.join("crds/incident.dev_incidents.yaml"))?;
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let crd = CustomResourceDefinition::deserialize(document)?;
-        let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply("incident-bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        let established = await_condition(
-            api.clone(),
-            &name,
-            |c: Option<&CustomResourceDefinition>| {
-                c.and_then(|c| c.status.as_ref())
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            },
-        );
-        tokio::time::timeout(TIMEOUT, established).await??;
-    }
-    Ok(())
 }
 
 async fn namespace(client: &Client, prefix: &str) -> Result<String> {
@@ -336,8 +285,4 @@ async fn rollback_by_kubectl(
     let patched = start.elapsed();
     wait(&deployments, name, complete).await?;
     Ok((ms(patched), ms(start.elapsed())))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -12,8 +12,9 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    remediation::{deployment, roll_to},
-    support::{Operator, TestNamespace, cleanup, client, install_crds, wait_for, wait_for_all},
+    nodes::TestNode,
+    remediation::{create_rolled_out, deployment, roll_to},
+    support::{Operator, TestNamespace, client, install_crds, wait_for, wait_for_all},
 };
 
 const DETECT: Duration = Duration::from_secs(90);
@@ -246,73 +247,26 @@ async fn image_pull_and_oom_kill_faults_open_their_own_incidents() {
 
 #[tokio::test]
 async fn a_not_ready_node_carrying_thirty_pods_is_one_node_incident() {
-    use k8s_openapi::api::core::v1::{Node, Pod};
-    use kube::api::{DeleteParams, Patch, PatchParams};
+    use k8s_openapi::api::core::v1::Pod;
 
     let client = client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "detect-node").await;
-    let node_name = format!("e2e-notready-{}", std::process::id());
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": { "name": node_name, "annotations": { "kwok.x-k8s.io/node": "fake" },
-                      "labels": { "type": "kwok", "kubernetes.io/hostname": node_name,
-                                  "incident.dev/e2e-node": node_name } },
-        "spec": { "taints": [{ "key": "incident.dev/e2e-isolated", "value": "true", "effect": "NoSchedule" }] },
-    }))
-    .expect("Node");
-    nodes
-        .create(&PostParams::default(), &node)
-        .await
-        .expect("create Node");
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let name = self.0.clone();
-            cleanup("test node", move |client| async move {
-                Api::<Node>::all(client)
-                    .delete(&name, &DeleteParams::default())
-                    .await
-                    .map(|_| ())
-            });
-        }
-    }
-    let _node = Cleanup(node_name.clone());
+    let node = TestNode::create(&client, "e2e-notready").await;
 
     // 30 pods pinned to the test node.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let mut pinned = deployment("pinned", &["registry.local/pinned:1"], None);
     pinned.spec.replicas = Some(30);
-    if let Some(spec) = pinned.spec.template.spec.as_mut() {
-        spec.node_selector =
-            Some([("kubernetes.io/hostname".to_owned(), node_name.clone())].into());
-        spec.tolerations = Some(vec![
-            serde_json::from_value(json!({
-            "key": "incident.dev/e2e-isolated", "operator": "Exists", "effect": "NoSchedule" }))
-            .expect("toleration"),
-        ]);
-    }
+    node.pin(&mut pinned, &[]);
     deployments
         .create(&PostParams::default(), &pinned)
         .await
         .expect("create Deployment");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    wait_for_all(
-        &pods,
-        "app=pinned",
-        "30 pods running on the test node",
-        DETECT,
-        |pods| {
-            pods.len() == 30
-                && pods
-                    .iter()
-                    .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        },
-    )
-    .await;
+    node.await_running(&pods, "pinned", 30, DETECT).await;
 
-    let selector = format!("incident.dev/e2e-node={node_name}");
+    let selector = node.selector();
     let operator = Operator::start(
         &ns.name,
         &[
@@ -325,11 +279,7 @@ async fn a_not_ready_node_carrying_thirty_pods_is_one_node_incident() {
         ],
     )
     .await;
-    let label = json!({ "metadata": { "labels": { "incident.dev/fault": "notready" } } });
-    nodes
-        .patch(&node_name, &PatchParams::default(), &Patch::Merge(&label))
-        .await
-        .expect("make the node NotReady");
+    node.set_fault(Some("notready")).await;
 
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
     let found = wait_for_all(
@@ -341,7 +291,7 @@ async fn a_not_ready_node_carrying_thirty_pods_is_one_node_incident() {
     )
     .await;
     let incident = &found[0];
-    assert_eq!(incident.spec.affected[0].name, node_name);
+    assert_eq!(incident.spec.affected[0].name, node.name);
     assert!(
         incident.spec.title.contains("30 pods of 1 workload"),
         "{}",
@@ -368,14 +318,7 @@ async fn a_healthy_rolling_update_opens_no_incident() {
     let operator = Operator::start(&ns.name, &FLAGS).await;
     let mut web = deployment("web", &["registry.local/web:1"], None);
     web.spec.replicas = Some(10);
-    deployments
-        .create(&PostParams::default(), &web)
-        .await
-        .expect("create Deployment");
-    wait_for(&deployments, "web", "v1 rolled out", DETECT, |d| {
-        d.is_some_and(crate::remediation::rolled_out)
-    })
-    .await;
+    create_rolled_out(&deployments, &web, DETECT).await;
     let mut next = deployment("web", &["registry.local/web:2"], None);
     next.spec.replicas = Some(10);
     roll_to(&deployments, &next, "deploy v2", true).await;

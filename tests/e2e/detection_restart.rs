@@ -19,13 +19,14 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
 use crate::{
+    nodes::TestNode,
     remediation::{deployment, roll_to},
-    support::{Operator, TestNamespace, cleanup, client, install_crds, wait_for, wait_for_all},
+    support::{Operator, TestNamespace, client, install_crds, wait_for, wait_for_all},
 };
 
 const DETECT: Duration = Duration::from_secs(90);
@@ -81,10 +82,6 @@ fn node_ready(node: Option<&Node>) -> Option<String> {
         .map(|c| c.status.clone())
 }
 
-fn pod_on(pod: &Pod, node: &str) -> bool {
-    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
-}
-
 fn crash_looping(pod: &Pod) -> bool {
     pod.status
         .as_ref()
@@ -127,33 +124,8 @@ async fn a_node_incident_survives_operator_kills_without_duplicates_or_lost_upda
     let client = client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "restart-node").await;
-    let node_name = format!("e2e-restart-{}", std::process::id());
+    let node = TestNode::create(&client, "e2e-restart").await;
     let nodes: Api<Node> = Api::all(client.clone());
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": { "name": node_name, "annotations": { "kwok.x-k8s.io/node": "fake" },
-                      "labels": { "type": "kwok", "kubernetes.io/hostname": node_name,
-                                  "incident.dev/e2e-node": node_name } },
-        "spec": { "taints": [{ "key": "incident.dev/e2e-isolated", "value": "true", "effect": "NoSchedule" }] },
-    }))
-    .expect("Node");
-    nodes
-        .create(&PostParams::default(), &node)
-        .await
-        .expect("create Node");
-    struct NodeCleanup(String);
-    impl Drop for NodeCleanup {
-        fn drop(&mut self) {
-            let name = self.0.clone();
-            cleanup("test node", move |client| async move {
-                Api::<Node>::all(client)
-                    .delete(&name, &DeleteParams::default())
-                    .await
-                    .map(|_| ())
-            });
-        }
-    }
-    let _node = NodeCleanup(node_name.clone());
 
     // Pods pinned to the test node. They tolerate the not-ready/unreachable taints the node
     // lifecycle controller adds, so more can be scheduled onto the NotReady node and none is
@@ -161,41 +133,21 @@ async fn a_node_incident_survives_operator_kills_without_duplicates_or_lost_upda
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let mut pinned = deployment("pinned", &["registry.local/pinned:1"], None);
     pinned.spec.replicas = Some(30);
-    if let Some(spec) = pinned.spec.template.spec.as_mut() {
-        spec.node_selector =
-            Some([("kubernetes.io/hostname".to_owned(), node_name.clone())].into());
-        spec.tolerations = Some(
-            [
-                json!({ "key": "incident.dev/e2e-isolated", "operator": "Exists", "effect": "NoSchedule" }),
-                json!({ "key": "node.kubernetes.io/not-ready", "operator": "Exists" }),
-                json!({ "key": "node.kubernetes.io/unreachable", "operator": "Exists" }),
-            ]
-            .into_iter()
-            .map(|t| serde_json::from_value(t).expect("toleration"))
-            .collect(),
-        );
-    }
+    node.pin(
+        &mut pinned,
+        &[
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ],
+    );
     deployments
         .create(&PostParams::default(), &pinned)
         .await
         .expect("create Deployment");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    wait_for_all(
-        &pods,
-        "app=pinned",
-        "30 pods running on the test node",
-        DETECT,
-        |pods| {
-            pods.len() == 30
-                && pods.iter().all(|p| {
-                    pod_on(p, &node_name)
-                        && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                })
-        },
-    )
-    .await;
+    node.await_running(&pods, "pinned", 30, DETECT).await;
 
-    let selector = format!("incident.dev/e2e-node={node_name}");
+    let selector = node.selector();
     let flags = [
         "--detection",
         "true",
@@ -213,16 +165,7 @@ async fn a_node_incident_survives_operator_kills_without_duplicates_or_lost_upda
         list(&incidents, NODE_INCIDENTS).await.is_empty(),
         "a Ready node has no incident"
     );
-    nodes
-        .patch(
-            &node_name,
-            &PatchParams::default(),
-            &Patch::Merge(
-                &json!({ "metadata": { "labels": { "incident.dev/fault": "notready" } } }),
-            ),
-        )
-        .await
-        .expect("make the node NotReady");
+    node.set_fault(Some("notready")).await;
     let found = wait_for_all(
         &incidents,
         NODE_INCIDENTS,
@@ -249,7 +192,7 @@ async fn a_node_incident_survives_operator_kills_without_duplicates_or_lost_upda
         "app=pinned",
         "35 pods bound to the NotReady node",
         DETECT,
-        |pods| pods.iter().filter(|p| pod_on(p, &node_name)).count() == 35,
+        |pods| pods.iter().filter(|p| node.hosts(p)).count() == 35,
     )
     .await;
 
@@ -271,15 +214,8 @@ async fn a_node_incident_survives_operator_kills_without_duplicates_or_lost_upda
 
     // Kill point 2: the node recovers while the operator is down.
     operator.kill().await;
-    nodes
-        .patch(
-            &node_name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "metadata": { "labels": { "incident.dev/fault": null } } })),
-        )
-        .await
-        .expect("bring the node back");
-    wait_for(&nodes, &node_name, "node Ready again", DETECT, |n| {
+    node.set_fault(None).await;
+    wait_for(&nodes, &node.name, "node Ready again", DETECT, |n| {
         node_ready(n).as_deref() == Some("True")
     })
     .await;

@@ -9,11 +9,14 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
-use crate::support::{TestNamespace, cleanup, client, wait_for, wait_for_all};
+use crate::{
+    nodes::TestNode,
+    support::{TestNamespace, client, wait_for, wait_for_all},
+};
 
 const ROLLOUT: Duration = Duration::from_secs(90);
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -401,23 +404,6 @@ async fn unready_fault_runs_but_is_never_ready() {
     );
 }
 
-/// A node of the test's own, tainted so no other test's pods land on it; deleted when dropped.
-struct TestNode {
-    name: String,
-}
-
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        cleanup("test node", move |client| async move {
-            Api::<Node>::all(client)
-                .delete(&name, &DeleteParams::default())
-                .await
-                .map(|_| ())
-        });
-    }
-}
-
 fn node_ready(node: Option<&Node>) -> Option<(String, String)> {
     let conditions = node?.status.as_ref()?.conditions.as_ref()?;
     let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
@@ -431,47 +417,23 @@ fn node_ready(node: Option<&Node>) -> Option<(String, String)> {
 async fn a_node_goes_notready_on_demand_and_recovers() {
     let client = client().await;
     let api: Api<Node> = Api::all(client.clone());
-    let name = format!("e2e-node-{}", std::process::id());
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": { "kwok.x-k8s.io/node": "fake" },
-            "labels": { "type": "kwok", "kubernetes.io/hostname": name }
-        },
-        "spec": { "taints": [{ "key": "incident.dev/e2e-isolated", "value": "true", "effect": "NoSchedule" }] }
-    }))
-    .expect("valid Node");
-    api.create(&PostParams::default(), &node)
-        .await
-        .expect("create node");
-    let _cleanup = TestNode { name: name.clone() };
+    let node = TestNode::create(&client, "e2e-node").await;
+    let name = &node.name;
 
     let timeout = Duration::from_secs(60);
-    wait_for(&api, &name, "Ready=True", timeout, |n| {
+    wait_for(&api, name, "Ready=True", timeout, |n| {
         node_ready(n).is_some_and(|(s, _)| s == "True")
     })
     .await;
 
-    let label =
-        |value: Option<&str>| json!({ "metadata": { "labels": { "incident.dev/fault": value } } });
-    api.patch(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(label(Some("notready"))),
-    )
-    .await
-    .expect("label");
-    wait_for(&api, &name, "Ready=False KubeletNotReady", timeout, |n| {
+    node.set_fault(Some("notready")).await;
+    wait_for(&api, name, "Ready=False KubeletNotReady", timeout, |n| {
         node_ready(n).is_some_and(|(s, r)| s == "False" && r == "KubeletNotReady")
     })
     .await;
 
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(label(None)))
-        .await
-        .expect("unlabel");
-    wait_for(&api, &name, "Ready=True again", timeout, |n| {
+    node.set_fault(None).await;
+    wait_for(&api, name, "Ready=True again", timeout, |n| {
         node_ready(n).is_some_and(|(s, _)| s == "True")
     })
     .await;

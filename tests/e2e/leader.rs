@@ -13,8 +13,7 @@ use serde_json::json;
 
 use crate::{
     remediation::{
-        action, action_settles, bad_deploy_history, images, incident_with_actions, revision,
-        revisions,
+        action, action_settles, bad_deploy_history, images, request_rollback, revision, revisions,
     },
     support::{Operator, TestNamespace, client, install_crds, wait_for},
 };
@@ -104,14 +103,7 @@ async fn only_the_leader_acts_and_a_killed_leader_is_replaced_without_repeating_
     );
 
     // The leader rolls back, once; the follower does nothing.
-    let request = json!([{ "name": "undo", "rollback": { "deployment": "web" } }]);
-    incidents
-        .create(
-            &PostParams::default(),
-            &incident_with_actions("web-down", request),
-        )
-        .await
-        .expect("create Incident");
+    request_rollback(&incidents, "web-down", "web").await;
     let done = action_settles(&incidents, "web-down", "undo").await;
     let undo = action(&done, "undo").expect("action status");
     assert_eq!(undo.phase, ActionPhase::Succeeded, "{undo:#?}");
@@ -259,14 +251,7 @@ async fn a_leader_killed_between_patch_and_record_is_replaced_and_the_rollback_i
     let survivor = start(&ns.name, "op-b").await;
     survivor.await_metric(LEADER, |v| v == Some(0.0)).await;
 
-    let request = json!([{ "name": "undo", "rollback": { "deployment": "web" } }]);
-    incidents
-        .create(
-            &PostParams::default(),
-            &incident_with_actions("web-down", request),
-        )
-        .await
-        .expect("create Incident");
+    request_rollback(&incidents, "web-down", "web").await;
     assert!(
         doomed.exits_abnormally(Duration::from_secs(60)).await,
         "the failpoint aborted the leader after its patch"

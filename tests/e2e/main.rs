@@ -7,6 +7,7 @@ mod detection_restart;
 mod harness;
 mod leader;
 mod lifecycle;
+mod nodes;
 mod parity;
 mod plugin;
 mod remediation;

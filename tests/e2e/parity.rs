@@ -16,8 +16,8 @@ use tokio::process::Command;
 
 use crate::{
     remediation::{
-        ROLLOUT, action, action_settles, bad_deploy_history, deployment, images,
-        incident_with_actions, observed, revision, revisions, rolled_out,
+        ROLLOUT, action, action_settles, bad_deploy_history, deployment, images, observed,
+        request_actions, revision, revisions, rolled_out,
     },
     support::{Operator, TestNamespace, client, install_crds, kubeconfig_path, wait_for},
 };
@@ -185,13 +185,7 @@ impl Pair {
             rollback["toRevision"] = json!(revision);
         }
         let request = json!([{ "name": ACTION, "rollback": rollback }]);
-        self.incidents_a
-            .create(
-                &PostParams::default(),
-                &incident_with_actions(INCIDENT, request),
-            )
-            .await
-            .expect("create Incident");
+        request_actions(&self.incidents_a, INCIDENT, request).await;
         let done = action_settles(&self.incidents_a, INCIDENT, ACTION).await;
         operator.stop().await;
         let status = action(&done, ACTION).cloned().expect("action status");

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::{
-    remediation::{ROLLOUT, deployment, images, roll_to, rolled_out},
+    remediation::{ROLLOUT, create_rolled_out, deployment, images, roll_to, rolled_out},
     support::{Operator, TestNamespace, client, install_crds, kubeconfig_path, wait_for},
 };
 
@@ -444,14 +444,7 @@ async fn plugin_rollback_follows_the_operators_rollback_to_the_end() {
     let operator = Operator::start(&ns.name, &[]).await;
 
     let v1 = deployment("web", &["registry.local/web:1"], None);
-    deployments
-        .create(&PostParams::default(), &v1)
-        .await
-        .expect("create Deployment");
-    wait_for(&deployments, "web", "v1 rolled out", ROLLOUT, |d| {
-        d.is_some_and(rolled_out)
-    })
-    .await;
+    create_rolled_out(&deployments, &v1, ROLLOUT).await;
     let v2 = deployment("web", &["registry.local/web:2"], Some("crashloop"));
     roll_to(&deployments, &v2, "deploy v2", false).await;
 

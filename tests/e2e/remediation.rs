@@ -99,6 +99,23 @@ pub async fn roll_to(api: &Api<Deployment>, template: &Deployment, cause: &str, 
     .await;
 }
 
+/// Creates `deployment` and waits (at most `within`) until it is rolled out; returns it then.
+pub async fn create_rolled_out(
+    api: &Api<Deployment>,
+    deployment: &Deployment,
+    within: Duration,
+) -> Deployment {
+    let name = deployment.name_any();
+    api.create(&PostParams::default(), deployment)
+        .await
+        .expect("create Deployment");
+    wait_for(api, &name, &format!("{name} rolled out"), within, |d| {
+        d.is_some_and(rolled_out)
+    })
+    .await
+    .expect("Deployment")
+}
+
 /// Creates `name` and rolls it through v1 → v2 → v3, v3 crash-looping, like a bad deploy.
 pub async fn bad_deploy_history(api: &Api<Deployment>, name: &str, containers: usize) {
     let images = |v: u32| -> Vec<String> {
@@ -110,13 +127,7 @@ pub async fn bad_deploy_history(api: &Api<Deployment>, name: &str, containers: u
     let mut v1 = deployment(name, &refs(&v1), None);
     v1.annotations_mut()
         .insert("kubernetes.io/change-cause".into(), "deploy v1".into());
-    api.create(&PostParams::default(), &v1)
-        .await
-        .expect("create Deployment");
-    wait_for(api, name, "v1 rolled out", ROLLOUT, |d| {
-        d.is_some_and(rolled_out)
-    })
-    .await;
+    create_rolled_out(api, &v1, ROLLOUT).await;
     roll_to(api, &deployment(name, &refs(&v2), None), "deploy v2", true).await;
     roll_to(
         api,
@@ -131,14 +142,24 @@ fn refs(images: &[String]) -> Vec<&str> {
     images.iter().map(String::as_str).collect()
 }
 
-pub fn incident_with_actions(name: &str, actions: Value) -> Incident {
-    serde_json::from_value(json!({
+/// Opens the incident `name` asking for `actions`, as a responder would.
+pub async fn request_actions(api: &Api<Incident>, name: &str, actions: Value) {
+    let incident: Incident = serde_json::from_value(json!({
         "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
         "metadata": { "name": name },
         "spec": { "title": "Checkout crash-looping after deploy", "severity": "P1", "commander": "ana",
                   "actions": actions },
     }))
-    .expect("valid Incident")
+    .expect("valid Incident");
+    api.create(&PostParams::default(), &incident)
+        .await
+        .expect("create Incident");
+}
+
+/// Opens the incident `name` asking for one action, `undo`: roll `deployment` back one revision.
+pub async fn request_rollback(api: &Api<Incident>, name: &str, deployment: &str) {
+    let undo = json!([{ "name": "undo", "rollback": { "deployment": deployment } }]);
+    request_actions(api, name, undo).await;
 }
 
 pub fn action<'a>(incident: &'a Incident, name: &str) -> Option<&'a ActionStatus> {
@@ -202,14 +223,7 @@ async fn a_rollback_restores_the_previous_revision_and_verifies_the_rollout() {
     bad_deploy_history(&deployments, "web", 1).await;
     let operator = Operator::start(&ns.name, &[]).await;
 
-    let request = json!([{ "name": "undo", "rollback": { "deployment": "web" } }]);
-    incidents
-        .create(
-            &PostParams::default(),
-            &incident_with_actions("web-down", request),
-        )
-        .await
-        .expect("create Incident");
+    request_rollback(&incidents, "web-down", "web").await;
     let done = action_settles(&incidents, "web-down", "undo").await;
     let undo = action(&done, "undo").expect("action status");
     assert_eq!(undo.phase, ActionPhase::Succeeded, "{undo:#?}");
@@ -286,14 +300,7 @@ async fn rollback_across_a_crash(
     let operator =
         Operator::start_with_env(&ns.name, &[], &[("INCIDENT_OPERATOR_FAILPOINT", failpoint)])
             .await;
-    let request = json!([{ "name": "undo", "rollback": { "deployment": "web" } }]);
-    incidents
-        .create(
-            &PostParams::default(),
-            &incident_with_actions("web-down", request),
-        )
-        .await
-        .expect("create Incident");
+    request_rollback(&incidents, "web-down", "web").await;
     assert!(
         operator.exits_abnormally(ROLLOUT).await,
         "the failpoint aborted the operator"
@@ -370,14 +377,7 @@ async fn a_deploy_landing_between_plan_and_patch_is_not_overwritten() {
         &[("INCIDENT_OPERATOR_FAILPOINT", "before-patch")],
     )
     .await;
-    let request = json!([{ "name": "undo", "rollback": { "deployment": "web" } }]);
-    incidents
-        .create(
-            &PostParams::default(),
-            &incident_with_actions("web-down", request),
-        )
-        .await
-        .expect("create Incident");
+    request_rollback(&incidents, "web-down", "web").await;
     assert!(operator.exits_abnormally(ROLLOUT).await);
 
     // Someone ships a fix forward while the operator is down, after it planned the rollback.
@@ -415,28 +415,12 @@ async fn a_deploy_landing_between_plan_and_patch_is_not_overwritten() {
 #[tokio::test]
 async fn restart_and_scale_are_applied_and_verified_and_a_dry_run_changes_nothing() {
     let (_client, ns, deployments, incidents) = setup("restart-scale").await;
-    deployments
-        .create(
-            &PostParams::default(),
-            &deployment("api", &["registry.local/api:1"], None),
-        )
-        .await
-        .expect("create Deployment");
-    let before = wait_for(&deployments, "api", "rolled out", ROLLOUT, |d| {
-        d.is_some_and(rolled_out)
-    })
-    .await
-    .expect("Deployment");
+    let v1 = deployment("api", &["registry.local/api:1"], None);
+    let before = create_rolled_out(&deployments, &v1, ROLLOUT).await;
     let operator = Operator::start(&ns.name, &[]).await;
 
     let plan_only = json!([{ "name": "look", "dryRun": true, "scale": { "deployment": "api", "replicas": 5 } }]);
-    incidents
-        .create(
-            &PostParams::default(),
-            &incident_with_actions("api-slow", plan_only),
-        )
-        .await
-        .expect("create Incident");
+    request_actions(&incidents, "api-slow", plan_only).await;
     let looked = action_settles(&incidents, "api-slow", "look").await;
     let look = action(&looked, "look").expect("action");
     assert_eq!(
@@ -508,27 +492,13 @@ async fn refused_actions_fail_with_a_clear_reason_and_touch_nothing() {
     guarded
         .annotations_mut()
         .insert("incident.dev/remediation".into(), "disabled".into());
-    deployments
-        .create(&PostParams::default(), &guarded)
-        .await
-        .expect("create Deployment");
-    let before = wait_for(&deployments, "ledger", "rolled out", ROLLOUT, |d| {
-        d.is_some_and(rolled_out)
-    })
-    .await
-    .expect("Deployment");
+    let before = create_rolled_out(&deployments, &guarded, ROLLOUT).await;
     let operator = Operator::start(&ns.name, &[]).await;
     let request = json!([
         { "name": "hands-off", "restart": { "deployment": "ledger" } },
         { "name": "ghost", "scale": { "deployment": "no-such-deployment", "replicas": 2 } },
     ]);
-    incidents
-        .create(
-            &PostParams::default(),
-            &incident_with_actions("ledger-slow", request),
-        )
-        .await
-        .expect("create Incident");
+    request_actions(&incidents, "ledger-slow", request).await;
     let done = action_settles(&incidents, "ledger-slow", "ghost").await;
     let hands_off = action(&done, "hands-off").expect("action");
     assert_eq!(
@@ -609,13 +579,7 @@ async fn malformed_actions_are_rejected_at_admission() {
 
     // A requested action cannot be changed afterwards.
     let request = json!([{ "name": "grow", "scale": { "deployment": "web", "replicas": 2 } }]);
-    incidents
-        .create(
-            &PostParams::default(),
-            &incident_with_actions("fixed", request),
-        )
-        .await
-        .expect("create");
+    request_actions(&incidents, "fixed", request).await;
     let change = json!({ "spec": { "actions": [{ "name": "grow", "scale": { "deployment": "web", "replicas": 9 } }] } });
     let error = incidents
         .patch("fixed", &PatchParams::default(), &Patch::Merge(&change))

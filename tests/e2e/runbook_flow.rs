@@ -13,7 +13,7 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::{
-    remediation::{deployment, images, roll_to, rolled_out},
+    remediation::{create_rolled_out, deployment, images, roll_to},
     support::{Operator, TestNamespace, client, install_crds, wait_for, wait_for_all},
 };
 
@@ -64,15 +64,7 @@ fn step_phase(incident: &Incident, step: &str) -> Option<StepPhase> {
 async fn healthy(deployments: &Api<Deployment>, name: &str, replicas: i32) -> Deployment {
     let mut good = deployment(name, &[&format!("registry.local/{name}:1")], None);
     good.spec.replicas = Some(replicas);
-    deployments
-        .create(&PostParams::default(), &good)
-        .await
-        .expect("create Deployment");
-    wait_for(deployments, name, "v1 rolled out", WAIT, |d| {
-        d.is_some_and(rolled_out)
-    })
-    .await
-    .expect("Deployment")
+    create_rolled_out(deployments, &good, WAIT).await
 }
 
 #[tokio::test]

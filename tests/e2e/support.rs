@@ -322,20 +322,15 @@ impl Operator {
     }
 }
 
-/// Installs (server-side applies) the CRDs from `crds/` and waits until they are served.
+/// Installs (server-side applies) every CRD the operator defines and waits until each is served.
 pub async fn install_crds(client: &Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::{Patch, PatchParams};
-    use serde::Deserialize;
 
-    let text = [
-        include_str!("../../crds/incident.dev_incidents.yaml"),
-        include_str!("../../crds/incident.dev_runbooks.yaml"),
-    ]
-    .join("---\n");
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let crd = CustomResourceDefinition::deserialize(document).expect("CRD YAML");
+    for (file, yaml) in incident_operator::api::crd_files().expect("render CRDs") {
+        let crd: CustomResourceDefinition =
+            serde_yaml_ng::from_str(&yaml).unwrap_or_else(|e| panic!("{file} is not a CRD: {e}"));
         let name = crd.name_any();
         api.patch(
             &name,
