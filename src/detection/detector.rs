@@ -38,6 +38,7 @@ use super::{
 use crate::{
     Error, Result,
     api::{Incident, LogEvidence, Signal},
+    lifecycle::decide::ACTOR_ANNOTATION,
     metrics::Metrics,
 };
 
@@ -695,7 +696,7 @@ async fn upsert(
             return Ok(None);
         }
     }
-    let patch = json!({
+    let mut patch = json!({
         "apiVersion": "incident.dev/v1alpha1",
         "kind": "Incident",
         "metadata": {
@@ -709,7 +710,6 @@ async fn upsert(
                     _ => "workload",
                 },
             },
-            "annotations": { "incident.dev/actor": RESOLVER },
         },
         "spec": {
             "title": problem.title,
@@ -724,6 +724,11 @@ async fn upsert(
             "signals": signals,
         },
     });
+    // Claim authorship only of a severity we set: the annotation is one slot, and taking it on
+    // every update would attribute a person's concurrent change to the operator.
+    if existing.is_none_or(|i| i.spec.severity != severity) {
+        patch["metadata"]["annotations"] = json!({ ACTOR_ANNOTATION: RESOLVER });
+    }
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &workload.namespace);
     incidents
         .patch(

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use incident_operator::api::{Incident, Phase, Severity};
+use incident_operator::api::{EntryType, Incident, Phase, Severity};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, ResourceExt,
-    api::{ListParams, PostParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
@@ -656,4 +656,75 @@ async fn a_warning_event_configured_as_a_signal_opens_an_incident_with_it_as_evi
     );
     operator.stop().await;
     let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn a_severity_a_person_set_survives_the_detectors_later_updates() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "detect-severity").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+    let operator = Operator::start(&ns.name, &FLAGS).await;
+    let d = deployment("pull", &["registry.local/pull:1"], Some("imagepull"));
+    deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create Deployment");
+    let found = wait_for_all(&incidents, DETECTED, "the P1 incident", DETECT, |found| {
+        found.len() == 1
+            && signal_count(&found[0], "ImagePullBackOff") == 3
+            && found[0].spec.severity == Severity::P1
+    })
+    .await;
+    let name = found[0].name_any();
+
+    // The responder raises it, as `kubectl incident severity NAME P0` does.
+    let raise = json!({
+        "metadata": { "annotations": { "incident.dev/actor": "alice" } },
+        "spec": { "severity": "P0" },
+    });
+    let as_person = PatchParams {
+        field_manager: Some("kubectl-incident".into()),
+        ..PatchParams::default()
+    };
+    incidents
+        .patch(&name, &as_person, &Patch::Merge(&raise))
+        .await
+        .expect("raise the severity");
+
+    // The problem grows: the detector rewrites the incident, and keeps the person's severity.
+    deployments
+        .patch(
+            "pull",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 5 } })),
+        )
+        .await
+        .expect("scale up");
+    let grown = wait_for(&incidents, &name, "five pods counted", DETECT, |i| {
+        i.is_some_and(|i| signal_count(i, "ImagePullBackOff") == 5)
+    })
+    .await
+    .expect("incident");
+    assert_eq!(grown.spec.severity, Severity::P0, "{:?}", grown.spec);
+    let recorded = wait_for(&incidents, &name, "the raise recorded", DETECT, |i| {
+        i.and_then(|i| i.status.as_ref()).is_some_and(|s| {
+            s.timeline
+                .iter()
+                .any(|e| e.type_ == EntryType::SeverityChanged)
+        })
+    })
+    .await
+    .expect("incident");
+    let changes: Vec<_> = recorded
+        .status
+        .iter()
+        .flat_map(|s| &s.timeline)
+        .filter(|e| e.type_ == EntryType::SeverityChanged)
+        .map(|e| (e.message.clone(), e.actor.clone()))
+        .collect();
+    assert_eq!(changes.len(), 1, "one change, by the person: {changes:?}");
+    assert_eq!(changes[0].1.as_deref(), Some("alice"), "{changes:?}");
+    operator.stop().await;
 }
