@@ -2,8 +2,8 @@
 //! builds) puts every object of charts/incident-operator into a fresh namespace and the API server
 //! accepts them all; then the operator binary runs out of cluster *as the chart's ServiceAccount*
 //! (a TokenRequest token in a kubeconfig), with the chart's rendered configuration file and leader
-//! election, through a detection scenario — proving the chart's RBAC is enough — while reading
-//! Secrets is denied.
+//! election, through the main scenario (detection, a runbook from Git, a rollback) — proving the
+//! chart's RBAC is enough — while reading Secrets is denied.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use incident_operator::{api::Incident, config::file::ConfigFile};
+use incident_operator::{
+    api::{ActionPhase, Incident, Runbook},
+    config::file::ConfigFile,
+};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     authentication::v1::{TokenRequest, TokenRequestSpec},
@@ -31,7 +34,7 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    remediation::deployment,
+    remediation::{create_rolled_out, deployment, images, roll_to},
     support::{
         TestNamespace, await_status, client, free_addr, kubeconfig_path, start_with_env, terminate,
         wait_for, wait_for_all,
@@ -464,32 +467,76 @@ async fn the_chart_installs_and_its_service_account_runs_the_operator() {
     )
     .await;
 
-    // A crash-looping Deployment becomes an incident, with evidence and timeline, all written as the
-    // chart's ServiceAccount.
+    // The main story, every write made as the chart's ServiceAccount: a healthy Deployment gets a
+    // crash-looping release; the detector opens an incident with evidence (pods/log, events,
+    // ReplicaSets), the example runbook from Git is followed (runbooks, runbooks/status), rolls the
+    // Deployment back (deployments patch) and the incident records it all (incidents/status).
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &workloads.name);
-    deployments
+    create_rolled_out(
+        &deployments,
+        &deployment("checkout", &["registry.local/checkout:1"], None),
+        Duration::from_secs(90),
+    )
+    .await;
+    let runbook: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/runbooks/crashloop-after-deploy.yaml"
+        ))
+        .expect("read the example runbook"),
+    )
+    .expect("the example runbook is YAML");
+    let runbooks: Api<Runbook> = Api::namespaced(client.clone(), &workloads.name);
+    runbooks
         .create(
             &PostParams::default(),
-            &deployment(
-                "checkout",
-                &["registry.local/checkout:2"],
-                Some("crashloop"),
-            ),
+            &serde_json::from_value(runbook).expect("a Runbook"),
         )
         .await
-        .expect("create Deployment");
+        .expect("create the example runbook");
+    roll_to(
+        &deployments,
+        &deployment(
+            "checkout",
+            &["registry.local/checkout:2"],
+            Some("crashloop"),
+        ),
+        "release 2",
+        false,
+    )
+    .await;
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &workloads.name);
-    wait_for_all(
+    let found = wait_for_all(
         &incidents,
         DETECTED,
-        "a detected incident with status, opened as the chart's ServiceAccount",
-        Duration::from_secs(90),
+        "a detected incident whose runbook rolled the Deployment back",
+        Duration::from_secs(120),
         |found| {
             found.len() == 1
                 && found[0].status.as_ref().is_some_and(|s| {
-                    // Timeline (incidents/status patch) and the crashed container's log (pods/log).
-                    !s.timeline.is_empty() && s.evidence.as_ref().is_some_and(|e| e.logs.is_some())
+                    !s.timeline.is_empty()
+                        && s.evidence.as_ref().is_some_and(|e| e.logs.is_some())
+                        && s.actions.iter().any(|a| a.phase == ActionPhase::Succeeded)
                 })
+        },
+    )
+    .await;
+    let run = found[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.runbook.as_ref())
+        .expect("the runbook run");
+    assert_eq!(run.name, "crashloop-after-deploy");
+    let checkout = deployments.get("checkout").await.expect("get Deployment");
+    assert_eq!(images(&checkout), ["registry.local/checkout:1"]);
+    wait_for(
+        &runbooks,
+        "crashloop-after-deploy",
+        "the runbook's status counts the incident",
+        Duration::from_secs(60),
+        |r| {
+            r.and_then(|r| r.status.as_ref())
+                .is_some_and(|s| s.matched_incidents == 1)
         },
     )
     .await;
