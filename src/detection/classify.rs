@@ -130,6 +130,9 @@ pub struct DeploymentHealth {
     pub matures_at: Option<Timestamp>,
 }
 
+/// The revision the Deployment controller gives each rollout.
+const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
 /// Availability signals of a Deployment (its pods' signals are classified separately).
 /// `unavailable_for` debounces unavailability: a rolling update briefly has unavailable replicas, so
 /// it counts only once Available=False, or no rollout progress, has lasted that long.
@@ -152,8 +155,22 @@ pub fn deployment_health(
     let down = available_condition.is_some_and(|c| c.status.as_deref() == Some("False"));
     let degraded =
         desired > 0 && available < desired && status.unavailable_replicas.unwrap_or(0) > 0;
+    // A Deployment's first rollout that has not finished yet is starting, not down: a slow
+    // scheduler or image pull would otherwise open an incident per new Deployment (measured: 500 at
+    // once). Its deadline (ProgressDeadlineExceeded) and its pods' own signals still report it.
+    let first_rollout = deployment
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION_ANNOTATION))
+        .is_some_and(|r| r == "1");
+    let starting = first_rollout
+        && condition("Progressing").is_some_and(|c| {
+            c.status.as_deref() == Some("True")
+                && c.reason.as_deref() != Some("NewReplicaSetAvailable")
+        });
     let mut matures_at = None;
-    if (down || degraded) && desired > 0 {
+    if (down || degraded) && desired > 0 && !starting {
         // Unavailable since the later of: Available turned False, the rollout last progressed.
         let since = [
             available_condition
@@ -316,6 +333,67 @@ mod tests {
             "status": status,
         }))
         .expect("deployment")
+    }
+
+    #[test]
+    fn a_first_rollout_still_progressing_is_starting_not_unavailable() {
+        let mut new = deployment(
+            json!({ "availableReplicas": 0, "unavailableReplicas": 3, "conditions": [
+            { "type": "Available", "status": "False" },
+            { "type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated" }] }),
+        );
+        new.metadata.annotations = Some(
+            [(REVISION_ANNOTATION.to_owned(), "1".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        let health = deployment_health(&new, now(), SignedDuration::ZERO);
+        assert_eq!(health.signals, []);
+        assert_eq!(health.matures_at, None);
+        assert_eq!(
+            (health.desired, health.available),
+            (3, 0),
+            "severity still sees it"
+        );
+
+        // Past its deadline it is reported.
+        let mut stalled = new.clone();
+        stalled.status = deployment(
+            json!({ "availableReplicas": 0, "unavailableReplicas": 3, "conditions": [
+            { "type": "Available", "status": "False" },
+            { "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded" }] }),
+        )
+        .status;
+        assert_eq!(
+            deployment_health(&stalled, now(), SignedDuration::ZERO).signals,
+            [
+                SignalKind::DeploymentUnavailable,
+                SignalKind::ProgressDeadlineExceeded
+            ]
+        );
+        // Once it completed a rollout, losing its pods is unavailability again.
+        let mut lost = new.clone();
+        lost.status = deployment(
+            json!({ "availableReplicas": 0, "unavailableReplicas": 3, "conditions": [
+            { "type": "Available", "status": "False" },
+            { "type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable" }] }),
+        )
+        .status;
+        assert_eq!(
+            deployment_health(&lost, now(), SignedDuration::ZERO).signals,
+            [SignalKind::DeploymentUnavailable]
+        );
+        // A later rollout (revision 2) is not starting either.
+        let mut second = new;
+        second.metadata.annotations = Some(
+            [(REVISION_ANNOTATION.to_owned(), "2".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(
+            deployment_health(&second, now(), SignedDuration::ZERO).signals,
+            [SignalKind::DeploymentUnavailable]
+        );
     }
 
     #[test]

@@ -671,10 +671,16 @@ async fn a_severity_a_person_set_survives_the_detectors_later_updates() {
         .create(&PostParams::default(), &d)
         .await
         .expect("create Deployment");
+    // Opened as P1 and recorded so (a raise before the first reconcile would just open it as P0).
     let found = wait_for_all(&incidents, DETECTED, "the P1 incident", DETECT, |found| {
         found.len() == 1
             && signal_count(&found[0], "ImagePullBackOff") == 3
             && found[0].spec.severity == Severity::P1
+            && found[0].status.as_ref().is_some_and(|s| {
+                s.timeline
+                    .iter()
+                    .any(|e| e.type_ == EntryType::Detected && e.message.starts_with("P1 "))
+            })
     })
     .await;
     let name = found[0].name_any();
@@ -726,5 +732,78 @@ async fn a_severity_a_person_set_survives_the_detectors_later_updates() {
         .collect();
     assert_eq!(changes.len(), 1, "one change, by the person: {changes:?}");
     assert_eq!(changes[0].1.as_deref(), Some("alice"), "{changes:?}");
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_deployment_still_rolling_out_is_starting_until_its_progress_deadline() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "detect-starting").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+    // Unavailability would count after 1 s; the unschedulable pod not within the test.
+    let mut flags = FLAGS.to_vec();
+    flags.extend(["--unavailable-for", "1s", "--pending-grace", "1h"]);
+    let operator = Operator::start(&ns.name, &flags).await;
+
+    // A first rollout that cannot place its pod (as behind a slow scheduler), with a short deadline.
+    let mut stuck = deployment("batch", &["registry.local/batch:1"], None);
+    stuck.spec.replicas = Some(1);
+    stuck.spec.progress_deadline_seconds = Some(4);
+    if let Some(spec) = stuck.spec.template.spec.as_mut() {
+        spec.node_selector =
+            Some([("incident.dev/no-such-node".to_owned(), "true".to_owned())].into());
+    }
+    deployments
+        .create(&PostParams::default(), &stuck)
+        .await
+        .expect("create Deployment");
+    let stalled = wait_for(
+        &deployments,
+        "batch",
+        "ProgressDeadlineExceeded",
+        DETECT,
+        |d| {
+            d.and_then(|d| d.status.as_ref())
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.type_.as_deref() == Some("Progressing")
+                            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                    })
+                })
+        },
+    )
+    .await
+    .expect("Deployment");
+    let deadline = stalled
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_.as_deref() == Some("Progressing"))
+        .and_then(|c| c.last_transition_time)
+        .expect("Progressing transition time");
+
+    let found = wait_for_all(
+        &incidents,
+        DETECTED,
+        "one incident once the deadline passed",
+        DETECT,
+        |found| found.len() == 1 && signal_count(&found[0], "ProgressDeadlineExceeded") >= 1,
+    )
+    .await;
+    let opened = found[0]
+        .metadata
+        .creation_timestamp
+        .clone()
+        .expect("creationTimestamp");
+    // Without the rule the incident would have opened about a second after creation, before it.
+    assert!(
+        opened >= deadline,
+        "opened {opened:?} before the rollout's deadline {deadline:?}: {:#?}",
+        found[0].spec.signals
+    );
     operator.stop().await;
 }
