@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod detection;
 pub mod error;
+pub mod events;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;

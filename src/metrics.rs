@@ -43,6 +43,8 @@ pub struct KindLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
+    /// Which controller failed: `incident` or `runbook`.
+    pub controller: String,
     pub error: String,
 }
 
@@ -147,7 +149,7 @@ impl Default for Metrics {
         );
         registry.register(
             "reconcile_errors",
-            "Incident reconciliations that failed, by error kind",
+            "Reconciliations that failed, by controller (incident, runbook) and error kind",
             metrics.reconcile_errors.clone(),
         );
         registry.register(

@@ -150,6 +150,7 @@ async fn controllers(
         client.clone(),
         namespace.clone(),
         metrics.clone(),
+        instance_name(),
         shutdown.clone(),
     ));
     loops.spawn(lifecycle::controller::run(

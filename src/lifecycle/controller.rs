@@ -6,19 +6,15 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::{
-    api::{
-        apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
-        batch::v1::{CronJob, Job},
-        core::v1::{Namespace, Node, ObjectReference, PersistentVolumeClaim, Pod, Service},
-        events::v1::Event,
-        networking::v1::Ingress,
-    },
-    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+use k8s_openapi::api::{
+    apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
+    batch::v1::{CronJob, Job},
+    core::v1::{Namespace, Node, PersistentVolumeClaim, Pod, Service},
+    networking::v1::Ingress,
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams},
+    api::{ApiResource, DynamicObject, Patch, PatchParams},
     runtime::{
         Controller,
         controller::Action,
@@ -40,6 +36,7 @@ use crate::runbook;
 use crate::{
     Error, Result,
     api::{ActionPhase, ActionStatus, AffectedKind, Incident, IncidentStatus, Phase, Runbook},
+    events,
     metrics::{
         ActionLabels, ErrorLabels, KindLabels, Metrics, OpenLabels, OverdueLabels, SeverityLabels,
     },
@@ -47,8 +44,6 @@ use crate::{
 
 /// Field manager of every status write by this controller.
 pub const FIELD_MANAGER: &str = "incident-operator";
-/// `reportingController` of the Events it emits.
-pub const REPORTING_CONTROLLER: &str = "incident.dev/incident-operator";
 
 /// What every reconcile needs.
 pub struct Context {
@@ -308,7 +303,7 @@ async fn apply(
 ) -> Result<()> {
     let namespace = incident.namespace().unwrap_or_default();
     for notice in &decision.notices {
-        emit(ctx, incident, &namespace, notice, now).await?;
+        emit(ctx, incident, notice, now).await?;
     }
     let incidents: Api<Incident> = Api::namespaced(ctx.client.clone(), &namespace);
     // The resourceVersion makes the write conditional: a decision made from a stale cache (the
@@ -338,49 +333,14 @@ async fn apply(
     Ok(())
 }
 
-async fn emit(
-    ctx: &Context,
-    incident: &Incident,
-    namespace: &str,
-    notice: &Notice,
-    now: Timestamp,
-) -> Result<()> {
-    let name = incident.name_any();
-    // Event names are at most 253 characters; the key keeps them unique per transition.
-    let prefix: String = name.chars().take(200).collect();
-    let event = Event {
-        metadata: ObjectMeta {
-            name: Some(format!("{prefix}.{}", notice.key)),
-            namespace: Some(namespace.to_owned()),
-            ..ObjectMeta::default()
-        },
-        event_time: Some(MicroTime(now)),
-        action: Some(notice.reason.to_owned()),
-        reason: Some(notice.reason.to_owned()),
-        note: Some(notice.message.chars().take(1024).collect()),
-        type_: Some(if notice.warning { "Warning" } else { "Normal" }.to_owned()),
-        regarding: Some(ObjectReference {
-            api_version: Some(Incident::api_version(&()).into_owned()),
-            kind: Some(Incident::kind(&()).into_owned()),
-            name: Some(name),
-            namespace: Some(namespace.to_owned()),
-            uid: incident.uid(),
-            resource_version: incident.resource_version(),
-            field_path: None,
-        }),
-        reporting_controller: Some(REPORTING_CONTROLLER.to_owned()),
-        reporting_instance: Some(ctx.instance.clone()),
-        ..Event::default()
+async fn emit(ctx: &Context, incident: &Incident, notice: &Notice, now: Timestamp) -> Result<()> {
+    let event = events::Notice {
+        key: &notice.key,
+        reason: notice.reason,
+        message: &notice.message,
+        warning: notice.warning,
     };
-    let events: Api<Event> = Api::namespaced(ctx.client.clone(), namespace);
-    match events.create(&PostParams::default(), &event).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            debug!(key = %notice.key, "event already emitted");
-            Ok(())
-        }
-        Err(error) => Err(Error::Kube(error)),
-    }
+    events::publish(&ctx.client, &ctx.instance, incident, &event, now).await
 }
 
 fn observe_action(metrics: &Metrics, action: &ActionStatus) {
@@ -476,6 +436,7 @@ fn error_policy(incident: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Ac
     ctx.metrics
         .reconcile_errors
         .get_or_create(&ErrorLabels {
+            controller: "incident".to_owned(),
             error: error.metric_label().to_owned(),
         })
         .inc();

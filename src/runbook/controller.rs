@@ -25,6 +25,8 @@ use super::validate::validate;
 use crate::{
     Error, Result,
     api::{Incident, Runbook, RunbookSpec, RunbookStatus},
+    events,
+    lifecycle::decide::fingerprint,
     metrics::{ErrorLabels, Metrics},
 };
 
@@ -46,6 +48,8 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 struct Context {
     client: Client,
     metrics: Arc<Metrics>,
+    /// Identifies this replica in Events.
+    instance: String,
 }
 
 /// Runs the controller until `shutdown`, over one namespace or all.
@@ -53,6 +57,7 @@ pub async fn run(
     client: Client,
     namespace: Option<String>,
     metrics: Arc<Metrics>,
+    instance: String,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let runbooks: Api<Runbook> = match &namespace {
@@ -63,7 +68,11 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let context = Arc::new(Context { client, metrics });
+    let context = Arc::new(Context {
+        client,
+        metrics,
+        instance,
+    });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
         "runbook controller started"
@@ -119,21 +128,36 @@ async fn reconcile(runbook: Arc<Runbook>, ctx: Arc<Context>) -> Result<Action> {
             debug!("status unchanged");
             return Ok(Action::requeue(RESYNC));
         }
+        // Published before the status that records the flip: a crash in between publishes the
+        // same Event (same name) again, which the API server refuses, instead of losing it.
+        let flip = readiness_flip(runbook.status.as_ref(), &desired);
+        if let Some(notice) = &flip {
+            let key = fingerprint(&[
+                &runbook.uid().unwrap_or_default(),
+                &desired.observed_generation.unwrap_or_default().to_string(),
+                notice.reason,
+                notice.message,
+            ]);
+            let event = events::Notice {
+                key: &key,
+                ..notice.clone()
+            };
+            events::publish(
+                &ctx.client,
+                &ctx.instance,
+                runbook.as_ref(),
+                &event,
+                Timestamp::now(),
+            )
+            .await?;
+        }
         write_status(&ctx.client, &runbook, &desired).await?;
-        let ready = condition(&desired, READY);
-        let was = runbook
-            .status
-            .as_ref()
-            .and_then(|s| condition(s, READY))
-            .map(|c| c.status.as_str());
-        match ready {
-            Some(c) if was != Some(c.status.as_str()) && c.status == "True" => {
-                info!(reason = %c.reason, "runbook is ready");
+        match flip {
+            Some(notice) if !notice.warning => info!(reason = notice.reason, "runbook is ready"),
+            Some(notice) => {
+                warn!(reason = notice.reason, why = %notice.message, "runbook is not usable")
             }
-            Some(c) if was != Some(c.status.as_str()) => {
-                warn!(reason = %c.reason, why = %c.message, "runbook is not usable");
-            }
-            _ => debug!(
+            None => debug!(
                 matched = desired.matched_incidents,
                 "runbook status updated"
             ),
@@ -177,6 +201,7 @@ fn error_policy(runbook: Arc<Runbook>, error: &Error, ctx: Arc<Context>) -> Acti
     ctx.metrics
         .reconcile_errors
         .get_or_create(&ErrorLabels {
+            controller: "runbook".to_owned(),
             error: error.metric_label().to_owned(),
         })
         .inc();
@@ -184,6 +209,30 @@ fn error_policy(runbook: Arc<Runbook>, error: &Error, ctx: Arc<Context>) -> Acti
 }
 
 // ---- the pure part ---------------------------------------------------------------------------
+
+/// The Event to publish when `desired` changes whether the runbook is Ready (also on the first
+/// status): `Ready` (Normal) or `NotReady` (Warning) with the condition's message.
+pub fn readiness_flip<'a>(
+    current: Option<&RunbookStatus>,
+    desired: &'a RunbookStatus,
+) -> Option<events::Notice<'a>> {
+    let ready = condition(desired, READY)?;
+    let was = current.and_then(|s| condition(s, READY));
+    if was.is_some_and(|w| w.status == ready.status) {
+        return None;
+    }
+    let up = ready.status == "True";
+    Some(events::Notice {
+        key: "",
+        reason: if up { "Ready" } else { "NotReady" },
+        message: if up {
+            "The runbook is valid and can be followed"
+        } else {
+            &ready.message
+        },
+        warning: !up,
+    })
+}
 
 /// The incidents among `incidents` that follow the runbook `name` (their `status.runbook` names
 /// it). The caller passes incidents of the runbook's namespace only.
@@ -485,5 +534,18 @@ mod tests {
         assert_eq!(reference.name, "crashloop");
         assert_eq!(reference.namespace.as_deref(), Some("shop"));
         assert!(followed_runbook(&incident("b", 0, None, &[])).is_none());
+    }
+
+    #[test]
+    fn a_ready_flip_is_one_event_and_an_unchanged_verdict_none() {
+        let first = desired_status(&invalid(), 1, &[], None, t(0));
+        let flip = readiness_flip(None, &first).expect("the first verdict is an Event");
+        assert_eq!((flip.reason, flip.warning), ("NotReady", true));
+        assert!(flip.message.contains("Near"), "{}", flip.message);
+        let again = desired_status(&invalid(), 1, &[], Some(&first), t(60));
+        assert_eq!(readiness_flip(Some(&first), &again), None);
+        let fixed = desired_status(&valid(), 2, &[], Some(&again), t(120));
+        let flip = readiness_flip(Some(&again), &fixed).expect("fixed");
+        assert_eq!((flip.reason, flip.warning), ("Ready", false));
     }
 }

@@ -5,14 +5,14 @@
 use std::{path::PathBuf, time::Duration};
 
 use incident_operator::api::{EntryType, Incident, Runbook};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::{api::events::v1::Event, apimachinery::pkg::apis::meta::v1::Condition};
 use kube::{
     Api, Client, ResourceExt,
     api::{ApiResource, DeleteParams, DynamicObject, PostParams},
 };
 use serde_json::{Value, json};
 
-use crate::support::{Operator, TestNamespace, client, install_crds, wait_for};
+use crate::support::{Operator, TestNamespace, client, install_crds, wait_for, wait_for_all};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -257,6 +257,41 @@ async fn a_runbook_only_the_operator_can_refuse_is_stalled_until_fixed() {
         .await
         .expect("update the runbook");
     let ready = settle(&api, "broken", "Ready after the fix", current_and_ready).await;
+    // Each verdict is an Event on the runbook, once: NotReady with the reason, then Ready.
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let about_broken = |found: &[Event]| -> Vec<(String, String, String)> {
+        found
+            .iter()
+            .filter(|e| {
+                e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some("Runbook") && r.name.as_deref() == Some("broken")
+                })
+            })
+            .map(|e| {
+                (
+                    e.reason.clone().unwrap_or_default(),
+                    e.type_.clone().unwrap_or_default(),
+                    e.note.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let found = wait_for_all(&events, "", "NotReady then Ready Events", SETTLE, |found| {
+        about_broken(found).len() >= 2
+    })
+    .await;
+    let mut verdicts = about_broken(&found);
+    verdicts.sort();
+    assert_eq!(verdicts.len(), 2, "{verdicts:#?}");
+    assert_eq!(
+        (verdicts[0].0.as_str(), verdicts[0].1.as_str()),
+        ("NotReady", "Warning")
+    );
+    assert!(verdicts[0].2.contains("\"Near\""), "{verdicts:#?}");
+    assert_eq!(
+        (verdicts[1].0.as_str(), verdicts[1].1.as_str()),
+        ("Ready", "Normal")
+    );
     assert_eq!(
         ready.metadata.generation,
         Some(2),
