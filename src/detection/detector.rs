@@ -13,7 +13,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ListParams, LogParams, Patch, PatchParams},
+    api::{LogParams, Patch, PatchParams},
     core::PartialObjectMeta,
     runtime::{
         WatchStreamExt,
@@ -40,6 +40,7 @@ use crate::{
     api::{Incident, LogEvidence, Signal},
     lifecycle::decide::ACTOR_ANNOTATION,
     metrics::Metrics,
+    remediation::executor::owned_replica_sets,
 };
 
 /// Field manager of everything the detector writes on Incidents.
@@ -225,9 +226,13 @@ pub async fn run(
         if !ready(&stores).await {
             continue;
         }
+        let started = std::time::Instant::now();
         match evaluate(&client, &stores, &config, &mut pending).await {
             Ok(wake) => {
                 metrics.detection_passes.inc();
+                metrics
+                    .detection_pass_duration
+                    .observe(started.elapsed().as_secs_f64());
                 next_check = wake;
             }
             Err(error) => {
@@ -493,12 +498,18 @@ async fn evaluate(
                 })
                 .collect();
             let events: Vec<&Event> = events.iter().map(|e| e.as_ref()).collect();
+            let deployment = stores
+                .deployments
+                .get(&ObjectRef::new(&problem.workload.name).within(&problem.workload.namespace));
             record_evidence(
                 client,
                 problem,
                 &name,
-                &on_workload,
-                &events,
+                Seen {
+                    deployment: deployment.as_deref(),
+                    pods: &on_workload,
+                    events: &events,
+                },
                 // Detection time: the first signal's first sighting.
                 signals.iter().map(|s| s.first_seen.0).min().unwrap_or(now),
                 config.log_tail_lines,
@@ -821,31 +832,33 @@ fn affected(problem: &Problem) -> serde_json::Value {
     serde_json::Value::Array(held.collect())
 }
 
+/// What the detector's caches hold about one troubled workload.
+struct Seen<'a> {
+    deployment: Option<&'a Deployment>,
+    pods: &'a [&'a PodSignals],
+    events: &'a [&'a Event],
+}
+
 /// Writes `status.evidence` (detector's own field manager), refreshed whenever the signals change.
 /// `detected` dates the problem, for "rolled out N minutes before detection".
 async fn record_evidence(
     client: &Client,
     problem: &Problem,
     name: &str,
-    pods: &[&PodSignals],
-    events: &[&Event],
+    seen: Seen<'_>,
     detected: Timestamp,
     log_tail_lines: u16,
 ) -> Result<()> {
+    let Seen {
+        deployment,
+        pods,
+        events,
+    } = seen;
     let workload = &problem.workload;
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &workload.namespace);
-    let owned: Vec<ReplicaSet> = replica_sets
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::Kube)?
-        .items
-        .into_iter()
-        .filter(|rs| {
-            rs.owner_references().iter().any(|o| {
-                o.controller == Some(true) && o.kind == "Deployment" && o.name == workload.name
-            })
-        })
-        .collect();
+    let owned = match deployment {
+        Some(deployment) => owned_replica_sets(client, &workload.namespace, deployment).await?,
+        None => Vec::new(),
+    };
     let mut evidence = evidence(pods, &owned, events, detected);
     if let Some((pod, container)) = log_target(pods).filter(|_| log_tail_lines > 0) {
         evidence.logs = previous_log(

@@ -6,6 +6,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::{
     Api, Client, ResourceExt,
     api::{ListParams, Patch, PatchParams},
+    core::labels::Selector,
 };
 use serde_json::{Value, json};
 
@@ -96,27 +97,30 @@ pub async fn advance(
     )
 }
 
-/// The ReplicaSets that match the Deployment's selector (the planner keeps the ones it controls).
-async fn owned_replica_sets(
+/// The ReplicaSets the Deployment controls: listed by its selector, so the API server sends only
+/// its own (not every ReplicaSet of the namespace), then kept where it is their controller.
+pub async fn owned_replica_sets(
     client: &Client,
     namespace: &str,
     deployment: &Deployment,
 ) -> Result<Vec<ReplicaSet>> {
     let api: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-    let selector = deployment
-        .spec
-        .selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let list = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(Error::Kube)?;
-    Ok(list.items)
+    // The API server validated the selector; one it could not parse would only widen the list.
+    let params = match Selector::try_from(deployment.spec.selector.clone()) {
+        Ok(selector) => ListParams::default().labels_from(&selector),
+        Err(_) => ListParams::default(),
+    };
+    let name = deployment.name_any();
+    let list = api.list(&params).await.map_err(Error::Kube)?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.kind == "Deployment" && o.name == name)
+        })
+        .collect())
 }
 
 /// Outcome of sending a change.

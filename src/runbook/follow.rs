@@ -33,6 +33,7 @@ use crate::{
         group::{PodSignals, Workload},
     },
     lifecycle::decide::{ActionEntry, LifecycleConfig, RunbookProblem},
+    remediation::executor::owned_replica_sets,
 };
 
 /// Field manager of the actions runbooks add to `spec.actions`.
@@ -167,7 +168,7 @@ async fn facts(
         return Ok(facts);
     };
     let name = deployment.name_any();
-    let replica_sets = owned_replica_sets(client, &namespace, &name).await?;
+    let replica_sets = owned_replica_sets(client, &namespace, deployment).await?;
     facts.deployment = Some(DeploymentFacts {
         name: name.clone(),
         // Healthy: the current generation fully rolled out and available, as `rollout status` says.
@@ -205,25 +206,6 @@ fn revision(rs: &ReplicaSet) -> i64 {
         .get("deployment.kubernetes.io/revision")
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)
-}
-
-async fn owned_replica_sets(
-    client: &Client,
-    namespace: &str,
-    deployment: &str,
-) -> Result<Vec<ReplicaSet>> {
-    Ok(Api::<ReplicaSet>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::Kube)?
-        .items
-        .into_iter()
-        .filter(|rs| {
-            rs.owner_references().iter().any(|o| {
-                o.controller == Some(true) && o.kind == "Deployment" && o.name == deployment
-            })
-        })
-        .collect())
 }
 
 /// Gathers what a collect step asks for, with the detector's evidence rules.

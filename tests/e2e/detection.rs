@@ -338,6 +338,13 @@ async fn a_healthy_rolling_update_opens_no_incident() {
         "a rollout's brief unavailability is not an incident: {:#?}",
         detected.items
     );
+    // Every pass is timed (the operator's share of detection latency).
+    let passes = operator.metric(series).await.unwrap_or(0.0);
+    let timed = operator
+        .metric("incident_operator_detection_pass_duration_seconds_count")
+        .await
+        .unwrap_or(0.0);
+    assert!(timed >= passes && passes > 0.0, "{timed} timed of {passes}");
     operator.stop().await;
 }
 
