@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
@@ -42,6 +42,9 @@ use crate::{
     metrics::Metrics,
     remediation::executor::owned_replica_sets,
 };
+
+/// Incidents a pass writes at the same time; bounded so a storm cannot flood the API server.
+const WRITES_IN_FLIGHT: usize = 8;
 
 /// Field manager of everything the detector writes on Incidents.
 pub const FIELD_MANAGER: &str = "incident-operator-detector";
@@ -468,55 +471,23 @@ async fn evaluate(
     let (admitted, storm) = storm_guard(fresh, budget, &config.node_incident_namespace);
     let problems: Vec<Problem> = known.into_iter().chain(admitted).chain(storm).collect();
 
-    for problem in &problems {
-        let (name, existing) = match target(&incidents, problem, now, cooldown) {
-            Target::Existing(incident) => (incident.name_any(), Some(incident)),
-            Target::New(name) => (name, None),
-        };
-        let signals = upsert(client, problem, &name, existing, now).await?;
-        let stale = existing.is_none_or(|i| {
-            i.status
-                .as_ref()
-                .and_then(|s| s.evidence.as_ref())
-                .is_none()
-        });
-        if problem.workload.kind == "Deployment" && (signals.is_some() || stale) {
-            let signals = signals
-                .unwrap_or_else(|| existing.map(|i| i.spec.signals.clone()).unwrap_or_default());
-            let on_workload: Vec<&PodSignals> = pods
-                .iter()
-                .filter(|p| p.workload == problem.workload)
-                .collect();
-            let events: Vec<Arc<Event>> = stores
-                .events
-                .iter()
-                .flat_map(|store| store.state())
-                .filter(|e| {
-                    e.namespace().as_deref() == Some(problem.workload.namespace.as_str())
-                        && event_workload(e, stores, &owners)
-                            .is_some_and(|(w, _)| w == problem.workload)
-                })
-                .collect();
-            let events: Vec<&Event> = events.iter().map(|e| e.as_ref()).collect();
-            let deployment = stores
-                .deployments
-                .get(&ObjectRef::new(&problem.workload.name).within(&problem.workload.namespace));
-            record_evidence(
-                client,
-                problem,
-                &name,
-                Seen {
-                    deployment: deployment.as_deref(),
-                    pods: &on_workload,
-                    events: &events,
-                },
-                // Detection time: the first signal's first sighting.
-                signals.iter().map(|s| s.first_seen.0).min().unwrap_or(now),
-                config.log_tail_lines,
-            )
-            .await?;
-        }
-    }
+    // Problems are independent (one incident each), so their writes run side by side: a burst of
+    // new problems no longer waits in line behind each other's evidence (ReplicaSets, log) writes.
+    let pass = Pass {
+        client,
+        stores,
+        config,
+        incidents: &incidents,
+        pods: &pods,
+        owners: &owners,
+        now,
+        cooldown,
+    };
+    let writes: Vec<_> = problems.iter().map(|p| write_problem(&pass, p)).collect();
+    futures::stream::iter(writes)
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
 
     // Incidents whose problem is gone: note when, then resolve after `resolve_after`.
     // Look again when a pending unavailability would become a signal.
@@ -586,6 +557,79 @@ async fn evaluate(
         }
     }
     Ok(wake)
+}
+
+/// What every problem's writes in one pass share.
+struct Pass<'a> {
+    client: &'a Client,
+    stores: &'a Stores,
+    config: &'a DetectionConfig,
+    incidents: &'a [Arc<Incident>],
+    pods: &'a [PodSignals],
+    owners: &'a HashMap<(String, String), String>,
+    now: Timestamp,
+    cooldown: SignedDuration,
+}
+
+/// Opens or updates the problem's incident, then refreshes its evidence when the signals changed.
+async fn write_problem(pass: &Pass<'_>, problem: &Problem) -> Result<()> {
+    let Pass {
+        client,
+        stores,
+        config,
+        incidents,
+        pods,
+        owners,
+        now,
+        cooldown,
+    } = *pass;
+    let (name, existing) = match target(incidents, problem, now, cooldown) {
+        Target::Existing(incident) => (incident.name_any(), Some(incident)),
+        Target::New(name) => (name, None),
+    };
+    let signals = upsert(client, problem, &name, existing, now).await?;
+    let stale = existing.is_none_or(|i| {
+        i.status
+            .as_ref()
+            .and_then(|s| s.evidence.as_ref())
+            .is_none()
+    });
+    if problem.workload.kind != "Deployment" || (signals.is_none() && !stale) {
+        return Ok(());
+    }
+    let signals =
+        signals.unwrap_or_else(|| existing.map(|i| i.spec.signals.clone()).unwrap_or_default());
+    let on_workload: Vec<&PodSignals> = pods
+        .iter()
+        .filter(|p| p.workload == problem.workload)
+        .collect();
+    let events: Vec<Arc<Event>> = stores
+        .events
+        .iter()
+        .flat_map(|store| store.state())
+        .filter(|e| {
+            e.namespace().as_deref() == Some(problem.workload.namespace.as_str())
+                && event_workload(e, stores, owners).is_some_and(|(w, _)| w == problem.workload)
+        })
+        .collect();
+    let events: Vec<&Event> = events.iter().map(|e| e.as_ref()).collect();
+    let deployment = stores
+        .deployments
+        .get(&ObjectRef::new(&problem.workload.name).within(&problem.workload.namespace));
+    record_evidence(
+        client,
+        problem,
+        &name,
+        Seen {
+            deployment: deployment.as_deref(),
+            pods: &on_workload,
+            events: &events,
+        },
+        // Detection time: the first signal's first sighting.
+        signals.iter().map(|s| s.first_seen.0).min().unwrap_or(now),
+        config.log_tail_lines,
+    )
+    .await
 }
 
 /// Whether the detector opened this incident.
