@@ -13,7 +13,6 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{LogParams, Patch, PatchParams},
     core::PartialObjectMeta,
     runtime::{
         WatchStreamExt,
@@ -28,20 +27,15 @@ use tracing::{debug, info, warn};
 
 use super::{
     classify::{SignalKind, deployment_health, node_not_ready, pod_signals},
-    evidence::{MAX_LOG_BYTES, evidence, last_observed, log_tail, log_target},
+    evidence::last_observed,
     group::{
-        ObjectSignal, PodPlacement, PodSignals, Problem, Workload, group, node_problems, signals,
+        ObjectSignal, PodPlacement, PodSignals, Problem, Workload, group, node_problems,
         storm_guard,
     },
-    policy::{DetectionConfig, Pending, debounce, severity_owners, severity_set_by_others},
+    policy::{DetectionConfig, Pending, debounce, severity_owners},
+    write::{Pass, mark_cleared, patch_merge, resolve, write_problem},
 };
-use crate::{
-    Error, Result,
-    api::{Incident, LogEvidence, Signal},
-    lifecycle::decide::ACTOR_ANNOTATION,
-    metrics::Metrics,
-    remediation::executor::owned_replica_sets,
-};
+use crate::{Result, api::Incident, metrics::Metrics};
 
 /// Incidents a pass writes at the same time; bounded so a storm cannot flood the API server.
 const WRITES_IN_FLIGHT: usize = 8;
@@ -61,17 +55,17 @@ pub const AUTO_RESOLVE_LABEL: &str = "incident.dev/auto-resolve";
 pub const SEEN_ANNOTATION: &str = "incident.dev/signals-seen-at";
 /// Who the detector's resolutions and edits are attributed to.
 pub const RESOLVER: &str = "incident-operator";
-struct Stores {
-    pods: Store<Pod>,
-    replica_sets: Store<PartialObjectMeta<ReplicaSet>>,
-    deployments: Store<Deployment>,
+pub(super) struct Stores {
+    pub(super) pods: Store<Pod>,
+    pub(super) replica_sets: Store<PartialObjectMeta<ReplicaSet>>,
+    pub(super) deployments: Store<Deployment>,
     /// Nodes, trimmed to their name, labels and Ready condition; None when NodeNotReady is off.
-    nodes: Option<Store<Node>>,
-    incidents: Store<Incident>,
+    pub(super) nodes: Option<Store<Node>>,
+    pub(super) incidents: Store<Incident>,
     /// Namespace labels, only when a namespace selector is configured.
-    namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
+    pub(super) namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
     /// Warning Events of the configured reasons, only when any are configured.
-    events: Option<Store<Event>>,
+    pub(super) events: Option<Store<Event>>,
 }
 
 /// Runs until `shutdown`, over one namespace or all but the excluded ones.
@@ -559,79 +553,6 @@ async fn evaluate(
     Ok(wake)
 }
 
-/// What every problem's writes in one pass share.
-struct Pass<'a> {
-    client: &'a Client,
-    stores: &'a Stores,
-    config: &'a DetectionConfig,
-    incidents: &'a [Arc<Incident>],
-    pods: &'a [PodSignals],
-    owners: &'a HashMap<(String, String), String>,
-    now: Timestamp,
-    cooldown: SignedDuration,
-}
-
-/// Opens or updates the problem's incident, then refreshes its evidence when the signals changed.
-async fn write_problem(pass: &Pass<'_>, problem: &Problem) -> Result<()> {
-    let Pass {
-        client,
-        stores,
-        config,
-        incidents,
-        pods,
-        owners,
-        now,
-        cooldown,
-    } = *pass;
-    let (name, existing) = match target(incidents, problem, now, cooldown) {
-        Target::Existing(incident) => (incident.name_any(), Some(incident)),
-        Target::New(name) => (name, None),
-    };
-    let signals = upsert(client, problem, &name, existing, now).await?;
-    let stale = existing.is_none_or(|i| {
-        i.status
-            .as_ref()
-            .and_then(|s| s.evidence.as_ref())
-            .is_none()
-    });
-    if problem.workload.kind != "Deployment" || (signals.is_none() && !stale) {
-        return Ok(());
-    }
-    let signals =
-        signals.unwrap_or_else(|| existing.map(|i| i.spec.signals.clone()).unwrap_or_default());
-    let on_workload: Vec<&PodSignals> = pods
-        .iter()
-        .filter(|p| p.workload == problem.workload)
-        .collect();
-    let events: Vec<Arc<Event>> = stores
-        .events
-        .iter()
-        .flat_map(|store| store.state())
-        .filter(|e| {
-            e.namespace().as_deref() == Some(problem.workload.namespace.as_str())
-                && event_workload(e, stores, owners).is_some_and(|(w, _)| w == problem.workload)
-        })
-        .collect();
-    let events: Vec<&Event> = events.iter().map(|e| e.as_ref()).collect();
-    let deployment = stores
-        .deployments
-        .get(&ObjectRef::new(&problem.workload.name).within(&problem.workload.namespace));
-    record_evidence(
-        client,
-        problem,
-        &name,
-        Seen {
-            deployment: deployment.as_deref(),
-            pods: &on_workload,
-            events: &events,
-        },
-        // Detection time: the first signal's first sighting.
-        signals.iter().map(|s| s.first_seen.0).min().unwrap_or(now),
-        config.log_tail_lines,
-    )
-    .await
-}
-
 /// Whether the detector opened this incident.
 fn detected(incident: &Incident) -> bool {
     incident.labels().get(SOURCE_LABEL).map(String::as_str) == Some("detector")
@@ -649,7 +570,7 @@ fn concerns(incident: &Incident, problem: &Problem) -> bool {
 }
 
 /// The workload a Warning Event is about, with the pod's name when it is about a pod.
-fn event_workload(
+pub(super) fn event_workload(
     event: &Event,
     stores: &Stores,
     owners: &HashMap<(String, String), String>,
@@ -708,99 +629,8 @@ fn workload_of(pod: &Pod, owners: &HashMap<(String, String), String>) -> Option<
     })
 }
 
-/// Creates or updates the problem's incident; writes only when what the detector owns changed.
-/// Returns the signals written, or None when nothing needed writing.
-async fn upsert(
-    client: &Client,
-    problem: &Problem,
-    name: &str,
-    existing: Option<&Incident>,
-    now: Timestamp,
-) -> Result<Option<Vec<Signal>>> {
-    let workload = &problem.workload;
-    let previous = existing
-        .map(|i| i.spec.signals.as_slice())
-        .unwrap_or_default();
-    let signals = signals(previous, problem, now);
-    // A severity set by a runbook or a person stays; otherwise the detector's judgement stands.
-    let severity = existing
-        .filter(|i| {
-            i.annotations()
-                .contains_key(crate::runbook::follow::SEVERITY_OVERRIDE_ANNOTATION)
-                || severity_set_by_others(i.metadata.managed_fields.as_deref(), FIELD_MANAGER)
-        })
-        .map_or(problem.severity, |i| i.spec.severity);
-    if let Some(incident) = existing {
-        // The problem is back (or never went): undo our own clearing and resolving, never a person's.
-        let resolved_by_us = incident
-            .spec
-            .resolution
-            .as_ref()
-            .is_some_and(|r| r.by == RESOLVER);
-        if resolved_by_us || incident.annotations().contains_key(CLEARED_ANNOTATION) {
-            let mut patch = json!({ "metadata": { "annotations": { CLEARED_ANNOTATION: null } } });
-            if resolved_by_us {
-                patch["spec"] = json!({ "resolution": null });
-            }
-            patch_merge(client, incident, &patch).await?;
-        }
-        let same = incident.spec.title == problem.title
-            && incident.spec.severity == severity
-            && incident.spec.signals == signals;
-        if same {
-            return Ok(None);
-        }
-    }
-    let mut patch = json!({
-        "apiVersion": "incident.dev/v1alpha1",
-        "kind": "Incident",
-        "metadata": {
-            "name": name,
-            "labels": {
-                SOURCE_LABEL: "detector",
-                FINGERPRINT_LABEL: workload.fingerprint(),
-                PROBLEM_LABEL: match workload.kind.as_str() {
-                    "Node" => "node",
-                    "Storm" => "storm",
-                    _ => "workload",
-                },
-            },
-        },
-        "spec": {
-            "title": problem.title,
-            "severity": severity,
-            "description": format!(
-                "Detected by incident-operator from the health of {}/{}. {}",
-                workload.kind.to_lowercase(),
-                workload.name,
-                problem.detail.clone().unwrap_or_default()
-            ),
-            "affected": affected(problem),
-            "signals": signals,
-        },
-    });
-    // Claim authorship only of a severity we set: the annotation is one slot, and taking it on
-    // every update would attribute a person's concurrent change to the operator.
-    if existing.is_none_or(|i| i.spec.severity != severity) {
-        patch["metadata"]["annotations"] = json!({ ACTOR_ANNOTATION: RESOLVER });
-    }
-    let incidents: Api<Incident> = Api::namespaced(client.clone(), &workload.namespace);
-    incidents
-        .patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::Kube)?;
-    if existing.is_none() {
-        info!(incident = %name, namespace = %workload.namespace, severity = %problem.severity, "opened incident");
-    }
-    Ok(Some(signals))
-}
-
 /// Which incident a problem belongs to.
-enum Target<'a> {
+pub(super) enum Target<'a> {
     Existing(&'a Incident),
     /// A new incident of this name.
     New(String),
@@ -808,7 +638,7 @@ enum Target<'a> {
 
 /// The problem's latest incident while it is open or resolved less than `cooldown` ago; otherwise a
 /// new one, named after the problem and how many incidents it already had.
-fn target<'a>(
+pub(super) fn target<'a>(
     incidents: &'a [Arc<Incident>],
     problem: &Problem,
     now: Timestamp,
@@ -847,152 +677,4 @@ fn target<'a>(
     } else {
         Target::New(format!("{base}-{}", history.len() + 1))
     }
-}
-
-/// The objects an incident names: the workload or node, or for a storm the held-back workloads.
-fn affected(problem: &Problem) -> serde_json::Value {
-    let workload = &problem.workload;
-    if workload.kind != "Storm" {
-        return json!([{ "kind": workload.kind, "name": workload.name }]);
-    }
-    let held = problem
-        .signals
-        .values()
-        .flatten()
-        .take(20)
-        .filter_map(|name| {
-            let mut parts = name.splitn(3, '/');
-            let (namespace, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
-            // Nodes have no namespace (the schema refuses one); workloads keep theirs.
-            Some(match kind {
-                "node" => json!({ "kind": "Node", "name": name }),
-                "statefulset" => {
-                    json!({ "kind": "StatefulSet", "name": name, "namespace": namespace })
-                }
-                "daemonset" => json!({ "kind": "DaemonSet", "name": name, "namespace": namespace }),
-                _ => json!({ "kind": "Deployment", "name": name, "namespace": namespace }),
-            })
-        });
-    serde_json::Value::Array(held.collect())
-}
-
-/// What the detector's caches hold about one troubled workload.
-struct Seen<'a> {
-    deployment: Option<&'a Deployment>,
-    pods: &'a [&'a PodSignals],
-    events: &'a [&'a Event],
-}
-
-/// Writes `status.evidence` (detector's own field manager), refreshed whenever the signals change.
-/// `detected` dates the problem, for "rolled out N minutes before detection".
-async fn record_evidence(
-    client: &Client,
-    problem: &Problem,
-    name: &str,
-    seen: Seen<'_>,
-    detected: Timestamp,
-    log_tail_lines: u16,
-) -> Result<()> {
-    let Seen {
-        deployment,
-        pods,
-        events,
-    } = seen;
-    let workload = &problem.workload;
-    let owned = match deployment {
-        Some(deployment) => owned_replica_sets(client, &workload.namespace, deployment).await?,
-        None => Vec::new(),
-    };
-    let mut evidence = evidence(pods, &owned, events, detected);
-    if let Some((pod, container)) = log_target(pods).filter(|_| log_tail_lines > 0) {
-        evidence.logs = previous_log(
-            client,
-            &workload.namespace,
-            &pod,
-            &container,
-            log_tail_lines,
-        )
-        .await
-        .map(|text| LogEvidence {
-            pod,
-            container,
-            previous: true,
-            text,
-        });
-    }
-    let patch = json!({
-        "apiVersion": "incident.dev/v1alpha1",
-        "kind": "Incident",
-        "status": { "evidence": evidence },
-    });
-    let incidents: Api<Incident> = Api::namespaced(client.clone(), &workload.namespace);
-    incidents
-        .patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::Kube)?;
-    Ok(())
-}
-
-/// The tail of a container's previous log, or None where the API serves no logs (the evidence is
-/// still written without them).
-async fn previous_log(
-    client: &Client,
-    namespace: &str,
-    pod: &str,
-    container: &str,
-    lines: u16,
-) -> Option<String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let params = LogParams {
-        container: Some(container.to_owned()),
-        previous: true,
-        tail_lines: Some(i64::from(lines)),
-        // Lines can be long; the API stops sending well before the evidence would overflow.
-        limit_bytes: Some(64 * 1024),
-        ..LogParams::default()
-    };
-    match pods.logs(pod, &params).await {
-        Ok(text) => Some(log_tail(&text, MAX_LOG_BYTES)),
-        Err(error) => {
-            debug!(%error, pod, container, "no previous log for the evidence");
-            None
-        }
-    }
-}
-
-async fn mark_cleared(client: &Client, incident: &Incident, now: Timestamp) -> Result<()> {
-    let patch = json!({
-        "metadata": { "annotations": { CLEARED_ANNOTATION: Timestamp::from_second(now.as_second()).unwrap_or(now).to_string() } },
-    });
-    patch_merge(client, incident, &patch).await
-}
-
-async fn resolve(client: &Client, incident: &Incident) -> Result<()> {
-    let patch =
-        json!({ "spec": { "resolution": { "summary": "Signals cleared", "by": RESOLVER } } });
-    patch_merge(client, incident, &patch).await?;
-    info!(incident = %incident.name_any(), "signals cleared; resolved");
-    Ok(())
-}
-
-async fn patch_merge(
-    client: &Client,
-    incident: &Incident,
-    patch: &serde_json::Value,
-) -> Result<()> {
-    let incidents: Api<Incident> =
-        Api::namespaced(client.clone(), &incident.namespace().unwrap_or_default());
-    incidents
-        .patch(
-            &incident.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
-        .await
-        .map_err(Error::Kube)?;
-    Ok(())
 }
