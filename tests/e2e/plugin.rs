@@ -514,6 +514,36 @@ async fn plugin_rollback_follows_the_operators_rollback_to_the_end() {
     assert!(page.contains("Actions:"), "{page}");
     assert!(page.contains("Succeeded"), "{page}");
 
+    // A revision that does not exist: the operator refuses the action, the plugin says why and
+    // exits non-zero, and the Deployment is untouched.
+    let before = deployments.get("web").await.expect("get Deployment");
+    let output = plugin_within(
+        &ns.name,
+        &[
+            "rollback",
+            "web",
+            "--to-revision",
+            "99",
+            "--incident",
+            &opened,
+            "--timeout",
+            "60",
+        ],
+        limit,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("99"),
+        "the reason names the revision: {stderr}"
+    );
+    let after = deployments.get("web").await.expect("get Deployment");
+    assert_eq!(
+        after.metadata.generation, before.metadata.generation,
+        "the Deployment was not changed"
+    );
+
     // A rollback on a missing incident fails like every other command.
     let output = plugin(&ns.name, &["rollback", "web", "--incident", "missing"]).await;
     assert_eq!(output.status.code(), Some(1));
