@@ -56,6 +56,9 @@ enum Command {
         /// List the incidents of every namespace (a NAMESPACE column comes first).
         #[arg(short = 'A', long)]
         all_namespaces: bool,
+        /// Include closed incidents (hidden by default: the queue is what still needs work).
+        #[arg(long)]
+        all: bool,
         /// Print the incidents as a JSON or YAML List instead of a table.
         #[arg(short, long, value_enum)]
         output: Option<Output>,
@@ -149,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::List {
             all_namespaces,
+            all,
             output,
         } => {
             let mut incidents = if all_namespaces {
@@ -156,6 +160,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 session.list().await?
             };
+            let listed = incidents.len();
+            if !all {
+                incidents.retain(render::in_queue);
+            }
+            let hidden = listed - incidents.len();
             render::sort_by_urgency(&mut incidents);
             match output {
                 Some(output) => {
@@ -177,6 +186,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "{}",
                     render::list_table(&incidents, now, all_namespaces)
                 )?,
+            }
+            if hidden > 0 && output.is_none() {
+                eprintln!("{hidden} closed incident(s) not shown; --all lists them.");
             }
         }
         Command::Show { name, output } => {

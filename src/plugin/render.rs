@@ -50,6 +50,12 @@ fn created(incident: &Incident) -> Option<Timestamp> {
     incident.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
 
+/// Whether an incident belongs in the pager queue: everything until it is closed (a resolved one
+/// still owes its post-mortem).
+pub fn in_queue(incident: &Incident) -> bool {
+    urgency(incident) != Urgency::Closed
+}
+
 /// Sorts incidents most urgent first: unacknowledged before in progress before resolved before
 /// closed; then by severity (P0 first); then the nearest respond-by deadline; then the oldest.
 pub fn sort_by_urgency(incidents: &mut [Incident]) {
@@ -625,6 +631,29 @@ mod tests {
             lines.iter().all(|l| l == &l.trim_end()),
             "no trailing spaces"
         );
+    }
+
+    #[test]
+    fn the_queue_keeps_everything_until_closed() {
+        assert!(in_queue(&incident(
+            "a",
+            "P2",
+            Some("Detected"),
+            "2026-11-22T12:05:00Z"
+        )));
+        assert!(in_queue(&incident(
+            "b",
+            "P2",
+            Some("Resolved"),
+            "2026-11-22T12:05:00Z"
+        )));
+        assert!(in_queue(&incident("c", "P2", None, "2026-11-22T12:05:00Z")));
+        assert!(!in_queue(&incident(
+            "d",
+            "P2",
+            Some("Closed"),
+            "2026-11-22T12:05:00Z"
+        )));
     }
 
     #[test]

@@ -326,6 +326,27 @@ async fn plugin_takes_an_incident_from_the_queue_to_the_postmortem() {
     assert!(draft.contains("rotated the certificate"), "{draft}");
     assert!(draft.contains("expired payments certificate"), "{draft}");
 
+    // The post-mortem done closes it: it leaves the queue, and --all still lists it.
+    let done = json!({ "spec": { "postmortem": {
+        "url": "https://wiki.example/pm/1", "completed": true } } });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&done))
+        .await
+        .expect("complete the post-mortem");
+    settle(&api, name, "Closed", |i| phase(i) == Some(Phase::Closed)).await;
+    let output = plugin(&ns.name, &["list"]).await;
+    assert!(output.status.success());
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains(name),
+        "a closed incident is not in the queue"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "No incidents found in ".to_owned()
+            + &ns.name
+            + " namespace.\n1 closed incident(s) not shown; --all lists them."
+    );
+    assert!(ok(&ns.name, &["list", "--all"]).await.contains("Closed"));
+
     // A missing incident: non-zero exit, the error on stderr, nothing on stdout.
     for args in [
         &["show", "no-such-incident"][..],
