@@ -491,6 +491,12 @@ pub fn show(incident: &Incident, now: Timestamp) -> String {
     if let Some(run) = status.and_then(|s| s.runbook.as_ref()) {
         out.push('\n');
         out.push_str(&runbook(run, &name));
+    } else if let Some(unusable) = status
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "RunbookUsable"))
+        .filter(|c| c.status == "False")
+    {
+        // The named runbook cannot be followed: say so where the steps would be.
+        let _ = writeln!(out, "\nRunbook:      not followed: {}", unusable.message);
     }
 
     if let Some(found) = status.and_then(|s| s.evidence.as_ref()) {
@@ -630,6 +636,24 @@ mod tests {
         assert!(
             lines.iter().all(|l| l == &l.trim_end()),
             "no trailing spaces"
+        );
+    }
+
+    #[test]
+    fn show_says_why_a_named_runbook_is_not_followed() {
+        let mut named = incident("slow", "P3", Some("Detected"), "2026-11-22T12:05:00Z");
+        if let Some(status) = named.status.as_mut() {
+            status.conditions = serde_json::from_value(json!([{
+                "type": "RunbookUsable", "status": "False", "reason": "NotFound",
+                "message": "runbook triage not found",
+                "lastTransitionTime": "2026-11-22T12:00:00Z",
+            }]))
+            .unwrap();
+        }
+        assert!(
+            show(&named, now()).contains("Runbook:      not followed: runbook triage not found"),
+            "{}",
+            show(&named, now())
         );
     }
 
