@@ -89,6 +89,26 @@ pub fn pod_signals(pod: &Pod, now: Timestamp, pending_grace_seconds: i64) -> Vec
     troubles
 }
 
+/// Whether this status can yield a signal without the pod changing (an unschedulable pod's only
+/// matures with time). A pod for which it cannot needs no status in the detector's cache: its next
+/// change arrives as a new status anyway.
+pub fn may_signal(pod: &Pod) -> bool {
+    let Some(status) = &pod.status else {
+        return false;
+    };
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten())
+        .any(|c| container_trouble(c).is_some())
+        || status.conditions.iter().flatten().any(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })
+}
+
 fn container_trouble(container: &ContainerStatus) -> Option<ContainerTrouble> {
     let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
     let last = container
@@ -300,6 +320,37 @@ mod tests {
             signals.iter().map(|s| s.kind).collect::<Vec<_>>(),
             [SignalKind::OomKilled]
         );
+    }
+
+    #[test]
+    fn only_pods_that_may_signal_keep_their_status() {
+        let statuses = [
+            waiting("CrashLoopBackOff", Some(("Error", 1)), 4),
+            waiting("ImagePullBackOff", None, 0),
+            waiting("ContainerCreating", None, 0),
+            waiting("PodInitializing", None, 0),
+            json!({ "phase": "Running", "containerStatuses": [{
+                "name": "app", "image": "cache:1", "imageID": "", "ready": true, "restartCount": 2,
+                "state": { "running": {} },
+                "lastState": { "terminated": { "reason": "OOMKilled", "exitCode": 137 } } }] }),
+            json!({ "phase": "Running", "containerStatuses": [{
+                "name": "app", "image": "web:2", "imageID": "", "ready": true, "restartCount": 0,
+                "state": { "running": {} } }] }),
+            json!({ "phase": "Pending", "conditions": [{ "type": "PodScheduled",
+                "status": "False", "reason": "Unschedulable", "message": "0/3 nodes",
+                "lastTransitionTime": "2026-11-22T14:50:00Z" }] }),
+            json!({ "phase": "Pending", "conditions": [{ "type": "PodScheduled",
+                "status": "True" }] }),
+            json!({ "phase": "Succeeded" }),
+        ];
+        for status in statuses {
+            let pod = pod(status.clone());
+            // However long one waits, a pod that may not signal never does.
+            let later = now() + SignedDuration::from_hours(24 * 365);
+            let signals = !pod_signals(&pod, later, 0).is_empty();
+            assert_eq!(may_signal(&pod), signals, "{status}");
+        }
+        assert!(!may_signal(&Pod::default()));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
-    classify::{SignalKind, deployment_health, node_not_ready, pod_signals},
+    classify::{SignalKind, deployment_health, may_signal, node_not_ready, pod_signals},
     evidence::last_observed,
     group::{
         ObjectSignal, PodPlacement, PodSignals, Problem, Workload, group, node_problems,
@@ -93,6 +93,11 @@ pub async fn run(
             });
             pod.metadata.managed_fields = None;
             pod.metadata.annotations = None;
+            pod.metadata.labels = None;
+            // A healthy pod's status says nothing; keep statuses only where trouble can show.
+            if !may_signal(pod) {
+                pod.status = None;
+            }
         })
         .reflect(pods_writer);
     let rs_stream = watcher(
