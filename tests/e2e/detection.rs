@@ -22,6 +22,17 @@ const DETECT: Duration = Duration::from_secs(90);
 const DETECTED: &str = "incident.dev/source=detector,incident.dev/problem=workload";
 const FLAGS: [&str; 4] = ["--detection", "true", "--resolve-after", "2s"];
 
+/// A one-replica Deployment whose pod no node can take (a node selector nothing matches).
+fn unschedulable(name: &str) -> Deployment {
+    let mut stuck = deployment(name, &[&format!("registry.local/{name}:1")], None);
+    stuck.spec.replicas = Some(1);
+    if let Some(spec) = stuck.spec.template.spec.as_mut() {
+        spec.node_selector =
+            Some([("incident.dev/no-such-node".to_owned(), "true".to_owned())].into());
+    }
+    stuck
+}
+
 fn signal_count(incident: &Incident, type_: &str) -> i32 {
     incident
         .spec
@@ -603,12 +614,7 @@ async fn a_warning_event_configured_as_a_signal_opens_an_incident_with_it_as_evi
     ]);
     let operator = Operator::start(&ns.name, &flags).await;
 
-    let mut stuck = deployment("batch", &["registry.local/batch:1"], None);
-    stuck.spec.replicas = Some(1);
-    if let Some(spec) = stuck.spec.template.spec.as_mut() {
-        spec.node_selector =
-            Some([("incident.dev/no-such-node".to_owned(), "true".to_owned())].into());
-    }
+    let stuck = unschedulable("batch");
     deployments
         .create(&PostParams::default(), &stuck)
         .await
@@ -755,13 +761,8 @@ async fn a_new_deployment_still_rolling_out_is_starting_until_its_progress_deadl
     let operator = Operator::start(&ns.name, &flags).await;
 
     // A first rollout that cannot place its pod (as behind a slow scheduler), with a short deadline.
-    let mut stuck = deployment("batch", &["registry.local/batch:1"], None);
-    stuck.spec.replicas = Some(1);
+    let mut stuck = unschedulable("batch");
     stuck.spec.progress_deadline_seconds = Some(4);
-    if let Some(spec) = stuck.spec.template.spec.as_mut() {
-        spec.node_selector =
-            Some([("incident.dev/no-such-node".to_owned(), "true".to_owned())].into());
-    }
     deployments
         .create(&PostParams::default(), &stuck)
         .await
