@@ -780,7 +780,8 @@ pub fn decide(
     }
 }
 
-fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condition {
+/// A metav1.Condition; observedGeneration and lastTransitionTime are set by the caller.
+pub fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condition {
     Condition {
         type_: type_.to_owned(),
         status: if status { "True" } else { "False" }.to_owned(),

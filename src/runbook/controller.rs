@@ -26,7 +26,7 @@ use crate::{
     Error, Result,
     api::{Incident, Runbook, RunbookSpec, RunbookStatus},
     events,
-    lifecycle::decide::fingerprint,
+    lifecycle::decide::{condition as condition_of, fingerprint},
     metrics::{ErrorLabels, Metrics},
 };
 
@@ -281,17 +281,17 @@ pub fn desired_status(
 ) -> RunbookStatus {
     let (ready, stalled) = match validate(spec) {
         Ok(()) => (
-            new_condition(
+            condition_of(
                 READY,
                 true,
                 VALID,
                 "the runbook is valid; incidents it matches follow it".to_owned(),
             ),
-            new_condition(STALLED, false, VALID, String::new()),
+            condition_of(STALLED, false, VALID, String::new()),
         ),
         Err((reason, message)) => (
-            new_condition(READY, false, reason, message.clone()),
-            new_condition(STALLED, true, reason, message),
+            condition_of(READY, false, reason, message.clone()),
+            condition_of(STALLED, true, reason, message),
         ),
     };
     let conditions = [ready, stalled]
@@ -321,17 +321,6 @@ pub fn desired_status(
 
 fn condition<'a>(status: &'a RunbookStatus, type_: &str) -> Option<&'a Condition> {
     status.conditions.iter().find(|c| c.type_ == type_)
-}
-
-fn new_condition(type_: &str, status: bool, reason: &str, message: String) -> Condition {
-    Condition {
-        type_: type_.to_owned(),
-        status: if status { "True" } else { "False" }.to_owned(),
-        reason: reason.to_owned(),
-        message,
-        observed_generation: None,
-        last_transition_time: Time(Timestamp::UNIX_EPOCH),
-    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use tokio::process::Command;
 
 use crate::{
     remediation::{ROLLOUT, create_rolled_out, deployment, images, roll_to, rolled_out},
+    runbook_flow::step_phase,
     support::{Operator, TestNamespace, client, install_crds, kubeconfig_path, wait_for},
 };
 
@@ -95,18 +96,6 @@ async fn settle(
     wait_for(api, name, what, SETTLE, |i| i.is_some_and(&check))
         .await
         .expect("Incident exists")
-}
-
-fn step_phase(incident: &Incident, step: &str) -> Option<StepPhase> {
-    incident
-        .status
-        .as_ref()?
-        .runbook
-        .as_ref()?
-        .progress
-        .iter()
-        .find(|p| p.name == step)
-        .map(|p| p.phase)
 }
 
 #[tokio::test]

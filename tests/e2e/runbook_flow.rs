@@ -48,7 +48,8 @@ fn entries(incident: &Incident) -> Vec<(EntryType, String)> {
         .unwrap_or_default()
 }
 
-fn step_phase(incident: &Incident, step: &str) -> Option<StepPhase> {
+/// The phase of a runbook step on the incident, if the run has it.
+pub fn step_phase(incident: &Incident, step: &str) -> Option<StepPhase> {
     incident
         .status
         .as_ref()?
