@@ -38,7 +38,7 @@ use std::{
 };
 
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
-use incident_operator::{api::Incident, detection::classify::pod_signals};
+use incident_operator::{api::Incident, core::detection::classify::pod_signals};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{Namespace, Node, Pod, ServiceAccount},

@@ -1,21 +1,14 @@
-//! Library errors. `anyhow` stays at the binary edge; everything here is typed so callers can map
+//! Library errors (support). `anyhow` stays at the binary edge; everything here is typed so callers can map
 //! failures to exit codes and metric labels.
 
-use std::{io, net::SocketAddr, path::PathBuf};
+use std::{io, net::SocketAddr};
+
+use crate::config::ConfigError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read kubeconfig {path}")]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-
-    #[error(
-        "cannot find a cluster to talk to (set KUBECONFIG, pass --kubeconfig, or run in a pod)"
-    )]
-    InferConfig(#[source] kube::config::InferConfigError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 
     #[error("cannot build a Kubernetes client")]
     Client(#[source] kube::Error),
@@ -36,9 +29,6 @@ pub enum Error {
     #[error("cannot build the change: {0}")]
     Plan(String),
 
-    #[error("invalid configuration {}: {message}", path.display())]
-    Config { path: PathBuf, message: String },
-
     /// The object changed since it was read; the next reconcile sees the new state.
     #[error("the object changed since it was read")]
     Conflict,
@@ -52,8 +42,7 @@ impl Error {
     /// Short, stable label for the `error` dimension of failure metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Kubeconfig { .. } => "kubeconfig",
-            Error::InferConfig(_) => "infer_config",
+            Error::Config(error) => error.metric_label(),
             Error::Client(_) => "client",
             Error::Bind { .. } => "bind",
             Error::Serve(_) => "serve",
@@ -61,19 +50,12 @@ impl Error {
             Error::Plan(_) => "plan",
             Error::Conflict => "conflict",
             Error::LeadershipLost(_) => "leadership_lost",
-            Error::Config { .. } => "config",
         }
     }
 
     /// True when the operator was started with configuration it cannot use (exit code 2).
     pub fn is_configuration(&self) -> bool {
-        matches!(
-            self,
-            Error::Kubeconfig { .. }
-                | Error::InferConfig(_)
-                | Error::Client(_)
-                | Error::Config { .. }
-        )
+        matches!(self, Error::Config(_) | Error::Client(_))
     }
 }
 

@@ -1,22 +1,20 @@
 //! incident-operator: incident response as Kubernetes resources and control loops.
 //!
-//! The crate is a pure core (decisions as functions of snapshot, time and configuration) inside a thin
-//! shell (watches, API writes, HTTP). See `docs/architecture.md`.
+//! The folder tree is the architecture (see `docs/architecture.md`): [`api`] is the contract,
+//! [`core`] the pure decisions, [`cluster`] the Kubernetes I/O, [`controllers`] the watch loops,
+//! [`http`] the requests in, [`plugin`] the kubectl plugin; [`operator`] wires them together. A
+//! test (`tests/architecture`) keeps every import pointing the allowed way.
 
 pub mod api;
+pub mod cluster;
 pub mod config;
-pub mod detection;
+pub mod controllers;
+pub mod core;
 pub mod error;
-pub mod events;
-pub mod leader;
-pub mod lifecycle;
+pub mod http;
 pub mod metrics;
 pub mod operator;
 pub mod plugin;
-pub mod postmortem;
-pub mod remediation;
-pub mod runbook;
-pub mod server;
 pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand};
 use incident_operator::{
     api::Incident,
     config::{ClusterArgs, LogFormat, RunArgs},
-    operator, postmortem, telemetry,
+    core::postmortem,
+    operator, telemetry,
 };
 use kube::{Api, Client};
 

@@ -1,5 +1,5 @@
-//! Wires the operator together: cluster client, HTTP endpoints, readiness, and a clean stop on
-//! SIGTERM/SIGINT. Controllers join here as they are built.
+//! Wires the operator together (wiring only): cluster client, HTTP endpoints, readiness, leader
+//! election, the controllers, and a clean stop on SIGTERM/SIGINT.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,10 +10,10 @@ use tracing::{info, warn};
 
 use crate::{
     Error, Result,
-    config::{RunArgs, Settings},
-    detection, leader, lifecycle,
+    config::{RunArgs, Settings, instance_name},
+    controllers::{detector, incident, leader, runbook},
+    http as server,
     metrics::Metrics,
-    runbook, server,
 };
 
 /// Runs until SIGTERM or SIGINT, then stops within `args.shutdown_grace`.
@@ -138,7 +138,7 @@ async fn controllers(
 ) -> Result<()> {
     let mut loops = JoinSet::new();
     if let Some(detection) = settings.detection {
-        loops.spawn(detection::detector::run(
+        loops.spawn(detector::run(
             client.clone(),
             namespace.clone(),
             detection,
@@ -146,14 +146,14 @@ async fn controllers(
             shutdown.clone(),
         ));
     }
-    loops.spawn(runbook::controller::run(
+    loops.spawn(runbook::run(
         client.clone(),
         namespace.clone(),
         metrics.clone(),
         instance_name(),
         shutdown.clone(),
     ));
-    loops.spawn(lifecycle::controller::run(
+    loops.spawn(incident::run(
         client,
         namespace,
         settings.lifecycle,
@@ -169,14 +169,6 @@ async fn controllers(
         }
     }
     Ok(())
-}
-
-/// Names this replica in Events: the pod name in a cluster, else the host name.
-fn instance_name() -> String {
-    ["POD_NAME", "HOSTNAME"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "incident-operator".to_owned())
 }
 
 /// Marks the operator ready the first time the API server answers, retrying with backoff until then.

@@ -9,9 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Severity;
 
-/// A Go-style duration such as `90s`, `30m`, `1h30m`.
-pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
-
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "incident.dev",
@@ -139,7 +136,7 @@ pub struct StepCondition {
     /// Only when the affected Deployment's newest revision was rolled out at most this long before
     /// the incident was detected (a recent deploy is the suspect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub rolled_out_within: Option<String>,
     /// Only when the incident carries this signal type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,10 +192,10 @@ pub struct ScaleStep {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyStep {
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub timeout: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub signals_cleared_for: Option<String>,
 }
 

@@ -11,11 +11,11 @@ use std::{
 use clap::{Parser, Subcommand, ValueEnum};
 use incident_operator::{
     api::{Incident, Severity},
+    core::postmortem,
     plugin::{
         ops::{self, Session, Target},
         render,
     },
-    postmortem,
 };
 use serde::Serialize;
 

@@ -11,15 +11,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::labels::Selector;
 use serde::Deserialize;
 
-use super::{parse_duration, parse_optional_duration};
+use super::parse::{parse_duration, parse_optional_duration};
 use crate::{
     api::Severity,
-    detection::{
-        classify::SignalKind,
-        policy::{BUILT_IN, DetectionConfig},
+    core::{
+        detection::{
+            classify::SignalKind,
+            settings::{BUILT_IN, DetectionConfig},
+        },
+        leader::LeaderConfig,
+        lifecycle::LifecycleConfig,
+        text::is_dns_label,
     },
-    leader::LeaderConfig,
-    lifecycle::LifecycleConfig,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -324,16 +327,6 @@ fn check_reason(reason: &str) -> Result<(), String> {
         return Err(format!("`{reason}` is the name of a built-in signal"));
     }
     Ok(())
-}
-
-fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
 }
 
 #[cfg(test)]

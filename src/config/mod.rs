@@ -1,20 +1,76 @@
-//! Operator configuration: command-line flags with environment fallbacks, validated by clap at start
-//! so bad input stops the process with a message and exit code 2 before anything runs.
+//! Operator configuration (config layer): command-line flags with environment fallbacks and the
+//! configuration file, validated at start so bad input stops the process with a message and exit
+//! code 2 before anything runs. It builds the settings the pure core defines.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
 pub mod file;
+pub mod parse;
 
-use self::file::ConfigFile;
-use crate::{
-    Error, Result,
-    api::Severity,
-    detection::{classify::SignalKind, policy::DetectionConfig},
-    leader::{self, LeaderConfig},
-    lifecycle::LifecycleConfig,
+use self::{
+    file::ConfigFile,
+    parse::{OptionalDuration, parse_duration, parse_optional_duration, parse_response_time},
 };
+use crate::{
+    api::Severity,
+    core::{
+        detection::{classify::SignalKind, settings::DetectionConfig},
+        leader::LeaderConfig,
+        lifecycle::LifecycleConfig,
+    },
+};
+
+/// Configuration the operator cannot start with (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read kubeconfig {path}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+
+    #[error(
+        "cannot find a cluster to talk to (set KUBECONFIG, pass --kubeconfig, or run in a pod)"
+    )]
+    InferConfig(#[source] kube::config::InferConfigError),
+
+    #[error("invalid configuration {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    /// Short, stable label for the `error` dimension of failure metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ConfigError::Kubeconfig { .. } => "kubeconfig",
+            ConfigError::InferConfig(_) => "infer_config",
+            ConfigError::Invalid { .. } => "config",
+        }
+    }
+}
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// Names this replica in Events: the pod name in a cluster, else the host name.
+pub fn instance_name() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "incident-operator".to_owned())
+}
+
+/// A process identity for leader election: the instance name, the process id and a time-based
+/// suffix, so two processes on one host, or a restarted pod, never share it.
+pub fn identity() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{}_{nanos:08x}", instance_name(), std::process::id())
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -49,13 +105,13 @@ impl ClusterArgs {
         match (&self.kubeconfig, &self.context) {
             (Some(path), _) => {
                 let kubeconfig =
-                    Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                    Kubeconfig::read_from(path).map_err(|source| ConfigError::Kubeconfig {
                         path: path.clone(),
                         source,
                     })?;
                 Config::from_custom_kubeconfig(kubeconfig, &options)
                     .await
-                    .map_err(|source| Error::Kubeconfig {
+                    .map_err(|source| ConfigError::Kubeconfig {
                         path: path.clone(),
                         source,
                     })
@@ -63,12 +119,12 @@ impl ClusterArgs {
             (None, Some(_)) => {
                 Config::from_kubeconfig(&options)
                     .await
-                    .map_err(|source| Error::Kubeconfig {
+                    .map_err(|source| ConfigError::Kubeconfig {
                         path: PathBuf::from("$KUBECONFIG"),
                         source,
                     })
             }
-            (None, None) => Config::infer().await.map_err(Error::InferConfig),
+            (None, None) => Config::infer().await.map_err(ConfigError::InferConfig),
         }
     }
 }
@@ -190,11 +246,11 @@ impl RunArgs {
     pub fn settings(&self) -> Result<Settings> {
         let file = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
                     path: path.clone(),
                     message: format!("cannot read it: {e}"),
                 })?;
-                ConfigFile::parse(&text).map_err(|message| Error::Config {
+                ConfigFile::parse(&text).map_err(|message| ConfigError::Invalid {
                     path: path.clone(),
                     message,
                 })?
@@ -254,7 +310,7 @@ impl RunArgs {
         }
         let leader = self.leader(&file, own.as_deref(), &mut errors);
         if !errors.is_empty() {
-            return Err(Error::Config {
+            return Err(ConfigError::Invalid {
                 path: self.config.clone().unwrap_or_default(),
                 message: errors.join("; "),
             });
@@ -293,7 +349,7 @@ impl RunArgs {
                 .or_else(|| own.map(str::to_owned))
                 .or_else(|| self.namespace.clone())
                 .unwrap_or_else(|| "default".to_owned()),
-            identity: leader::identity(),
+            identity: identity(),
             lease_duration: LeaderConfig::LEASE_DURATION,
             renew_deadline: LeaderConfig::RENEW_DEADLINE,
             retry_period: LeaderConfig::RETRY_PERIOD,
@@ -322,66 +378,9 @@ impl RunArgs {
     }
 }
 
-/// Parses a non-negative duration written like `90s`, `15m`, `1h 30m` or ISO 8601 `PT15M`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let signed: jiff::SignedDuration = text
-        .trim()
-        .parse()
-        .map_err(|e| format!("`{text}` is not a duration (write e.g. 30s, 15m, 2h): {e}"))?;
-    Duration::try_from(signed).map_err(|_| format!("`{text}` is negative"))
-}
-
-/// A duration that can be switched off (`off`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OptionalDuration(pub Option<Duration>);
-
-/// Parses a duration, or `off` for none.
-pub fn parse_optional_duration(text: &str) -> Result<OptionalDuration, String> {
-    match text.trim() {
-        "off" | "never" => Ok(OptionalDuration(None)),
-        other => parse_duration(other).map(|d| OptionalDuration(Some(d))),
-    }
-}
-
-/// Parses `P1=30m`.
-pub fn parse_response_time(text: &str) -> Result<(Severity, Duration), String> {
-    let (severity, duration) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not SEVERITY=DURATION, e.g. P0=15m"))?;
-    let severity = Severity::ALL
-        .into_iter()
-        .find(|s| s.as_str() == severity.trim())
-        .ok_or_else(|| format!("`{severity}` is not a severity: use P0, P1, P2 or P3"))?;
-    let duration = parse_duration(duration)?;
-    if duration.is_zero() {
-        return Err(format!(
-            "the response time of {severity} must be more than zero"
-        ));
-    }
-    Ok((severity, duration))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("PT15M"), Ok(Duration::from_secs(900)));
-    }
-
-    #[test]
-    fn durations_without_units_or_numbers_are_refused() {
-        assert!(parse_duration("30").is_err());
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-5m").is_err());
-    }
 
     #[derive(clap::Parser)]
     struct Cli {
@@ -437,11 +436,10 @@ mod tests {
         ])
         .settings()
         .expect_err("renew deadline 5s >= lease 4s");
-        assert!(error.is_configuration());
         assert!(error.to_string().contains("renew deadline"), "{error}");
     }
 
-    fn settings_with_file(text: &str, flags: &[&str]) -> crate::Result<Settings> {
+    fn settings_with_file(text: &str, flags: &[&str]) -> Result<Settings> {
         let dir = std::env::temp_dir().join(format!("incident-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join(format!("{:x}.yaml", text.len() * 31 + flags.len()));
@@ -503,13 +501,8 @@ mod tests {
     }
 
     #[test]
-    fn response_times_parse_per_severity() {
-        assert_eq!(
-            parse_response_time("P1=30m"),
-            Ok((Severity::P1, Duration::from_secs(1800)))
-        );
-        assert!(parse_response_time("P5=30m").is_err());
-        assert!(parse_response_time("P1").is_err());
-        assert!(parse_response_time("P1=0s").is_err());
+    fn identities_carry_the_process_id() {
+        let id = identity();
+        assert!(id.contains(&format!("_{}_", std::process::id())), "{id}");
     }
 }

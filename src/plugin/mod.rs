@@ -1,4 +1,4 @@
-//! The `kubectl incident` plugin: the pager's view of Incidents and the responder's commands.
+//! The `kubectl incident` plugin (plugin layer): the pager's view of Incidents and the responder's commands.
 //!
 //! Rendering ([`render`]) and patch building ([`patch`]) are pure and unit-tested; [`ops`] does the
 //! API calls; the binary (`src/bin/kubectl-incident.rs`) parses flags and prints.
@@ -18,7 +18,7 @@ pub enum PluginError {
     NotFound(String),
 
     #[error(transparent)]
-    Cluster(#[from] crate::Error),
+    Config(#[from] crate::config::ConfigError),
 
     #[error("cannot build a Kubernetes client")]
     Client(#[source] kube::Error),

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::{PluginError, Result, kubeconfig, patch};
 use crate::{
+    api::metadata::PLUGIN_MANAGER,
     api::{
         ActionPhase, ActionStatus, AffectedKind, AffectedRef, Incident, IncidentSpec,
         RemediationAction, RollbackAction, Severity, StepPhase,
@@ -21,12 +22,9 @@ use crate::{
     config::ClusterArgs,
 };
 
-/// Field manager of the plugin's writes, so managed fields tell them apart from kubectl's.
-pub const FIELD_MANAGER: &str = "kubectl-incident";
-
 fn patch_params() -> PatchParams {
     PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
+        field_manager: Some(PLUGIN_MANAGER.to_owned()),
         ..PatchParams::default()
     }
 }
@@ -311,14 +309,14 @@ impl Session {
                 new.metadata.name = None;
                 new.metadata.generate_name = Some(format!("rollback-{}-", short(deployment)));
                 new.annotations_mut().insert(
-                    crate::lifecycle::decide::ACTOR_ANNOTATION.to_owned(),
+                    crate::api::metadata::ACTOR_ANNOTATION.to_owned(),
                     self.actor.clone(),
                 );
                 let created = self
                     .api()
                     .create(
                         &PostParams {
-                            field_manager: Some(FIELD_MANAGER.to_owned()),
+                            field_manager: Some(PLUGIN_MANAGER.to_owned()),
                             ..PostParams::default()
                         },
                         &new,

@@ -4,12 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::{
-    api::{
-        Acknowledgment, Incident, MAX_NOTES, Note, RemediationAction, Resolution, Severity,
-        StepApproval,
-    },
-    lifecycle::decide::ACTOR_ANNOTATION,
+use crate::api::{
+    Acknowledgment, Incident, MAX_NOTES, Note, RemediationAction, Resolution, Severity,
+    StepApproval, metadata::ACTOR_ANNOTATION,
 };
 
 fn metadata(actor: &str, resource_version: Option<&str>) -> Value {

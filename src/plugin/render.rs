@@ -1,11 +1,14 @@
-//! Pure rendering for the plugin: the pager queue, time left to respond, and the incident page
+//! Pure rendering for the plugin (plugin layer): the pager queue, time left to respond, and the incident page
 //! `show` prints. Every function takes `now`, so output is a function of its inputs.
 
 use std::fmt::Write;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::{ActionStatus, Evidence, Incident, Phase, RunbookRun, StepPhase, TimelineEntry};
+use crate::{
+    api::{ActionStatus, Evidence, Incident, Phase, RunbookRun, StepPhase, TimelineEntry},
+    core::text::age,
+};
 
 /// Shown where a value is not known (yet).
 const NONE: &str = "-";
@@ -73,40 +76,10 @@ pub fn sort_by_urgency(incidents: &mut [Incident]) {
     });
 }
 
-/// A duration as kubectl prints ages: `45s`, `3m10s`, `65m`, `5h12m`, `20h`, `3d4h`, `12d`.
-pub fn human_duration(duration: SignedDuration) -> String {
-    let secs = duration.as_secs().unsigned_abs();
-    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
-    if secs < 120 {
-        format!("{secs}s")
-    } else if m < 10 {
-        match secs % 60 {
-            0 => format!("{m}m"),
-            s => format!("{m}m{s}s"),
-        }
-    } else if h < 3 {
-        format!("{m}m")
-    } else if h < 8 {
-        match m % 60 {
-            0 => format!("{h}h"),
-            rest => format!("{h}h{rest}m"),
-        }
-    } else if h < 48 {
-        format!("{h}h")
-    } else if d < 8 {
-        match h % 24 {
-            0 => format!("{d}d"),
-            rest => format!("{d}d{rest}h"),
-        }
-    } else {
-        format!("{d}d")
-    }
-}
-
 /// Age of the incident at `now`.
-pub fn age(incident: &Incident, now: Timestamp) -> String {
+pub fn incident_age(incident: &Incident, now: Timestamp) -> String {
     match created(incident) {
-        Some(created) => human_duration(now.duration_since(created).max(SignedDuration::ZERO)),
+        Some(created) => age(now.duration_since(created).max(SignedDuration::ZERO)),
         None => NONE.to_owned(),
     }
 }
@@ -123,9 +96,9 @@ pub fn time_left(incident: &Incident, now: Timestamp) -> String {
         Some(deadline) => {
             let left = deadline.duration_since(now);
             if left.is_negative() {
-                format!("overdue {}", human_duration(left))
+                format!("overdue {}", age(left))
             } else {
-                human_duration(left)
+                age(left)
             }
         }
         None => NONE.to_owned(),
@@ -191,7 +164,7 @@ pub fn list_table(incidents: &[Incident], now: Timestamp, namespaces: bool) -> S
                     i.spec.severity.to_string(),
                     phase(i).map_or_else(|| "Pending".to_owned(), |p| p.to_string()),
                     truncate(&i.spec.title, 60),
-                    age(i, now),
+                    incident_age(i, now),
                     time_left(i, now),
                 ])
                 .collect()
@@ -435,7 +408,7 @@ pub fn show(incident: &Incident, now: Timestamp) -> String {
         "Commander",
         spec.commander.as_deref().unwrap_or(NONE),
     );
-    field(&mut out, "Age", &age(incident, now));
+    field(&mut out, "Age", &incident_age(incident, now));
     if let Some(sla) = status.and_then(|s| s.sla.as_ref()) {
         let mut respond = format!("{} ({})", clock(sla.respond_by.0), time_left(incident, now));
         if sla.breached {
@@ -544,17 +517,17 @@ mod tests {
     #[test]
     fn durations_read_like_kubectl_ages() {
         let d = SignedDuration::from_secs;
-        assert_eq!(human_duration(d(45)), "45s");
-        assert_eq!(human_duration(d(119)), "119s");
-        assert_eq!(human_duration(d(190)), "3m10s");
-        assert_eq!(human_duration(d(300)), "5m");
-        assert_eq!(human_duration(d(42 * 60)), "42m");
-        assert_eq!(human_duration(d(3600 + 5 * 60)), "65m");
-        assert_eq!(human_duration(d(5 * 3600 + 12 * 60)), "5h12m");
-        assert_eq!(human_duration(d(20 * 3600)), "20h");
-        assert_eq!(human_duration(d(3 * 86_400 + 4 * 3600)), "3d4h");
-        assert_eq!(human_duration(d(12 * 86_400)), "12d");
-        assert_eq!(human_duration(d(-300)), "5m", "the sign is the caller's");
+        assert_eq!(age(d(45)), "45s");
+        assert_eq!(age(d(119)), "119s");
+        assert_eq!(age(d(190)), "3m10s");
+        assert_eq!(age(d(300)), "5m");
+        assert_eq!(age(d(42 * 60)), "42m");
+        assert_eq!(age(d(3600 + 5 * 60)), "65m");
+        assert_eq!(age(d(5 * 3600 + 12 * 60)), "5h12m");
+        assert_eq!(age(d(20 * 3600)), "20h");
+        assert_eq!(age(d(3 * 86_400 + 4 * 3600)), "3d4h");
+        assert_eq!(age(d(12 * 86_400)), "12d");
+        assert_eq!(age(d(-300)), "5m", "the sign is the caller's");
     }
 
     #[test]

@@ -1,0 +1,222 @@
+//! Reads and writes of workloads (cluster layer): a Deployment's own ReplicaSets and pods, the
+//! Warning Events about them, a crashed container's previous log, whether the objects an incident
+//! names exist, and a remediation's change sent with a resourceVersion precondition.
+
+use k8s_openapi::api::{
+    apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
+    batch::v1::{CronJob, Job},
+    core::v1::{Namespace, Node, PersistentVolumeClaim, Pod, Service},
+    events::v1::Event,
+    networking::v1::Ingress,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ApiResource, DynamicObject, ListParams, LogParams, Patch, PatchParams},
+    core::labels::Selector,
+};
+use serde_json::{Value, json};
+use tracing::debug;
+
+use crate::{
+    Error, Result,
+    api::{AffectedKind, Incident, metadata::REMEDIATION_MANAGER},
+    core::{
+        detection::evidence::{MAX_LOG_BYTES, log_tail},
+        remediation::plan::Change,
+    },
+};
+
+/// A Deployment of the namespace, if it exists.
+pub async fn deployment(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Deployment>> {
+    Api::<Deployment>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(Error::Kube)
+}
+
+/// The ReplicaSets the Deployment controls: listed by its selector, so the API server sends only
+/// its own (not every ReplicaSet of the namespace), then kept where it is their controller.
+pub async fn owned_replica_sets(
+    client: &Client,
+    namespace: &str,
+    deployment: &Deployment,
+) -> Result<Vec<ReplicaSet>> {
+    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    // The API server validated the selector; one it could not parse would only widen the list.
+    let params = match Selector::try_from(deployment.spec.selector.clone()) {
+        Ok(selector) => ListParams::default().labels_from(&selector),
+        Err(_) => ListParams::default(),
+    };
+    let name = deployment.name_any();
+    let list = api.list(&params).await.map_err(Error::Kube)?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.kind == "Deployment" && o.name == name)
+        })
+        .collect())
+}
+
+/// The pods matching the Deployment's `matchLabels` (none when it has none).
+pub async fn pods_of(
+    client: &Client,
+    namespace: &str,
+    deployment: &Deployment,
+) -> Result<Vec<Pod>> {
+    let selector = deployment
+        .spec
+        .selector
+        .match_labels
+        .as_ref()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    if selector.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::Kube)?
+        .items)
+}
+
+/// The namespace's Warning Events.
+pub async fn warning_events(client: &Client, namespace: &str) -> Result<Vec<Event>> {
+    Ok(Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().fields("type=Warning"))
+        .await
+        .map_err(Error::Kube)?
+        .items)
+}
+
+/// The last `lines` lines (at most `MAX_LOG_BYTES`) a container's previous instance wrote, or None
+/// where the API serves no logs (the evidence is then written without them).
+pub async fn previous_log(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    lines: i64,
+) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = LogParams {
+        container: Some(container.to_owned()),
+        previous: true,
+        tail_lines: Some(lines),
+        // Lines can be long; the API stops sending well before the evidence would overflow.
+        limit_bytes: Some(64 * 1024),
+        ..LogParams::default()
+    };
+    match pods.logs(pod, &params).await {
+        Ok(text) => Some(log_tail(&text, MAX_LOG_BYTES)),
+        Err(error) => {
+            debug!(%error, pod, container, "no previous log for the evidence");
+            None
+        }
+    }
+}
+
+/// Outcome of sending a change.
+pub enum Applied {
+    Done(Box<Deployment>),
+    /// The Deployment changed since it was read; read it again and re-plan.
+    Conflict,
+}
+
+/// Sends `change` to the Deployment, only if it is still at `resource_version`.
+pub async fn apply_change(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    resource_version: &str,
+    change: &Change,
+) -> Result<Applied> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let params = PatchParams {
+        field_manager: Some(REMEDIATION_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let outcome = match change {
+        Change::JsonPatch(operations) => {
+            let mut operations = operations.clone();
+            // A resourceVersion in the patched object is a precondition: 409 if anything changed.
+            operations.push(json!({ "op": "replace", "path": "/metadata/resourceVersion", "value": resource_version }));
+            let patch: json_patch::Patch = serde_json::from_value(Value::Array(operations))
+                .map_err(|e| Error::Plan(e.to_string()))?;
+            api.patch(name, &params, &Patch::<()>::Json(patch)).await
+        }
+        Change::MergePatch(body) => {
+            let mut body = body.clone();
+            if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.insert("resourceVersion".into(), json!(resource_version));
+            }
+            api.patch(name, &params, &Patch::Merge(&body)).await
+        }
+    };
+    match outcome {
+        Ok(deployment) => Ok(Applied::Done(Box::new(deployment))),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Applied::Conflict),
+        Err(error) => Err(Error::Kube(error)),
+    }
+}
+
+fn api_resource(kind: AffectedKind) -> ApiResource {
+    match kind {
+        AffectedKind::Deployment => ApiResource::erase::<Deployment>(&()),
+        AffectedKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+        AffectedKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+        AffectedKind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
+        AffectedKind::Pod => ApiResource::erase::<Pod>(&()),
+        AffectedKind::Service => ApiResource::erase::<Service>(&()),
+        AffectedKind::Job => ApiResource::erase::<Job>(&()),
+        AffectedKind::CronJob => ApiResource::erase::<CronJob>(&()),
+        AffectedKind::Ingress => ApiResource::erase::<Ingress>(&()),
+        AffectedKind::PersistentVolumeClaim => ApiResource::erase::<PersistentVolumeClaim>(&()),
+        AffectedKind::Node => ApiResource::erase::<Node>(&()),
+        AffectedKind::Namespace => ApiResource::erase::<Namespace>(&()),
+    }
+}
+
+/// The objects the incident names that do not exist, as display strings. Objects the operator may
+/// not read count as present: only a definite 404 is reported.
+pub async fn missing_affected(client: &Client, incident: &Incident) -> Result<Vec<String>> {
+    let own_namespace = incident.namespace().unwrap_or_default();
+    let mut missing = Vec::new();
+    for reference in &incident.spec.affected {
+        let resource = api_resource(reference.kind);
+        let api: Api<DynamicObject> = if reference.kind.cluster_scoped() {
+            Api::all_with(client.clone(), &resource)
+        } else {
+            let ns = reference.namespace.as_deref().unwrap_or(&own_namespace);
+            Api::namespaced_with(client.clone(), ns, &resource)
+        };
+        match api.get_metadata_opt(&reference.name).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let mut shown = reference.clone();
+                if !reference.kind.cluster_scoped() && shown.namespace.is_none() {
+                    shown.namespace = Some(own_namespace.clone());
+                }
+                missing.push(shown.to_string());
+            }
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                debug!(reference = %reference, "no permission to check; assuming present");
+            }
+            Err(error) => return Err(Error::Kube(error)),
+        }
+    }
+    Ok(missing)
+}

@@ -1,0 +1,75 @@
+//! Parsers of flag and file values (config layer): durations, durations that can be switched off,
+//! and per-severity response times; each says what it expected.
+
+use std::time::Duration;
+
+use crate::api::{Severity, duration};
+
+/// Parses a non-negative duration written like `90s`, `15m`, `1h 30m` or ISO 8601 `PT15M`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration::parse(text)
+}
+
+/// A duration that can be switched off (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionalDuration(pub Option<Duration>);
+
+/// Parses a duration, or `off` for none.
+pub fn parse_optional_duration(text: &str) -> Result<OptionalDuration, String> {
+    match text.trim() {
+        "off" | "never" => Ok(OptionalDuration(None)),
+        other => parse_duration(other).map(|d| OptionalDuration(Some(d))),
+    }
+}
+
+/// Parses `P1=30m`.
+pub fn parse_response_time(text: &str) -> Result<(Severity, Duration), String> {
+    let (severity, duration) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not SEVERITY=DURATION, e.g. P0=15m"))?;
+    let severity = Severity::ALL
+        .into_iter()
+        .find(|s| s.as_str() == severity.trim())
+        .ok_or_else(|| format!("`{severity}` is not a severity: use P0, P1, P2 or P3"))?;
+    let duration = parse_duration(duration)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "the response time of {severity} must be more than zero"
+        ));
+    }
+    Ok((severity, duration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("PT15M"), Ok(Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn durations_without_units_or_numbers_are_refused() {
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5m").is_err());
+    }
+
+    #[test]
+    fn response_times_parse_per_severity() {
+        assert_eq!(
+            parse_response_time("P1=30m"),
+            Ok((Severity::P1, Duration::from_secs(1800)))
+        );
+        assert!(parse_response_time("P5=30m").is_err());
+        assert!(parse_response_time("P1").is_err());
+        assert!(parse_response_time("P1=0s").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! The detector (controllers layer): watches Pods, ReplicaSets (metadata only) and Deployments
+//! ([`watch`]), and after each burst of changes runs a [`pass`] that groups their signals into
+//! problems and creates or updates one Incident per problem; it resolves an incident once every
+//! signal has stayed clear for `resolve_after`. State lives on the Incidents themselves.
+
+mod pass;
+mod watch;
+
+use std::{sync::Arc, time::Duration};
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    Result,
+    core::detection::{debounce::Pending, settings::DetectionConfig},
+    metrics::Metrics,
+};
+
+/// Runs until `shutdown`, over one namespace or all but the excluded ones.
+pub async fn run(
+    client: kube::Client,
+    namespace: Option<String>,
+    config: DetectionConfig,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let changed = Arc::new(Notify::new());
+    let (stores, drivers) = watch::start(&client, namespace.as_deref(), &config, &changed);
+    let mut pending = Pending::new();
+    info!(
+        namespace = namespace.as_deref().unwrap_or("<all>"),
+        "detector started"
+    );
+
+    let mut next_check: Option<Timestamp> = None;
+    loop {
+        let wait = next_check.map(|at| {
+            Duration::from_millis(
+                at.duration_since(Timestamp::now())
+                    .as_millis()
+                    .clamp(0, 3_600_000) as u64,
+            )
+        });
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = changed.notified() => {}
+            () = sleep_or_forever(wait) => {}
+        }
+        // Let a burst of events settle into one pass.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !watch::ready(&stores).await {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match pass::evaluate(&client, &stores, &config, &mut pending).await {
+            Ok(wake) => {
+                metrics.detection_passes.inc();
+                metrics
+                    .detection_pass_duration
+                    .observe(started.elapsed().as_secs_f64());
+                next_check = wake;
+            }
+            Err(error) => {
+                warn!(%error, "detection pass failed; retrying");
+                next_check = Some(Timestamp::now() + SignedDuration::from_secs(2));
+            }
+        }
+    }
+    for driver in drivers {
+        driver.abort();
+    }
+    Ok(())
+}
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,372 @@
+//! One detection pass (controllers layer): read the watch caches, let the pure core classify,
+//! group, debounce and judge, then write each problem's incident and evidence side by side and
+//! act on the auto-resolve verdicts. Every write is safe to repeat after a crash.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::{apps::v1::Deployment, events::v1::Event};
+use kube::{Client, ResourceExt, runtime::reflector::ObjectRef};
+use tracing::info;
+
+use super::watch::Stores;
+use crate::{
+    Result,
+    api::{Incident, LogEvidence, Signal},
+    cluster::{incidents, workloads},
+    core::detection::{
+        classify::{SignalKind, deployment_health, node_not_ready, pod_signals},
+        debounce::{Pending, debounce},
+        evidence::{evidence, last_observed, log_target},
+        group::{
+            ObjectSignal, PodPlacement, PodSignals, Problem, Workload, group, node_problems,
+            signals, storm_guard,
+        },
+        incidents::{
+            AutoResolve, Target, auto_resolve, incident_body, kept_severity, lists_signal,
+            storm_budget, target, unchanged, undo_clearing,
+        },
+        settings::DetectionConfig,
+        workloads::{Owners, event_workload, owners, workload_of},
+    },
+};
+
+/// Incidents a pass writes at the same time; bounded so a storm cannot flood the API server.
+const WRITES_IN_FLIGHT: usize = 8;
+
+/// The workload of a pod in the cache, by (namespace, name).
+fn pod_workload<'a>(
+    stores: &'a Stores,
+    owners: &'a Owners,
+) -> impl Fn(&str, &str) -> Option<Workload> + 'a {
+    move |namespace, name| {
+        let pod = stores.pods.get(&ObjectRef::new(name).within(namespace))?;
+        workload_of(&pod, owners)
+    }
+}
+
+/// One detection pass; returns when to look again (a pending auto-resolve, a signal maturing).
+pub(super) async fn evaluate(
+    client: &Client,
+    stores: &Stores,
+    config: &DetectionConfig,
+    pending: &mut Pending,
+) -> Result<Option<Timestamp>> {
+    let now = Timestamp::now();
+    let in_scope = |ns: &str| {
+        let labels = stores.namespaces.as_ref().and_then(|store| {
+            store
+                .get(&ObjectRef::new(ns))
+                .map(|meta| meta.metadata.labels.clone().unwrap_or_default())
+        });
+        config.scope.includes(ns, labels.as_ref())
+    };
+    // ReplicaSet → owning Deployment, from metadata only.
+    let owners = owners(stores.replica_sets.state().iter().map(|rs| &rs.metadata));
+    let settings = &config.signals;
+    let grace =
+        i64::try_from(settings.for_(SignalKind::Unschedulable).as_secs()).unwrap_or(i64::MAX);
+    let unavailable_for =
+        SignedDuration::try_from(settings.for_(SignalKind::DeploymentUnavailable))
+            .unwrap_or(SignedDuration::MAX);
+    let pods: Vec<PodSignals> = stores
+        .pods
+        .state()
+        .iter()
+        .filter(|pod| in_scope(&pod.namespace().unwrap_or_default()))
+        .filter_map(|pod| {
+            let mut troubles = pod_signals(pod, now, grace);
+            troubles.retain(|t| settings.enabled(t.kind));
+            if troubles.is_empty() {
+                return None;
+            }
+            let workload = workload_of(pod, &owners)?;
+            Some(PodSignals {
+                pod: pod.name_any(),
+                workload,
+                troubles,
+            })
+        })
+        .collect();
+    let deployments: Vec<(Workload, _)> = stores
+        .deployments
+        .state()
+        .iter()
+        .filter(|d| in_scope(&d.namespace().unwrap_or_default()))
+        .map(|d| {
+            let workload = Workload {
+                namespace: d.namespace().unwrap_or_default(),
+                kind: "Deployment".into(),
+                name: d.name_any(),
+            };
+            let mut health = deployment_health(d, now, unavailable_for);
+            health.signals.retain(|kind| settings.enabled(*kind));
+            (workload, health)
+        })
+        .collect();
+    // Warning Events configured as signals count while observed within the window.
+    let window =
+        SignedDuration::try_from(config.warning_events.window).unwrap_or(SignedDuration::MAX);
+    let mut event_expiry: Option<Timestamp> = None;
+    let event_signals: Vec<ObjectSignal> = stores
+        .events
+        .iter()
+        .flat_map(|store| store.state())
+        .filter(|event| in_scope(&event.namespace().unwrap_or_default()))
+        .filter_map(|event| {
+            let kind = config.warning_events.signal(event.reason.as_deref()?)?;
+            let expires = last_observed(&event)?.checked_add(window).ok()?;
+            if expires <= now {
+                return None;
+            }
+            let (workload, object) =
+                event_workload(&event, pod_workload(stores, &owners), &owners)?;
+            event_expiry = Some(event_expiry.map_or(expires, |e| e.min(expires)));
+            Some(ObjectSignal {
+                workload,
+                kind,
+                object,
+            })
+        })
+        .collect();
+    let mut problems = group(&pods, &deployments, &event_signals, &config.severity);
+    let incidents = stores.incidents.state();
+    let not_ready: Vec<(String, String)> = stores
+        .nodes
+        .iter()
+        .flat_map(|store| store.state())
+        .filter_map(|node| Some((node.name_any(), node_not_ready(&node)?)))
+        .collect();
+    if !not_ready.is_empty() {
+        let placements: Vec<PodPlacement> = stores
+            .pods
+            .state()
+            .iter()
+            .filter_map(|pod| {
+                Some(PodPlacement {
+                    node: pod.spec.as_ref()?.node_name.clone()?,
+                    pod: format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any()),
+                    workload: workload_of(pod, &owners),
+                })
+            })
+            .collect();
+        problems.extend(node_problems(
+            &not_ready,
+            &placements,
+            &config.node_incident_namespace,
+            config.severity.node_not_ready,
+        ));
+    }
+    // Each signal waits out its `for` unless the workload's open incident already lists it.
+    let cooldown = SignedDuration::try_from(config.reopen_cooldown).unwrap_or(SignedDuration::MAX);
+    let (problems, matures) = debounce(
+        problems,
+        pending,
+        |workload, kind| lists_signal(&incidents, workload, kind),
+        settings,
+        now,
+    );
+
+    // Storm guard: problems without an incident yet share a per-minute budget of new incidents.
+    let budget = storm_budget(&incidents, config.storm_limit, now);
+    let (known, fresh): (Vec<Problem>, Vec<Problem>) = problems
+        .into_iter()
+        .partition(|p| matches!(target(&incidents, p, now, cooldown), Target::Existing(_)));
+    let (admitted, storm) = storm_guard(fresh, budget, &config.node_incident_namespace);
+    let problems: Vec<Problem> = known.into_iter().chain(admitted).chain(storm).collect();
+
+    // Problems are independent (one incident each), so their writes run side by side: a burst of
+    // new problems no longer waits in line behind each other's evidence (ReplicaSets, log) writes.
+    let pass = Pass {
+        client,
+        stores,
+        config,
+        incidents: &incidents,
+        pods: &pods,
+        owners: &owners,
+        now,
+        cooldown,
+    };
+    let writes: Vec<_> = problems.iter().map(|p| write_problem(&pass, p)).collect();
+    futures::stream::iter(writes)
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    // Incidents whose problem is gone: note when, then resolve after `resolve_after`.
+    // Look again when a pending unavailability would become a signal.
+    let mut wake: Option<Timestamp> = deployments
+        .iter()
+        .filter_map(|(_, h)| h.matures_at)
+        .chain(matures)
+        .chain(event_expiry)
+        .min();
+    let Some(resolve_after) = config.resolve_after else {
+        return Ok(wake);
+    };
+    let resolve_after = SignedDuration::try_from(resolve_after).unwrap_or(SignedDuration::MAX);
+    for incident in incidents.iter() {
+        match auto_resolve(incident, &problems, now, resolve_after) {
+            AutoResolve::Leave => {}
+            AutoResolve::MarkSeen => incidents::mark_seen(client, incident, now).await?,
+            AutoResolve::MarkCleared => incidents::mark_cleared(client, incident, now).await?,
+            AutoResolve::Resolve => incidents::resolve(client, incident).await?,
+            AutoResolve::WaitUntil(at) => wake = Some(wake.map_or(at, |w| w.min(at))),
+        }
+    }
+    Ok(wake)
+}
+
+/// What every problem's writes in one pass share.
+struct Pass<'a> {
+    client: &'a Client,
+    stores: &'a Stores,
+    config: &'a DetectionConfig,
+    incidents: &'a [Arc<Incident>],
+    pods: &'a [PodSignals],
+    owners: &'a Owners,
+    now: Timestamp,
+    cooldown: SignedDuration,
+}
+
+/// Opens or updates the problem's incident, then refreshes its evidence when the signals changed.
+async fn write_problem(pass: &Pass<'_>, problem: &Problem) -> Result<()> {
+    let Pass {
+        client,
+        stores,
+        config,
+        incidents,
+        pods,
+        owners,
+        now,
+        cooldown,
+    } = *pass;
+    let (name, existing) = match target(incidents, problem, now, cooldown) {
+        Target::Existing(incident) => (incident.name_any(), Some(incident)),
+        Target::New(name) => (name, None),
+    };
+    let signals = upsert(client, problem, &name, existing, now).await?;
+    let stale = existing.is_none_or(|i| {
+        i.status
+            .as_ref()
+            .and_then(|s| s.evidence.as_ref())
+            .is_none()
+    });
+    if problem.workload.kind != "Deployment" || (signals.is_none() && !stale) {
+        return Ok(());
+    }
+    let signals =
+        signals.unwrap_or_else(|| existing.map(|i| i.spec.signals.clone()).unwrap_or_default());
+    let on_workload: Vec<&PodSignals> = pods
+        .iter()
+        .filter(|p| p.workload == problem.workload)
+        .collect();
+    let events: Vec<Arc<Event>> = stores
+        .events
+        .iter()
+        .flat_map(|store| store.state())
+        .filter(|e| {
+            e.namespace().as_deref() == Some(problem.workload.namespace.as_str())
+                && event_workload(e, pod_workload(stores, owners), owners)
+                    .is_some_and(|(w, _)| w == problem.workload)
+        })
+        .collect();
+    let events: Vec<&Event> = events.iter().map(|e| e.as_ref()).collect();
+    let deployment = stores
+        .deployments
+        .get(&ObjectRef::new(&problem.workload.name).within(&problem.workload.namespace));
+    record_evidence(
+        client,
+        problem,
+        &name,
+        Seen {
+            deployment: deployment.as_deref(),
+            pods: &on_workload,
+            events: &events,
+        },
+        // Detection time: the first signal's first sighting.
+        signals.iter().map(|s| s.first_seen.0).min().unwrap_or(now),
+        config.log_tail_lines,
+    )
+    .await
+}
+
+/// Creates or updates the problem's incident; writes only when what the detector owns changed.
+/// Returns the signals written, or None when nothing needed writing.
+async fn upsert(
+    client: &Client,
+    problem: &Problem,
+    name: &str,
+    existing: Option<&Incident>,
+    now: Timestamp,
+) -> Result<Option<Vec<Signal>>> {
+    let previous = existing
+        .map(|i| i.spec.signals.as_slice())
+        .unwrap_or_default();
+    let signals = signals(previous, problem, now);
+    let severity = kept_severity(existing, problem);
+    if let Some(incident) = existing {
+        if let Some(unresolve) = undo_clearing(incident) {
+            incidents::undo_clearing(client, incident, unresolve).await?;
+        }
+        if unchanged(incident, problem, severity, &signals) {
+            return Ok(None);
+        }
+    }
+    let body = incident_body(problem, name, existing, severity, &signals);
+    incidents::apply_detected(client, &problem.workload.namespace, name, body).await?;
+    if existing.is_none() {
+        info!(incident = %name, namespace = %problem.workload.namespace, severity = %problem.severity, "opened incident");
+    }
+    Ok(Some(signals))
+}
+
+/// What the detector's caches hold about one troubled workload.
+struct Seen<'a> {
+    deployment: Option<&'a Deployment>,
+    pods: &'a [&'a PodSignals],
+    events: &'a [&'a Event],
+}
+
+/// Writes `status.evidence` (detector's own field manager), refreshed whenever the signals change.
+/// `detected` dates the problem, for "rolled out N minutes before detection".
+async fn record_evidence(
+    client: &Client,
+    problem: &Problem,
+    name: &str,
+    seen: Seen<'_>,
+    detected: Timestamp,
+    log_tail_lines: u16,
+) -> Result<()> {
+    let Seen {
+        deployment,
+        pods,
+        events,
+    } = seen;
+    let workload = &problem.workload;
+    let owned = match deployment {
+        Some(deployment) => {
+            workloads::owned_replica_sets(client, &workload.namespace, deployment).await?
+        }
+        None => Vec::new(),
+    };
+    let mut evidence = evidence(pods, &owned, events, detected);
+    if let Some((pod, container)) = log_target(pods).filter(|_| log_tail_lines > 0) {
+        evidence.logs = workloads::previous_log(
+            client,
+            &workload.namespace,
+            &pod,
+            &container,
+            i64::from(log_tail_lines),
+        )
+        .await
+        .map(|text| LogEvidence {
+            pod,
+            container,
+            previous: true,
+            text,
+        });
+    }
+    incidents::write_evidence(client, &workload.namespace, name, &evidence).await
+}

@@ -1,0 +1,19 @@
+//! What every reconcile of the incident controller shares (controllers layer).
+
+use std::sync::Arc;
+
+use kube::{Client, runtime::reflector::Store};
+
+use crate::{api::Incident, core::lifecycle::LifecycleConfig, metrics::Metrics};
+
+/// What every reconcile needs.
+pub(super) struct Context {
+    pub client: Client,
+    pub config: LifecycleConfig,
+    pub metrics: Arc<Metrics>,
+    /// Identifies this replica in Events (pod name or host name).
+    pub instance: String,
+    /// Test hook: the named point at which to abort (INCIDENT_OPERATOR_FAILPOINT).
+    pub failpoint: Option<String>,
+    pub store: Store<Incident>,
+}

@@ -1,0 +1,231 @@
+//! The incident controller (controllers layer): for each Incident, follow its runbook, advance its
+//! remediation actions one step at a time (storing each plan before the change it makes), then let
+//! the pure lifecycle update compute the status and write it with its Events, metrics and the next
+//! deadline to wake at. It writes nothing when nothing changed.
+
+mod context;
+mod remediation;
+mod runbook;
+mod status;
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span};
+
+use self::{
+    context::Context,
+    remediation::NextStep,
+    status::{observe_action, persist, refresh_open_gauge},
+};
+use crate::{
+    Error, Result,
+    api::{ActionStatus, Incident, Runbook},
+    cluster::{self, workloads},
+    core::lifecycle::{LifecycleConfig, wakes},
+    metrics::Metrics,
+};
+
+/// Runs the controller until `shutdown`, over one namespace or all.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    config: LifecycleConfig,
+    metrics: Arc<Metrics>,
+    instance: String,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let incidents: Api<Incident> = cluster::scoped(&client, namespace.as_deref());
+    let controller = Controller::new(incidents, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    // A Deployment's rollout progress wakes the incidents verifying an action on it.
+    let deployments: Api<Deployment> = cluster::scoped(&client, namespace.as_deref());
+    let incidents_store = store.clone();
+    let controller =
+        controller.watches(deployments, watcher::Config::default(), move |deployment| {
+            let namespace = deployment.namespace();
+            let name = deployment.name_any();
+            incidents_store
+                .state()
+                .into_iter()
+                .filter(|incident| wakes::by_deployment(incident, namespace.as_deref(), &name))
+                .map(|incident| ObjectRef::from_obj(incident.as_ref()))
+                .collect::<Vec<_>>()
+        });
+    // A new or edited Runbook is considered by the open incidents of its namespace without one.
+    let runbooks: Api<Runbook> = cluster::scoped(&client, namespace.as_deref());
+    let waiting = store.clone();
+    let controller = controller.watches(runbooks, watcher::Config::default(), move |runbook| {
+        let namespace = runbook.namespace();
+        waiting
+            .state()
+            .into_iter()
+            .filter(|incident| wakes::by_runbook(incident, namespace.as_deref()))
+            .map(|incident| ObjectRef::from_obj(incident.as_ref()))
+            .collect::<Vec<_>>()
+    });
+    let context = Arc::new(Context {
+        client,
+        config,
+        metrics,
+        instance,
+        failpoint: std::env::var("INCIDENT_OPERATOR_FAILPOINT")
+            .ok()
+            .filter(|v| !v.is_empty()),
+        store,
+    });
+    info!(
+        namespace = namespace.as_deref().unwrap_or("<all>"),
+        "incident controller started"
+    );
+    controller
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, context)
+        .for_each(|outcome| async move {
+            match outcome {
+                Ok((object, _)) => debug!(incident = %object, "reconciled"),
+                Err(error) => debug!(%error, "reconcile failed"),
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// Most remediation steps taken in one reconcile; the rest continue on the next.
+const MAX_STEPS: usize = 8;
+
+async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action> {
+    let span = info_span!(
+        "reconcile",
+        namespace = incident.namespace().unwrap_or_default(),
+        name = incident.name_any()
+    );
+    async move {
+        let missing = workloads::missing_affected(&ctx.client, &incident).await?;
+        let mut current = (*incident).clone();
+        // What the API server holds: the yardstick for "changed", whatever `current` accumulates.
+        let mut stored = incident.status.clone();
+        // The runbook goes first: a step it starts adds its action before the executor looks.
+        let followed =
+            runbook::follow(&ctx.client, &mut current, &ctx.config, Timestamp::now()).await?;
+        let mut entries = followed.entries;
+        let mut finished = Vec::new();
+        let mut remediation_wake = None;
+        let mut conflicts = 0;
+        for _ in 0..MAX_STEPS {
+            let now = Timestamp::now();
+            let Some(NextStep {
+                step,
+                resource_version,
+            }) = remediation::next_step(&ctx.client, &current, now).await?
+            else {
+                break;
+            };
+            let before = current
+                .status
+                .as_ref()
+                .and_then(|s| s.actions.iter().find(|a| a.name == step.status.name))
+                .cloned();
+            let progressed = before.as_ref() != Some(&step.status) || !step.entries.is_empty();
+            remediation_wake = step.wake_at;
+            if step.status.phase.is_terminal() && progressed {
+                finished.push(step.status.clone());
+            }
+            upsert_action(&mut current, step.status.clone());
+            entries.extend(step.entries);
+            if let Some(change) = &step.change {
+                // The plan is stored before the Deployment is touched: after a crash the next run
+                // finds it and checks whether the change landed instead of applying it twice.
+                persist(
+                    &ctx,
+                    &mut current,
+                    &mut stored,
+                    (&missing, followed.problem.as_ref()),
+                    std::mem::take(&mut entries),
+                    now,
+                )
+                .await?;
+                failpoint(&ctx, "before-patch");
+                let namespace = current.namespace().unwrap_or_default();
+                let version = resource_version.unwrap_or_default();
+                match workloads::apply_change(
+                    &ctx.client,
+                    &namespace,
+                    &step.status.deployment,
+                    &version,
+                    change,
+                )
+                .await?
+                {
+                    workloads::Applied::Done(_) => failpoint(&ctx, "after-patch"),
+                    workloads::Applied::Conflict => {
+                        conflicts += 1;
+                        debug!(
+                            conflicts,
+                            "deployment changed while applying; re-reading it"
+                        );
+                    }
+                }
+                continue;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let now = Timestamp::now();
+        let observed = (missing.as_slice(), followed.problem.as_ref());
+        let decision = persist(&ctx, &mut current, &mut stored, observed, entries, now).await?;
+        for action in &finished {
+            observe_action(&ctx.metrics, action);
+        }
+        refresh_open_gauge(&ctx.metrics, &ctx.store);
+        ctx.metrics.reconciliations.inc();
+        let wake = [decision.wake_at, remediation_wake, followed.wake_at]
+            .into_iter()
+            .flatten()
+            .min();
+        Ok(requeue(wake, now))
+    }
+    .instrument(span)
+    .await
+}
+
+/// Stops the process at a named point when INCIDENT_OPERATOR_FAILPOINT says so: how the e2e tests
+/// kill the operator exactly before or after it changes a Deployment.
+fn failpoint(ctx: &Context, name: &str) {
+    if ctx.failpoint.as_deref() == Some(name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+fn upsert_action(incident: &mut Incident, action: ActionStatus) {
+    let status = incident.status.get_or_insert_with(Default::default);
+    match status.actions.iter_mut().find(|a| a.name == action.name) {
+        Some(existing) => *existing = action,
+        None => status.actions.push(action),
+    }
+}
+
+fn requeue(wake_at: Option<Timestamp>, now: Timestamp) -> Action {
+    match wake_at {
+        // A second late rather than early: the deadline must have passed when we look again.
+        Some(at) => {
+            let wait = at.duration_since(now).as_secs().max(0) as u64 + 1;
+            Action::requeue(Duration::from_secs(wait))
+        }
+        None => Action::await_change(),
+    }
+}
+
+fn error_policy(incident: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Action {
+    let object = ObjectRef::from(incident.as_ref()).to_string();
+    cluster::error_policy("incident", &object, error, &ctx.metrics)
+}

@@ -1,0 +1,234 @@
+//! Following a runbook inside the incident reconcile (controllers layer): choose it, gather the
+//! facts and evidence its steps need, call the pure engine, and add the action a step requests to
+//! the incident's `spec.actions` (server-side apply, own field manager) before the status that
+//! records it is written, so a crash in between asks again for the same action instead of losing
+//! or repeating it.
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{Api, Client, ResourceExt, api::ListParams};
+use tracing::{debug, info};
+
+use crate::{
+    Error, Result,
+    api::{
+        AffectedKind, CollectStep, Evidence, Incident, LogEvidence, Runbook, RunbookRun, StepKind,
+        metadata::{CLEARED_ANNOTATION, revision},
+    },
+    cluster::{incidents, workloads},
+    core::{
+        detection::{
+            evidence::{about_deployment, collected, evidence, log_target, troubled},
+            group::Workload,
+        },
+        lifecycle::{LifecycleConfig, RunbookProblem},
+        remediation::rollout::{Progress, progress},
+        runbooks::{
+            engine::{self, DeploymentFacts, RunFacts},
+            select::{self, Selection},
+        },
+        timeline::Entry,
+    },
+};
+
+/// What following the runbook produced in this reconcile.
+#[derive(Default)]
+pub struct Followed {
+    pub entries: Vec<Entry>,
+    pub wake_at: Option<Timestamp>,
+    /// The named runbook cannot be followed; the lifecycle records it once and sets a condition.
+    pub problem: Option<RunbookProblem>,
+}
+
+/// Chooses or continues the incident's runbook; updates `incident` (spec actions, severity,
+/// status.runbook) in place so the caller's status write carries the run.
+pub async fn follow(
+    client: &Client,
+    incident: &mut Incident,
+    config: &LifecycleConfig,
+    now: Timestamp,
+) -> Result<Followed> {
+    let mut followed = Followed::default();
+    let namespace = incident.namespace().unwrap_or_default();
+    let deployment = affected_deployment(client, incident).await?;
+    let mut run = incident.status.as_ref().and_then(|s| s.runbook.clone());
+    if run.is_none() {
+        // A resolved incident starts no runbook.
+        if incident.spec.resolution.is_some() {
+            return Ok(followed);
+        }
+        let runbooks: Vec<Runbook> = Api::<Runbook>::namespaced(client.clone(), &namespace)
+            .list(&ListParams::default())
+            .await
+            .map_err(Error::Kube)?
+            .items;
+        let labels = deployment
+            .as_ref()
+            .map(|d| d.metadata.labels.clone().unwrap_or_default());
+        match select::choose(incident, &runbooks, labels.as_ref()) {
+            Selection::Chosen { runbook, reason } => {
+                let started = engine::start(runbook, &reason, incident.spec.severity);
+                info!(runbook = %started.run.name, generation = started.run.generation, "following runbook");
+                if let Some(severity) = started.severity {
+                    let written = incidents::set_runbook_severity(
+                        client,
+                        incident,
+                        &started.run.name,
+                        severity,
+                    )
+                    .await?;
+                    incident.spec.severity = written.spec.severity;
+                    incident.metadata = written.metadata;
+                }
+                followed.entries.push(started.entry);
+                run = Some(started.run);
+            }
+            Selection::Unusable {
+                name,
+                found,
+                reason,
+            } => {
+                debug!(runbook = %name, %reason, "the incident's runbook cannot be followed");
+                followed.problem = Some(RunbookProblem {
+                    reason: if found { "NotUsable" } else { "NotFound" },
+                    message: reason,
+                });
+                return Ok(followed);
+            }
+            Selection::None => return Ok(followed),
+        }
+    }
+    let Some(run) = run else {
+        return Ok(followed);
+    };
+    let finished = run.progress.iter().all(|p| p.phase.is_terminal());
+    if !finished {
+        let facts = facts(client, incident, &run, deployment.as_ref(), config).await?;
+        let advance = engine::advance(&run, incident, &facts, now);
+        if advance.request.is_some()
+            && let Some(deployment) = &facts.deployment
+        {
+            let actions = engine::requested_actions(&advance.run, &deployment.name);
+            let written = incidents::request_actions(client, incident, &actions).await?;
+            // Added to `incident` too, so this reconcile can start executing at once.
+            incident.spec.actions = written.spec.actions.clone();
+            incident.metadata.resource_version = written.resource_version();
+            incident.metadata.generation = written.metadata.generation;
+        }
+        followed.entries.extend(advance.entries);
+        followed.wake_at = advance.wake_at;
+        incident.status.get_or_insert_with(Default::default).runbook = Some(advance.run);
+    } else {
+        incident.status.get_or_insert_with(Default::default).runbook = Some(run);
+    }
+    Ok(followed)
+}
+
+/// The first Deployment the incident names, if it exists.
+async fn affected_deployment(client: &Client, incident: &Incident) -> Result<Option<Deployment>> {
+    let own = incident.namespace().unwrap_or_default();
+    let Some(reference) = incident
+        .spec
+        .affected
+        .iter()
+        .find(|a| a.kind == AffectedKind::Deployment)
+    else {
+        return Ok(None);
+    };
+    // Runbooks act only inside the incident's own namespace.
+    if reference.namespace.as_deref().is_some_and(|ns| ns != own) {
+        return Ok(None);
+    }
+    workloads::deployment(client, &own, &reference.name).await
+}
+
+async fn facts(
+    client: &Client,
+    incident: &Incident,
+    run: &RunbookRun,
+    deployment: Option<&Deployment>,
+    config: &LifecycleConfig,
+) -> Result<RunFacts> {
+    let namespace = incident.namespace().unwrap_or_default();
+    let mut facts = RunFacts {
+        detected_at: incident.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        signals_cleared_at: incident
+            .annotations()
+            .get(CLEARED_ANNOTATION)
+            .and_then(|t| t.parse().ok()),
+        response_time: config.response_time(incident.spec.severity),
+        ..RunFacts::default()
+    };
+    let Some(deployment) = deployment else {
+        return Ok(facts);
+    };
+    let replica_sets = workloads::owned_replica_sets(client, &namespace, deployment).await?;
+    facts.deployment = Some(DeploymentFacts {
+        name: deployment.name_any(),
+        // Healthy: the current generation fully rolled out and available, as `rollout status` says.
+        healthy: matches!(
+            progress(deployment, deployment.metadata.generation.unwrap_or(0)),
+            Progress::Complete { .. }
+        ),
+        newest_revision_at: replica_sets
+            .iter()
+            .max_by_key(|rs| revision(&rs.metadata).unwrap_or(0))
+            .and_then(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+    });
+    if let Some(step) = engine::current(run).filter(|s| s.kind() == Some(StepKind::Collect)) {
+        let what = step.collect.clone().unwrap_or_default();
+        facts.collected = Some(
+            collect(
+                client,
+                &namespace,
+                deployment,
+                &replica_sets,
+                &what,
+                facts.detected_at,
+            )
+            .await?,
+        );
+    }
+    Ok(facts)
+}
+
+/// Gathers what a collect step asks for, with the detector's evidence rules.
+async fn collect(
+    client: &Client,
+    namespace: &str,
+    deployment: &Deployment,
+    replica_sets: &[k8s_openapi::api::apps::v1::ReplicaSet],
+    what: &CollectStep,
+    detected: Option<Timestamp>,
+) -> Result<Evidence> {
+    let now = Timestamp::now();
+    let workload = Workload {
+        namespace: namespace.to_owned(),
+        kind: "Deployment".into(),
+        name: deployment.name_any(),
+    };
+    let pods = workloads::pods_of(client, namespace, deployment).await?;
+    let troubled = troubled(&workload, &pods, now);
+    let refs: Vec<_> = troubled.iter().collect();
+    let events = if what.events {
+        workloads::warning_events(client, namespace).await?
+    } else {
+        Vec::new()
+    };
+    let about = about_deployment(&events, &workload.name, replica_sets, &pods);
+    let gathered = evidence(&refs, replica_sets, &about, detected.unwrap_or(now));
+    let mut gathered = collected(what, gathered);
+    if let Some(logs) = &what.logs
+        && let Some((pod, container)) = log_target(&refs)
+        && let Some(text) =
+            workloads::previous_log(client, namespace, &pod, &container, logs.tail_lines).await
+    {
+        gathered.logs = Some(LogEvidence {
+            pod,
+            container,
+            previous: true,
+            text,
+        });
+    }
+    Ok(gathered)
+}

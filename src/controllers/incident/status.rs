@@ -1,0 +1,133 @@
+//! The incident's status write and what goes with it (controllers layer): the lifecycle update is
+//! computed, its Events published, then the status written conditionally; the metrics follow.
+
+use jiff::Timestamp;
+use kube::{ResourceExt, runtime::reflector::Store};
+use tracing::info;
+
+use super::context::Context;
+use crate::{
+    Result,
+    api::{ActionPhase, ActionStatus, Incident, IncidentStatus, Phase},
+    cluster::{events, incidents},
+    core::{
+        lifecycle::{self, Observation, Related, RunbookProblem, Update, update::phase_label},
+        remediation::step::kind_label,
+        timeline::Entry,
+    },
+    metrics::{ActionLabels, KindLabels, Metrics, OpenLabels, OverdueLabels, SeverityLabels},
+};
+
+/// Runs the lifecycle update over `incident` and writes the result if it changed; `incident`
+/// then holds the stored status.
+pub(super) async fn persist(
+    ctx: &Context,
+    incident: &mut Incident,
+    stored: &mut Option<IncidentStatus>,
+    (missing, runbook_problem): (&[String], Option<&RunbookProblem>),
+    action_entries: Vec<Entry>,
+    now: Timestamp,
+) -> Result<Update> {
+    let related = Related {
+        missing_affected: missing.to_vec(),
+        runbook_problem: runbook_problem.cloned(),
+        action_entries,
+    };
+    let decision = lifecycle::update(incident, &related, now, &ctx.config);
+    if stored.as_ref() != Some(&decision.status) {
+        apply(ctx, incident, &decision, now).await?;
+        *stored = Some(decision.status.clone());
+    }
+    incident.status = Some(decision.status.clone());
+    Ok(decision)
+}
+
+/// Emits the Events, then writes status. Event names are derived from the transition, so a retry
+/// after a crash between the two finds them already there instead of creating duplicates.
+async fn apply(
+    ctx: &Context,
+    incident: &mut Incident,
+    decision: &Update,
+    now: Timestamp,
+) -> Result<()> {
+    for notice in &decision.notices {
+        events::publish(&ctx.client, &ctx.instance, incident, notice, now).await?;
+    }
+    // Conditional on the resourceVersion: a decision made from a stale cache (the watch not yet
+    // showing our previous write) is refused with 409 and retried on fresh data.
+    let written = incidents::write_status(&ctx.client, incident, &decision.status).await?;
+    incident.metadata.resource_version = written.resource_version();
+    for notice in &decision.notices {
+        info!(reason = notice.reason, message = %notice.message, "recorded");
+    }
+    observe(&ctx.metrics, &decision.observations);
+    Ok(())
+}
+
+pub(super) fn observe_action(metrics: &Metrics, action: &ActionStatus) {
+    let kind = kind_label(action.kind).to_owned();
+    let result = match action.phase {
+        ActionPhase::Succeeded => "succeeded",
+        ActionPhase::Failed => "failed",
+        _ => "skipped",
+    };
+    metrics
+        .actions
+        .get_or_create(&ActionLabels {
+            kind: kind.clone(),
+            result: result.to_owned(),
+        })
+        .inc();
+    if let (Some(started), Some(finished)) = (&action.started_at, &action.finished_at) {
+        let seconds = finished.0.duration_since(started.0).as_secs_f64().max(0.0);
+        metrics
+            .action_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(seconds);
+    }
+}
+
+fn observe(metrics: &Metrics, observations: &[Observation]) {
+    for observation in observations {
+        match observation {
+            Observation::Acknowledged { severity, seconds } => metrics
+                .time_to_acknowledge
+                .get_or_create(&SeverityLabels {
+                    severity: severity.to_string(),
+                })
+                .observe(*seconds),
+            Observation::Resolved { severity, seconds } => metrics
+                .time_to_resolve
+                .get_or_create(&SeverityLabels {
+                    severity: severity.to_string(),
+                })
+                .observe(*seconds),
+            Observation::Overdue { severity, clock } => {
+                metrics
+                    .overdue
+                    .get_or_create(&OverdueLabels {
+                        severity: severity.to_string(),
+                        clock: (*clock).to_owned(),
+                    })
+                    .inc();
+            }
+        }
+    }
+}
+
+/// Recounts open incidents from the controller's cache, so restarts never double count.
+pub(super) fn refresh_open_gauge(metrics: &Metrics, store: &Store<Incident>) {
+    let gauge = &metrics.incidents_open;
+    gauge.clear();
+    for incident in store.state() {
+        if incident.status.as_ref().and_then(|s| s.phase) == Some(Phase::Closed) {
+            continue;
+        }
+        gauge
+            .get_or_create(&OpenLabels {
+                severity: incident.spec.severity.to_string(),
+                phase: phase_label(incident.status.as_ref()).to_owned(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,11 @@
+//! Detection (core layer): `classify` reads what is wrong with a Pod, Deployment or Node; `group`
+//! turns signals into one problem per workload; `settings` holds what the detector is configured
+//! with; `evidence` bounds what an incident shows. The detector controller runs them.
+
+pub mod classify;
+pub mod debounce;
+pub mod evidence;
+pub mod group;
+pub mod incidents;
+pub mod settings;
+pub mod workloads;

@@ -1,0 +1,13 @@
+//! The pure core (core layer): every decision of the operator as a function of (object snapshot,
+//! related objects, now, settings) returning plain data. No I/O, no clock, no async: the shell
+//! (`cluster`, `controllers`, `http`, `plugin`) fetches, calls and applies. Domains do not import
+//! each other; what they share lives in [`text`] and [`timeline`].
+
+pub mod detection;
+pub mod leader;
+pub mod lifecycle;
+pub mod postmortem;
+pub mod remediation;
+pub mod runbooks;
+pub mod text;
+pub mod timeline;

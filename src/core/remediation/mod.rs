@@ -1,0 +1,11 @@
+//! Remediation (core layer): roll back, restart or scale a Deployment on an incident's request,
+//! exactly once, and follow the rollout. `plan` computes the change, `rollout` reads a rollout's
+//! progress, `step` advances one action's state machine; the incident controller does the I/O in
+//! the order that makes it crash-safe.
+
+pub mod plan;
+pub mod rollout;
+pub mod step;
+
+#[cfg(test)]
+mod tests;

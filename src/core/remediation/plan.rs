@@ -1,0 +1,327 @@
+//! Planning a remediation (core layer): from a Deployment and the ReplicaSets it owns, compute the
+//! exact change to make, or why not to. Rollback follows `kubectl rollout undo` rule for rule.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::{
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::PodTemplateSpec,
+};
+use serde_json::{Value, json};
+
+use crate::api::{
+    RemediationAction, RestartAction, RollbackAction, ScaleAction,
+    metadata::{
+        ACTION_ANNOTATION, CONSENT_ANNOTATION, INCIDENT_ANNOTATION, LAST_APPLIED_ANNOTATION,
+        POD_TEMPLATE_HASH_LABEL as POD_TEMPLATE_HASH, RESTARTED_AT_ANNOTATION,
+        REVISION_ANNOTATION as REVISION, revision, revision_text,
+    },
+};
+
+/// Annotations a rollback leaves as the Deployment has them (kubectl's list).
+const KEEP_ON_ROLLBACK: [&str; 6] = [
+    LAST_APPLIED_ANNOTATION,
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+];
+
+/// Who is acting, for the marker annotations.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub incident_name: String,
+    pub incident_uid: String,
+    pub action_name: String,
+}
+
+impl Actor {
+    pub fn marker(&self) -> String {
+        format!("{}/{}", self.incident_uid, self.action_name)
+    }
+}
+
+/// The change to send, without its precondition (the executor adds the resourceVersion).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// RFC 6902 operations.
+    JsonPatch(Vec<Value>),
+    /// RFC 7386 merge patch.
+    MergePatch(Value),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planned {
+    pub change: Change,
+    pub from_revision: Option<i64>,
+    pub to_revision: Option<i64>,
+    pub images_before: Vec<String>,
+    pub images_after: Vec<String>,
+    /// One line for people: what will change.
+    pub summary: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    Change(Planned),
+    /// Nothing to do; not an error.
+    Skip {
+        reason: &'static str,
+        message: String,
+    },
+    /// Will not act; the action fails with this reason.
+    Refuse {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// Plans `action` against the Deployment and the ReplicaSets it owns.
+pub fn plan(
+    action: &RemediationAction,
+    deployment: &Deployment,
+    replica_sets: &[ReplicaSet],
+    actor: &Actor,
+    now: Timestamp,
+) -> Plan {
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    if deployment
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONSENT_ANNOTATION))
+        .is_some_and(|v| v == "disabled")
+    {
+        return Plan::Refuse {
+            reason: "RemediationDisabled",
+            message: format!(
+                "deployment {name} is annotated {CONSENT_ANNOTATION}=disabled: the operator never changes it"
+            ),
+        };
+    }
+    match (&action.rollback, &action.restart, &action.scale) {
+        (Some(rollback), _, _) => plan_rollback(rollback, deployment, replica_sets, actor),
+        (_, Some(restart), _) => plan_restart(restart, deployment, actor, now),
+        (_, _, Some(scale)) => plan_scale(scale, deployment, actor),
+        _ => Plan::Refuse {
+            reason: "InvalidAction",
+            message: "the action names none of rollback, restart or scale".into(),
+        },
+    }
+}
+
+fn plan_rollback(
+    rollback: &RollbackAction,
+    deployment: &Deployment,
+    replica_sets: &[ReplicaSet],
+    actor: &Actor,
+) -> Plan {
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    let to_revision = rollback.to_revision.unwrap_or(0);
+    if to_revision < 0 {
+        return not_found(to_revision);
+    }
+    let uid = deployment.metadata.uid.as_deref();
+    // Only ReplicaSets this Deployment controls are its history.
+    let history: Vec<(i64, &ReplicaSet)> = replica_sets
+        .iter()
+        .filter(|rs| {
+            rs.metadata.owner_references.as_ref().is_some_and(|refs| {
+                refs.iter()
+                    .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+            })
+        })
+        .filter_map(|rs| revision_of(rs).map(|r| (r, rs)))
+        .collect();
+
+    let target = if to_revision > 0 {
+        match history.iter().find(|(r, _)| *r == to_revision) {
+            Some(found) => *found,
+            None => return not_found(to_revision),
+        }
+    } else {
+        // The second-newest revision, as kubectl picks it; its search starts from -1, so a
+        // negative revision never counts.
+        let mut sorted: Vec<_> = history.iter().filter(|(r, _)| *r >= 0).copied().collect();
+        sorted.sort_by_key(|(r, _)| std::cmp::Reverse(*r));
+        match sorted.get(1) {
+            Some(previous) => *previous,
+            None => {
+                return Plan::Refuse {
+                    reason: "NoHistory",
+                    message: format!("no rollout history found for deployment {name:?}"),
+                };
+            }
+        }
+    };
+    if deployment.spec.paused == Some(true) {
+        return Plan::Refuse {
+            reason: "Paused",
+            message: format!(
+                "deployment {name} is paused: resume it first (kubectl rollout resume deployment/{name}) and request a new action"
+            ),
+        };
+    }
+    let (target_revision, target_rs) = target;
+    let mut template = target_rs.spec.template.clone().unwrap_or_default();
+    let current = &deployment.spec.template;
+    if equal_ignoring_hash(&template, current) {
+        return Plan::Skip {
+            reason: "AlreadyAtRevision",
+            message: format!("current template already matches revision {target_revision}"),
+        };
+    }
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove(POD_TEMPLATE_HASH);
+    }
+
+    // The Deployment keeps its own revision bookkeeping and takes the ReplicaSet's other annotations.
+    let own = deployment.metadata.annotations.clone().unwrap_or_default();
+    let mut annotations: BTreeMap<String, String> = KEEP_ON_ROLLBACK
+        .iter()
+        .filter_map(|k| own.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect();
+    for (k, v) in target_rs.metadata.annotations.clone().unwrap_or_default() {
+        if !KEEP_ON_ROLLBACK.contains(&k.as_str()) {
+            annotations.insert(k, v);
+        }
+    }
+    annotations.insert(INCIDENT_ANNOTATION.into(), actor.incident_name.clone());
+    annotations.insert(ACTION_ANNOTATION.into(), actor.marker());
+
+    let from_revision = revision(&deployment.metadata);
+    let images_before = images(current);
+    let images_after = images(&template);
+    let summary = format!(
+        "roll back deployment/{name} from revision {} ({}) to revision {target_revision} ({})",
+        from_revision.map_or("?".to_owned(), |r: i64| r.to_string()),
+        images_before.join(", "),
+        images_after.join(", ")
+    );
+    Plan::Change(Planned {
+        change: Change::JsonPatch(vec![
+            json!({ "op": "replace", "path": "/spec/template", "value": template }),
+            json!({ "op": "replace", "path": "/metadata/annotations", "value": annotations }),
+        ]),
+        from_revision,
+        to_revision: Some(target_revision),
+        images_before,
+        images_after,
+        summary,
+    })
+}
+
+fn plan_restart(
+    restart: &RestartAction,
+    deployment: &Deployment,
+    actor: &Actor,
+    now: Timestamp,
+) -> Plan {
+    if deployment.spec.paused == Some(true) {
+        return Plan::Refuse {
+            reason: "Paused",
+            message: format!(
+                "deployment {} is paused: resume it first (kubectl rollout resume deployment/{}) and request a new action",
+                restart.deployment, restart.deployment
+            ),
+        };
+    }
+    let images = images(&deployment.spec.template);
+    let stamp =
+        jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%SZ", now).unwrap_or_else(|_| now.to_string());
+    Plan::Change(Planned {
+        change: Change::MergePatch(json!({
+            "metadata": { "annotations": markers(actor) },
+            "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT_ANNOTATION: stamp } } } },
+        })),
+        from_revision: revision(&deployment.metadata),
+        to_revision: None,
+        images_before: images.clone(),
+        images_after: images,
+        summary: format!(
+            "restart deployment/{}: replace every pod",
+            restart.deployment
+        ),
+    })
+}
+
+fn plan_scale(scale: &ScaleAction, deployment: &Deployment, actor: &Actor) -> Plan {
+    let current = deployment.spec.replicas.unwrap_or(1);
+    if current == scale.replicas {
+        return Plan::Skip {
+            reason: "AlreadyScaled",
+            message: format!(
+                "deployment {} already has {current} replicas",
+                scale.deployment
+            ),
+        };
+    }
+    let images = images(&deployment.spec.template);
+    Plan::Change(Planned {
+        change: Change::MergePatch(json!({
+            "metadata": { "annotations": markers(actor) },
+            "spec": { "replicas": scale.replicas },
+        })),
+        from_revision: revision(&deployment.metadata),
+        to_revision: None,
+        images_before: images.clone(),
+        images_after: images,
+        summary: format!(
+            "scale deployment/{} from {current} to {} replicas",
+            scale.deployment, scale.replicas
+        ),
+    })
+}
+
+fn markers(actor: &Actor) -> Value {
+    json!({ INCIDENT_ANNOTATION: actor.incident_name, ACTION_ANNOTATION: actor.marker() })
+}
+
+fn not_found(revision: i64) -> Plan {
+    Plan::Refuse {
+        reason: "RevisionNotFound",
+        message: format!("unable to find specified revision {revision} in history"),
+    }
+}
+
+fn revision_of(rs: &ReplicaSet) -> Option<i64> {
+    // Like kubectl, a ReplicaSet without the annotation is revision 0; a garbled one is skipped.
+    match revision_text(&rs.metadata) {
+        None => Some(0),
+        Some(text) => text.parse().ok(),
+    }
+}
+
+/// Container images of a pod template, in order.
+pub fn images(template: &PodTemplateSpec) -> Vec<String> {
+    template
+        .spec
+        .as_ref()
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| c.image.clone().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Templates equal once the controller's pod-template-hash label is ignored (kubectl's test).
+pub fn equal_ignoring_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+    let strip = |t: &PodTemplateSpec| {
+        let mut t = t.clone();
+        if let Some(meta) = t.metadata.as_mut() {
+            if let Some(labels) = meta.labels.as_mut() {
+                labels.remove(POD_TEMPLATE_HASH);
+            }
+            // An emptied label map and no map mean the same template.
+            if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
+                meta.labels = None;
+            }
+        }
+        serde_json::to_value(t).unwrap_or(Value::Null)
+    };
+    strip(a) == strip(b)
+}

@@ -1,0 +1,429 @@
+//! One action's state machine (core layer): Pending → Running (plan recorded) → Verifying (change
+//! landed) → Succeeded / Failed, or Skipped. The incident controller stores each new status before
+//! it performs the change the step asks for, so a restart can always tell where the action stood.
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::{
+    api::apps::v1::{Deployment, ReplicaSet},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
+
+use super::{
+    plan::{Actor, Change, Plan, plan},
+    rollout::{Progress, progress},
+};
+use crate::{
+    api::{
+        ActionKind, ActionPhase, ActionStatus, EntryType, Incident, RemediationAction,
+        metadata::ACTION_ANNOTATION,
+    },
+    core::{text::to_second, timeline::Entry},
+};
+
+/// The action to advance next: the first one under way, else the first requested one not yet seen.
+/// Actions run one at a time, in the order they were requested.
+pub fn next_action(
+    incident: &Incident,
+) -> Option<(Option<&RemediationAction>, Option<&ActionStatus>)> {
+    let statuses = incident
+        .status
+        .as_ref()
+        .map(|s| s.actions.as_slice())
+        .unwrap_or_default();
+    let spec_of = |name: &str| incident.spec.actions.iter().find(|a| a.name == name);
+    if let Some(active) = statuses.iter().find(|a| !a.phase.is_terminal()) {
+        return Some((spec_of(&active.name), Some(active)));
+    }
+    incident
+        .spec
+        .actions
+        .iter()
+        .find(|a| !statuses.iter().any(|s| s.name == a.name))
+        .map(|a| (Some(a), None))
+}
+
+/// Default time to wait for a rollout before giving up.
+pub const DEFAULT_TIMEOUT_SECONDS: i64 = 600;
+
+/// What the cluster looks like for this action.
+#[derive(Clone, Copy, Debug)]
+pub struct DeploymentState<'a> {
+    /// The target Deployment, or None when it does not exist.
+    pub deployment: Option<&'a Deployment>,
+    /// ReplicaSets in the namespace (the planner keeps those the Deployment controls).
+    pub replica_sets: &'a [ReplicaSet],
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub status: ActionStatus,
+    pub entries: Vec<Entry>,
+    /// Apply this change once `status` is stored.
+    pub change: Option<Change>,
+    /// Look again by then (the verification timeout) if still waiting.
+    pub wake_at: Option<Timestamp>,
+}
+
+/// Advances one action; None when it is in neither spec nor status. `spec` is None when the action was removed from spec after it started: a
+/// started action is still finished, never abandoned half-way.
+pub fn step(
+    spec: Option<&RemediationAction>,
+    current: Option<&ActionStatus>,
+    state: DeploymentState<'_>,
+    actor: &Actor,
+    requested_by: Option<String>,
+    now: Timestamp,
+) -> Option<Step> {
+    let now = to_second(now);
+    let mut entries = Vec::new();
+    let mut status = match current {
+        Some(existing) => existing.clone(),
+        None => {
+            // Neither requested nor started: nothing to step.
+            let spec = spec?;
+            entries.push(Entry::new(
+                EntryType::ActionRequested,
+                requested(spec),
+                requested_by,
+                false,
+            ));
+            ActionStatus::pending(&spec.name, spec.kind(), spec.deployment())
+        }
+    };
+    let missing = not_found(&status);
+    let mut change = None;
+    let mut wake_at = None;
+    let timeout = SignedDuration::from_secs(
+        spec.and_then(|s| s.timeout_seconds)
+            .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+    );
+
+    match status.phase {
+        ActionPhase::Pending => match (spec, state.deployment) {
+            (_, None) => fail(
+                &mut status,
+                &mut entries,
+                now,
+                "DeploymentNotFound",
+                missing,
+            ),
+            (None, Some(_)) => fail(
+                &mut status,
+                &mut entries,
+                now,
+                "Withdrawn",
+                "the action was removed before it started".into(),
+            ),
+            (Some(spec), Some(deployment)) => {
+                match plan(spec, deployment, state.replica_sets, actor, now) {
+                    Plan::Refuse { reason, message } => {
+                        fail(&mut status, &mut entries, now, reason, message)
+                    }
+                    Plan::Skip { reason, message } => finish(
+                        &mut status,
+                        &mut entries,
+                        now,
+                        ActionPhase::Skipped,
+                        reason,
+                        message,
+                    ),
+                    Plan::Change(planned) if spec.dry_run => {
+                        status.from_revision = planned.from_revision;
+                        status.to_revision = planned.to_revision;
+                        status.images_before = planned.images_before;
+                        status.images_after = planned.images_after;
+                        finish(
+                            &mut status,
+                            &mut entries,
+                            now,
+                            ActionPhase::Skipped,
+                            "DryRun",
+                            format!("dry run: would {}", planned.summary),
+                        );
+                    }
+                    Plan::Change(planned) => {
+                        status.phase = ActionPhase::Running;
+                        status.reason = Some("Applying".into());
+                        status.message = Some(planned.summary.clone());
+                        status.from_revision = planned.from_revision;
+                        status.to_revision = planned.to_revision;
+                        status.images_before = planned.images_before;
+                        status.images_after = planned.images_after;
+                        status.started_at = Some(Time(now));
+                        status.planned_generation = deployment.metadata.generation;
+                        entries.push(Entry::new(
+                            EntryType::ActionStarted,
+                            format!("Started: {}", planned.summary),
+                            None,
+                            false,
+                        ));
+                        change = Some(planned.change);
+                    }
+                }
+            }
+        },
+        ActionPhase::Running => match state.deployment {
+            None => fail(
+                &mut status,
+                &mut entries,
+                now,
+                "DeploymentNotFound",
+                missing,
+            ),
+            Some(deployment) if carries_marker(deployment, actor) => {
+                // The change landed (perhaps before a restart): never apply it again.
+                status.phase = ActionPhase::Verifying;
+                status.reason = Some("RollingOut".into());
+                status.applied_generation = deployment.metadata.generation;
+                status.applied_at = Some(Time(now));
+                entries.push(Entry::new(
+                    EntryType::ActionApplied,
+                    applied(&status),
+                    None,
+                    false,
+                ));
+                follow_rollout(
+                    &mut status,
+                    &mut entries,
+                    deployment,
+                    now,
+                    timeout,
+                    &mut wake_at,
+                );
+            }
+            Some(deployment) if deployment.metadata.generation == status.planned_generation => {
+                // Not landed and nobody else changed the spec: apply the same plan again.
+                match spec.map(|s| plan(s, deployment, state.replica_sets, actor, now)) {
+                    Some(Plan::Change(planned)) => change = Some(planned.change),
+                    Some(Plan::Refuse { reason, message }) => {
+                        fail(&mut status, &mut entries, now, reason, message)
+                    }
+                    Some(Plan::Skip { reason, message }) => finish(
+                        &mut status,
+                        &mut entries,
+                        now,
+                        ActionPhase::Skipped,
+                        reason,
+                        message,
+                    ),
+                    None => fail(
+                        &mut status,
+                        &mut entries,
+                        now,
+                        "Withdrawn",
+                        "the action was removed before its change was applied".into(),
+                    ),
+                }
+            }
+            Some(deployment) => {
+                let message = format!(
+                    "deployment {} changed after the plan was made (generation {} → {}): a deploy landed in between and was not overwritten; request a new action to act on the new state",
+                    status.deployment,
+                    status.planned_generation.unwrap_or(0),
+                    deployment.metadata.generation.unwrap_or(0)
+                );
+                fail(&mut status, &mut entries, now, "ConcurrentChange", message);
+            }
+        },
+        ActionPhase::Verifying => match state.deployment {
+            None => fail(
+                &mut status,
+                &mut entries,
+                now,
+                "DeploymentNotFound",
+                missing,
+            ),
+            Some(deployment) => follow_rollout(
+                &mut status,
+                &mut entries,
+                deployment,
+                now,
+                timeout,
+                &mut wake_at,
+            ),
+        },
+        ActionPhase::Succeeded | ActionPhase::Failed | ActionPhase::Skipped => {}
+    }
+    Some(Step {
+        status,
+        entries,
+        change,
+        wake_at,
+    })
+}
+
+fn follow_rollout(
+    status: &mut ActionStatus,
+    entries: &mut Vec<Entry>,
+    deployment: &Deployment,
+    now: Timestamp,
+    timeout: SignedDuration,
+    wake_at: &mut Option<Timestamp>,
+) {
+    let applied = status.applied_generation.unwrap_or(0);
+    let started = status.started_at.as_ref().map_or(now, |t| t.0);
+    match progress(deployment, applied) {
+        Progress::Complete { available, desired } => {
+            let took = now.duration_since(started).as_secs().max(0);
+            finish(
+                status,
+                entries,
+                now,
+                ActionPhase::Succeeded,
+                "RolloutComplete",
+                format!("rollout complete: {available}/{desired} available after {took}s"),
+            );
+        }
+        Progress::Failed { reason, message } => {
+            fail(
+                status,
+                entries,
+                now,
+                rollout_failure_reason(&reason),
+                format!("the rollout failed: {message}"),
+            );
+        }
+        Progress::InProgress { message } => {
+            let since = status.applied_at.as_ref().map_or(now, |t| t.0);
+            let deadline = since.checked_add(timeout).unwrap_or(Timestamp::MAX);
+            if now >= deadline {
+                fail(
+                    status,
+                    entries,
+                    now,
+                    "Timeout",
+                    format!(
+                        "the rollout did not complete within {}s: {message}",
+                        timeout.as_secs()
+                    ),
+                );
+            } else {
+                status.message = Some(message);
+                *wake_at = Some(deadline);
+            }
+        }
+    }
+}
+
+/// The action's failure reason for a rollout's: kept when it is one people know, else generic.
+fn rollout_failure_reason(reason: &str) -> &'static str {
+    match reason {
+        "ProgressDeadlineExceeded" => "ProgressDeadlineExceeded",
+        _ => "RolloutFailed",
+    }
+}
+
+fn carries_marker(deployment: &Deployment, actor: &Actor) -> bool {
+    deployment
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ACTION_ANNOTATION))
+        .is_some_and(|m| *m == actor.marker())
+}
+
+fn finish(
+    status: &mut ActionStatus,
+    entries: &mut Vec<Entry>,
+    now: Timestamp,
+    phase: ActionPhase,
+    reason: &str,
+    message: String,
+) {
+    status.phase = phase;
+    status.reason = Some(reason.to_owned());
+    status.message = Some(message.clone());
+    status.finished_at = Some(Time(now));
+    let (type_, text) = match phase {
+        ActionPhase::Succeeded => (EntryType::ActionSucceeded, message),
+        _ => (
+            EntryType::ActionSkipped,
+            format!("Skipped {}: {message}", status.name),
+        ),
+    };
+    entries.push(Entry::new(type_, text, None, false));
+}
+
+fn fail(
+    status: &mut ActionStatus,
+    entries: &mut Vec<Entry>,
+    now: Timestamp,
+    reason: &str,
+    message: String,
+) {
+    status.phase = ActionPhase::Failed;
+    status.reason = Some(reason.to_owned());
+    status.message = Some(message.clone());
+    status.finished_at = Some(Time(now));
+    entries.push(Entry::new(
+        EntryType::ActionFailed,
+        format!(
+            "{} {} failed ({reason}): {message}",
+            status.kind, status.name
+        ),
+        None,
+        true,
+    ));
+}
+
+/// The "fix deployed" line, in the past tense.
+fn applied(status: &ActionStatus) -> String {
+    let revision = |r: Option<i64>| r.map_or("?".to_owned(), |r| r.to_string());
+    match status.kind {
+        ActionKind::Rollback => format!(
+            "Rolled back deployment/{} from revision {} ({}) to revision {} ({})",
+            status.deployment,
+            revision(status.from_revision),
+            status.images_before.join(", "),
+            revision(status.to_revision),
+            status.images_after.join(", ")
+        ),
+        ActionKind::Restart => format!(
+            "Restarted deployment/{}: replacing every pod",
+            status.deployment
+        ),
+        ActionKind::Scale => format!(
+            "Scaled deployment/{}: {}",
+            status.deployment,
+            status.message.clone().unwrap_or_default()
+        ),
+    }
+}
+
+fn not_found(status: &ActionStatus) -> String {
+    format!(
+        "deployment {} not found in the incident's namespace",
+        status.deployment
+    )
+}
+
+fn requested(spec: &RemediationAction) -> String {
+    let what = match (&spec.rollback, &spec.scale) {
+        (Some(r), _) => match r.to_revision.filter(|r| *r > 0) {
+            Some(revision) => format!(
+                "Rollback of deployment/{} to revision {revision}",
+                r.deployment
+            ),
+            None => format!(
+                "Rollback of deployment/{} to the previous revision",
+                r.deployment
+            ),
+        },
+        (_, Some(s)) => format!(
+            "Scale of deployment/{} to {} replicas",
+            s.deployment, s.replicas
+        ),
+        _ => format!("Restart of deployment/{}", spec.deployment()),
+    };
+    let dry = if spec.dry_run { " (dry run)" } else { "" };
+    format!("{what} requested{dry} as action {}", spec.name)
+}
+
+/// Metric label of an action kind.
+pub fn kind_label(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::Rollback => "rollback",
+        ActionKind::Restart => "restart",
+        ActionKind::Scale => "scale",
+    }
+}

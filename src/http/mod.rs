@@ -1,0 +1,77 @@
+//! Requests in (http layer): the operator's HTTP endpoints, liveness, readiness and Prometheus
+//! metrics; every replica serves them, leader or not.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Error, Result, metrics::Metrics};
+
+/// What the endpoints report on; shared with the rest of the operator.
+#[derive(Default)]
+pub struct Health {
+    ready: AtomicBool,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Health {
+    /// Marks the operator ready to serve (the API server has answered).
+    pub fn set_ready(&self) {
+        // Gauge first: whoever sees /readyz answer 200 also sees the metric at 1.
+        self.metrics.apiserver_ready.set(1);
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+pub fn router(health: Arc<Health>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(health)
+}
+
+async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    if health.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the Kubernetes API server",
+        )
+    }
+}
+
+async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)],
+        health.metrics.render(),
+    )
+}
+
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    axum::serve(listener, router(health))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(Error::Serve)
+}
