@@ -11,7 +11,7 @@ use crate::{
     api::{ActionPhase, ActionStatus, Incident, IncidentStatus, Phase},
     cluster::{events, incidents},
     core::{
-        lifecycle::{self, Observation, Related, RunbookProblem, Update, update::phase_label},
+        lifecycle::{self, Observation, Related, RunbookProblem, Update, phase_label},
         remediation::step::kind_label,
         timeline::Entry,
     },

@@ -10,9 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use proptest::prelude::*;
 
-use super::update::{
-    LifecycleConfig, Observation, Related, RunbookProblem, Update, allowed, update,
-};
+use super::{LifecycleConfig, Observation, Related, RunbookProblem, Update, allowed, update};
 use crate::api::{
     Acknowledgment, ActionItem, EntryType, Incident, IncidentSpec, IncidentStatus, MAX_NOTES,
     MAX_TIMELINE, Note, Phase, Postmortem, Resolution, RunbookRef, Severity, TimelineEntry,
