@@ -3,27 +3,27 @@
 //! to publish, the metrics to record and when to look again. The incident controller fetches,
 //! calls, writes.
 //!
-//! One update runs in this order, each part in its own file: [`record`] what happened (detection,
+//! One [`update`] runs in this order, each part in its own file: `record` what happened (detection,
 //! changes, acknowledgment, notes, remediation, resolution, closing, missing objects, an unusable
-//! runbook), then the [`clocks`], then the phase and [`conditions`]. The [`draft`] carries the
-//! status being computed between them.
+//! runbook), then the `clocks`, then the phase and [`conditions`]. The `draft` carries the status
+//! being computed between them.
 
 mod clocks;
 pub mod conditions;
 pub mod config;
 mod draft;
 mod record;
+mod update;
 pub mod wakes;
 
 pub use conditions::{allowed, phase_label};
 pub use config::LifecycleConfig;
+pub use update::update;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use self::{conditions::Seen, draft::Draft};
 use crate::{
-    api::{Incident, IncidentStatus, Severity, Sla},
+    api::{IncidentStatus, Severity},
     core::timeline::{Entry, Notice},
 };
 
@@ -70,56 +70,6 @@ pub struct Update {
     pub observations: Vec<Observation>,
     /// When to look again (the nearest deadline), if any.
     pub wake_at: Option<Timestamp>,
-}
-
-/// Computes the incident's next status and what to do about it.
-pub fn update(
-    incident: &Incident,
-    related: &Related,
-    now: Timestamp,
-    config: &LifecycleConfig,
-) -> Update {
-    let mut d = Draft::new(incident, now);
-    let detected_at = record::detect(&mut d, incident);
-    record::changes(&mut d, incident);
-    record::acknowledge(&mut d, incident, detected_at);
-    record::notes(&mut d, incident);
-    record::actions(&mut d, related);
-    record::resolution(&mut d, incident, detected_at, config);
-    record::close(&mut d, incident);
-    let missing = record::missing(&mut d, related);
-    record::runbook_problem(&mut d, related);
-    let clocks = clocks::run(&mut d, incident, detected_at, config);
-
-    let generation = incident.metadata.generation.unwrap_or(0);
-    let mut status = d.status;
-    status.phase = Some(conditions::phase(&status, &clocks));
-    let seen = Seen {
-        related,
-        missing: &missing,
-        last_update: d.last_update.unwrap_or(detected_at),
-        now: d.now,
-        generation,
-    };
-    status.conditions = conditions::conditions(incident, &status, &clocks, seen);
-    status.sla = Some(Sla {
-        respond_by: Time(clocks.respond_by),
-        breached: clocks.breached,
-        postmortem_due_by: clocks
-            .postmortem_due_by
-            .filter(|_| !clocks.closed)
-            .map(Time),
-    });
-    status.metrics = Some(d.metrics);
-    status.last_update_time = d.last_update.map(Time);
-    status.observed_generation = Some(generation);
-    status.recorded = Some(d.recorded);
-    Update {
-        status,
-        notices: d.notices,
-        observations: d.observations,
-        wake_at: clocks.wake_at,
-    }
 }
 
 #[cfg(test)]
