@@ -2,13 +2,19 @@
 //! labels, annotations and field managers on objects ([`metadata`]) and durations ([`duration`]). The CRD YAML in `crds/` is generated from these
 //! types (`incident-operator crds`); a test fails when it is stale.
 
+pub mod action;
 pub mod duration;
 pub mod incident;
+pub mod incident_status;
 pub mod metadata;
 pub mod runbook;
+pub mod severity;
 
+pub use action::*;
 pub use incident::*;
+pub use incident_status::*;
 pub use runbook::*;
+pub use severity::*;
 
 use kube::CustomResourceExt;
 

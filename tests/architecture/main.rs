@@ -16,30 +16,6 @@ pub const OVERSIZED: &[(&str, &str)] = &[
         "benches/detection.rs",
         "split along its parts (latency, memory, burst) next",
     ),
-    (
-        "src/api/incident.rs",
-        "split the status types from the spec types next",
-    ),
-    (
-        "src/core/lifecycle/tests.rs",
-        "split along the lifecycle's parts next",
-    ),
-    (
-        "src/core/postmortem/mod.rs",
-        "split along the draft's sections next",
-    ),
-    (
-        "src/core/remediation/tests.rs",
-        "split along plan, rollout and step next",
-    ),
-    (
-        "src/core/runbooks/engine.rs",
-        "split the step kinds out of the engine next",
-    ),
-    (
-        "src/plugin/render.rs",
-        "split the queue from the incident page next",
-    ),
     ("tests/e2e/chart.rs", "split along its scenarios next"),
     ("tests/e2e/detection.rs", "split along its scenarios next"),
     ("tests/e2e/lifecycle.rs", "split along its scenarios next"),

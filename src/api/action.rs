@@ -1,0 +1,190 @@
+//! Remediation requests and their outcome (api layer): what `spec.actions` may ask for (rollback,
+//! restart, scale) and what `status.actions` reports of each.
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One remediation request: exactly one of `rollback`, `restart` or `scale`.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.rollback) ? 1 : 0) + (has(self.restart) ? 1 : 0) + (has(self.scale) ? 1 : 0) == 1").message("an action needs exactly one of rollback, restart or scale"))]
+pub struct RemediationAction {
+    /// Unique within the incident; names the action in status and on the Deployment.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Compute and show the plan; change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// Give up verifying after this long (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub timeout_seconds: Option<i64>,
+    /// `kubectl rollout undo`: back to the previous revision, or to `toRevision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackAction>,
+    /// `kubectl rollout restart`: replace every pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartAction>,
+    /// Set the replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<ScaleAction>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackAction {
+    /// A Deployment in the incident's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub deployment: String,
+    /// Revision to return to; 0 or absent means the previous one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub to_revision: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct RestartAction {
+    /// A Deployment in the incident's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub deployment: String,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct ScaleAction {
+    /// A Deployment in the incident's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub deployment: String,
+    #[schemars(range(min = 0, max = 10000))]
+    pub replicas: i32,
+}
+
+impl RemediationAction {
+    /// The Deployment the action targets.
+    pub fn deployment(&self) -> &str {
+        match (&self.rollback, &self.restart, &self.scale) {
+            (Some(r), _, _) => &r.deployment,
+            (_, Some(r), _) => &r.deployment,
+            (_, _, Some(s)) => &s.deployment,
+            _ => "",
+        }
+    }
+
+    pub fn kind(&self) -> ActionKind {
+        match (&self.rollback, &self.restart) {
+            (Some(_), _) => ActionKind::Rollback,
+            (_, Some(_)) => ActionKind::Restart,
+            _ => ActionKind::Scale,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    Rollback,
+    Restart,
+    Scale,
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionPhase {
+    /// Requested, not yet planned.
+    Pending,
+    /// Planned and recorded; the change is being applied.
+    Running,
+    /// Applied; following the rollout.
+    Verifying,
+    Succeeded,
+    Failed,
+    /// Nothing to do (already at the target) or a dry run.
+    Skipped,
+}
+
+impl ActionPhase {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ActionPhase::Succeeded | ActionPhase::Failed | ActionPhase::Skipped
+        )
+    }
+}
+
+impl ActionStatus {
+    /// A requested action not yet planned.
+    pub fn pending(name: &str, kind: ActionKind, deployment: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind,
+            deployment: deployment.to_owned(),
+            phase: ActionPhase::Pending,
+            reason: None,
+            message: None,
+            from_revision: None,
+            to_revision: None,
+            images_before: Vec::new(),
+            images_after: Vec::new(),
+            started_at: None,
+            finished_at: None,
+            planned_generation: None,
+            applied_generation: None,
+            applied_at: None,
+        }
+    }
+}
+
+/// What happened to one action.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionStatus {
+    pub name: String,
+    pub kind: ActionKind,
+    pub deployment: String,
+    pub phase: ActionPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images_before: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images_after: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// The Deployment's generation the plan was made against; a different one means someone
+    /// else changed the Deployment in between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_generation: Option<i64>,
+    /// The Deployment's generation after the change; the rollout to verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_generation: Option<i64>,
+    /// When the change reached the Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<Time>,
+}

@@ -1,0 +1,322 @@
+//! The Incident's status (api layer): written only by the operator — phase, timeline, clocks,
+//! response metrics, evidence, the runbook run and what the timeline has recorded of the spec.
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{ActionStatus, Severity};
+
+/// Where an incident stands. Mitigating and Monitoring are set by remediation.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Detected,
+    Acknowledged,
+    Mitigating,
+    Monitoring,
+    Resolved,
+    Closed,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Written only by the controller.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// What happened when, oldest first; bounded (see MAX_TIMELINE).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<Sla>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<ResponseMetrics>,
+    /// Time of the last update from responders (detection, acknowledgment, notes, changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Remediation actions, by name, in the order they were requested.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionStatus>,
+    /// What the detector saw (bounded), for detected incidents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// The runbook this incident follows, as it was when chosen, and each step's progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<RunbookRun>,
+    /// What the timeline has already recorded of the spec, so each change is recorded exactly once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Recorded>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    pub time: Time,
+    #[serde(rename = "type")]
+    pub type_: EntryType,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// How many identical consecutive entries this one stands for (absent means 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i32>,
+    /// Time of the last of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_time: Option<Time>,
+}
+
+/// Kinds of timeline entry, after the runbooks' timeline (detection to review).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryType {
+    Detected,
+    Acknowledged,
+    SeverityChanged,
+    CommanderChanged,
+    Note,
+    RootCauseIdentified,
+    /// Not acknowledged within the severity's response time.
+    Escalated,
+    /// A P0/P1 incident went too long without an update.
+    UpdateDue,
+    Resolved,
+    Reopened,
+    /// Resolution started the post-mortem clock.
+    PostmortemDue,
+    PostmortemOverdue,
+    Closed,
+    /// A referenced object does not exist.
+    AffectedNotFound,
+    /// A remediation action was requested.
+    ActionRequested,
+    /// A remediation action's plan was recorded and is being applied.
+    ActionStarted,
+    /// The change reached the Deployment (fix deployed).
+    ActionApplied,
+    /// The rollout completed (service recovered).
+    ActionSucceeded,
+    ActionFailed,
+    ActionSkipped,
+    /// A runbook was chosen for the incident.
+    RunbookSelected,
+    /// A runbook step waits for a person (approval or checkpoint).
+    StepWaiting,
+    /// A runbook step requested its action.
+    StepStarted,
+    StepSucceeded,
+    StepFailed,
+    /// A runbook step's `when` did not hold, or the incident was resolved before it.
+    StepSkipped,
+    /// A runbook escalated (an escalate step, an approval waiting too long, a failed step).
+    RunbookEscalated,
+    RunbookCompleted,
+    /// The runbook named by `spec.runbookRef` does not exist or cannot be used.
+    RunbookUnusable,
+    /// Older entries folded together to keep the timeline bounded.
+    Summary,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Sla {
+    /// Acknowledge by then: detection plus the severity's response time.
+    pub respond_by: Time,
+    /// The response time was missed.
+    pub breached: bool,
+    /// The post-mortem is due by then (set once resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem_due_by: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseMetrics {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_acknowledge_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_resolve_seconds: Option<i64>,
+}
+
+/// What the detector collected about a problem; bounded so the object stays small.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// Troubled containers (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerEvidence>,
+    /// The workload's recent revisions, newest first (at most 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout_history: Vec<RevisionEvidence>,
+    /// "rolled out N minutes before detection", when the newest revision is that recent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_deploy: Option<String>,
+    /// The workload's recent Warning Events, newest first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventEvidence>,
+    /// The last lines the crashing container's previous instance wrote, where the API serves logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogEvidence>,
+}
+
+/// The tail of one container's log.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEvidence {
+    pub pod: String,
+    pub container: String,
+    /// True when these are the previous (crashed) instance's lines.
+    pub previous: bool,
+    /// The last lines, oldest first, at most 50 lines and 8 KiB.
+    pub text: String,
+}
+
+/// A Warning Event about the workload or one of its pods.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEvidence {
+    pub reason: String,
+    /// What it is about, e.g. `pod/web-7d4b9-x2x1q`.
+    pub object: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// How many times it was observed.
+    pub count: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerEvidence {
+    pub pod: String,
+    pub container: String,
+    /// The signal: CrashLoopBackOff, OOMKilled, ...
+    pub state: String,
+    pub restarts: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_termination_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionEvidence {
+    pub revision: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
+}
+
+/// Fingerprints of the spec values the timeline has recorded.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Recorded {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commander: Option<String>,
+    /// Fingerprints of the notes in spec that have been recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<String>,
+    /// Referenced objects last found missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+    /// Why the named runbook could not be followed, as last recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_problem: Option<String>,
+    /// The respond-by deadline whose miss was escalated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_for: Option<Time>,
+    /// The update deadline whose miss was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_due_for: Option<Time>,
+    /// The post-mortem deadline whose miss was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem_overdue_for: Option<Time>,
+}
+
+/// A runbook run: which runbook, at which generation (edits made later never change the run), its
+/// steps as they were then, and how far each got.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunbookRun {
+    pub name: String,
+    pub generation: i64,
+    /// Why this runbook (explicit reference, or the match that chose it).
+    pub reason: String,
+    pub steps: Vec<crate::api::RunbookStep>,
+    #[serde(default)]
+    pub on_failure: crate::api::OnFailure,
+    pub progress: Vec<StepProgress>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StepProgress {
+    pub name: String,
+    /// collect, rollback, restart, scale, verify, checkpoint, escalate.
+    pub kind: String,
+    pub phase: StepPhase,
+    /// Why it is in this phase (e.g. why it was skipped or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who approved it or marked it done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// What a collect step gathered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// The remediation action a rollback, restart or scale step requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepPhase {
+    Pending,
+    WaitingApproval,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepPhase {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            StepPhase::Succeeded | StepPhase::Failed | StepPhase::Skipped
+        )
+    }
+}

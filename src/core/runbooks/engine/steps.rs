@@ -1,0 +1,334 @@
+//! What each kind of step does when it runs (core layer): collect, escalate, checkpoint, the
+//! remediation steps with their approval gate, verify, and the `when` conditions.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::{Advance, RunFacts, action_for, action_name};
+use crate::{
+    api::{
+        ActionPhase, Approval, EntryType, Incident, RunbookStep, Severity, StepCondition, StepKind,
+        StepPhase, StepProgress, duration,
+    },
+    core::{
+        text::{counted, humanize},
+        timeline::Entry,
+    },
+};
+
+/// What a step's turn came to.
+pub(super) enum Outcome {
+    /// The step holds the run; look again at this time, if any.
+    Wait(Option<Timestamp>),
+    Done(String, Option<String>),
+    Failed(String),
+}
+
+/// A collect step: keeps what the shell gathered as the step's evidence.
+pub(super) fn collect(progress: &mut StepProgress, facts: &RunFacts, stamp: &Time) -> Outcome {
+    let evidence = facts.collected.clone().unwrap_or_default();
+    let summary = format!(
+        "{}, {}, {}{}",
+        counted(evidence.containers.len(), "container"),
+        counted(evidence.rollout_history.len(), "revision"),
+        counted(evidence.events.len(), "event"),
+        if evidence.logs.is_some() {
+            ", the crashed container's log"
+        } else {
+            ""
+        }
+    );
+    progress.evidence = Some(evidence);
+    progress.started_at.get_or_insert(stamp.clone());
+    Outcome::Done(format!("collected {summary}"), None)
+}
+
+/// An escalate step: one escalation entry, done at once.
+pub(super) fn escalate(
+    step: &RunbookStep,
+    progress: &mut StepProgress,
+    runbook: &str,
+    stamp: &Time,
+) -> (Outcome, Entry) {
+    let escalate = step.escalate.clone().unwrap_or_else(unreachable_escalate);
+    let to = escalate
+        .to
+        .as_deref()
+        .map(|t| format!(" to {t}"))
+        .unwrap_or_default();
+    let entry = Entry::new(
+        EntryType::RunbookEscalated,
+        format!("Escalated{to} by runbook {runbook}: {}", escalate.message),
+        None,
+        true,
+    );
+    progress.started_at.get_or_insert(stamp.clone());
+    (Outcome::Done(format!("escalated{to}"), None), entry)
+}
+
+/// A checkpoint: done once a person marks it in `spec.approvals`; until then it waits, announced
+/// once.
+pub(super) fn checkpoint(
+    step: &RunbookStep,
+    progress: &mut StepProgress,
+    incident: &Incident,
+    stamp: &Time,
+) -> (Outcome, Option<Entry>) {
+    let mut entry = None;
+    let outcome = match incident.spec.approvals.iter().find(|a| a.step == step.name) {
+        Some(done) => Outcome::Done(format!("marked done by {}", done.by), Some(done.by.clone())),
+        None => {
+            if progress.phase == StepPhase::Pending {
+                progress.phase = StepPhase::WaitingApproval;
+                progress.started_at = Some(stamp.clone());
+                let prompt = step
+                    .checkpoint
+                    .as_ref()
+                    .map(|c| c.prompt.clone())
+                    .unwrap_or_default();
+                progress.reason = Some(prompt.clone());
+                entry = Some(Entry::new(
+                    EntryType::StepWaiting,
+                    format!(
+                        "Checkpoint {}: {prompt} (mark it done with {{step: {}, by: NAME}} in spec.approvals)",
+                        step.name, step.name
+                    ),
+                    None,
+                    false,
+                ));
+            }
+            Outcome::Wait(None)
+        }
+    };
+    (outcome, entry)
+}
+
+/// A rollback, restart or scale step: wait for approval unless automatic, then request the action
+/// and follow it to its end.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn remediate(
+    out: &mut Advance,
+    index: usize,
+    step: &RunbookStep,
+    kind: StepKind,
+    incident: &Incident,
+    facts: &RunFacts,
+    severity: Severity,
+    stamp: &Time,
+) -> Outcome {
+    let progress = &mut out.run.progress[index];
+    let Some(deployment) = &facts.deployment else {
+        return Outcome::Failed("the incident names no Deployment to act on".into());
+    };
+    let name = action_name(step);
+    if progress.phase == StepPhase::Running {
+        let status = incident
+            .status
+            .as_ref()
+            .and_then(|s| s.actions.iter().find(|a| a.name == name));
+        return match status.map(|a| (a.phase, a.message.clone())) {
+            Some((ActionPhase::Succeeded, _)) => {
+                Outcome::Done(format!("action {name} succeeded"), progress.actor.clone())
+            }
+            Some((ActionPhase::Skipped, message)) => Outcome::Done(
+                format!(
+                    "action {name} had nothing to do ({})",
+                    message.unwrap_or_default()
+                ),
+                progress.actor.clone(),
+            ),
+            Some((ActionPhase::Failed, message)) => Outcome::Failed(format!(
+                "action {name} failed: {}",
+                message.unwrap_or_default()
+            )),
+            Some(_) => Outcome::Wait(None),
+            None => {
+                // Asked for but not in the spec yet (a write lost in a crash): ask again.
+                if !incident.spec.actions.iter().any(|a| a.name == name) {
+                    out.request = action_for(step, &deployment.name);
+                }
+                Outcome::Wait(None)
+            }
+        };
+    }
+    let automatic =
+        step.approval == Some(Approval::Automatic) || step.automatic_for.contains(&severity);
+    let approval = incident.spec.approvals.iter().find(|a| a.step == step.name);
+    let actor = match (automatic, approval) {
+        (_, Some(approval)) => approval.by.clone(),
+        (true, None) => format!("runbook {}", out.run.name),
+        (false, None) => {
+            if progress.phase == StepPhase::Pending {
+                progress.phase = StepPhase::WaitingApproval;
+                progress.started_at = Some(stamp.clone());
+                progress.reason = Some("waiting for approval".into());
+                out.entries.push(Entry::new(
+                    EntryType::StepWaiting,
+                    format!(
+                        "Step {} ({} of deployment/{}) waits for approval: add {{step: {}, by: NAME}} to spec.approvals",
+                        step.name,
+                        kind.as_str(),
+                        deployment.name,
+                        step.name
+                    ),
+                    None,
+                    false,
+                ));
+            }
+            let since = progress.started_at.as_ref().map_or(stamp.0, |t| t.0);
+            let deadline = since
+                .checked_add(
+                    SignedDuration::try_from(facts.response_time).unwrap_or(SignedDuration::MAX),
+                )
+                .unwrap_or(Timestamp::MAX);
+            let escalated = progress.reason.as_deref() == Some(ESCALATED);
+            if stamp.0 >= deadline && !escalated {
+                progress.reason = Some(ESCALATED.into());
+                out.entries.push(Entry::new(
+                    EntryType::RunbookEscalated,
+                    format!(
+                        "Step {} has waited for approval longer than the {severity} response time ({}): escalating",
+                        step.name,
+                        humanize(facts.response_time)
+                    ),
+                    None,
+                    true,
+                ));
+                return Outcome::Wait(None);
+            }
+            return Outcome::Wait((!escalated).then_some(deadline));
+        }
+    };
+    let Some(action) = action_for(step, &deployment.name) else {
+        return Outcome::Failed("the step's action cannot be built".into());
+    };
+    progress.phase = StepPhase::Running;
+    progress.started_at.get_or_insert(stamp.clone());
+    progress.action = Some(action.name.clone());
+    progress.actor = Some(actor.clone());
+    progress.reason = None;
+    let how = if approval.is_some() {
+        format!("approved by {actor}")
+    } else {
+        format!("automatic at {severity}")
+    };
+    out.entries.push(Entry::new(
+        EntryType::StepStarted,
+        format!(
+            "Step {} ({}): {how}; requested action {} on deployment/{}",
+            step.name,
+            kind.as_str(),
+            action.name,
+            deployment.name
+        ),
+        Some(actor),
+        false,
+    ));
+    out.request = Some(action);
+    Outcome::Wait(None)
+}
+
+const ESCALATED: &str = "waiting for approval; escalated past the response time";
+
+/// A verify step: the Deployment available and, if asked, the signals clear for long enough,
+/// within its timeout.
+pub(super) fn verify(
+    step: &RunbookStep,
+    progress: &mut StepProgress,
+    incident: &Incident,
+    facts: &RunFacts,
+    stamp: &Time,
+) -> Outcome {
+    let Some(spec) = &step.verify else {
+        return Outcome::Failed("not a verify step".into());
+    };
+    let Some(deployment) = &facts.deployment else {
+        return Outcome::Failed("the incident names no Deployment to verify".into());
+    };
+    let now = stamp.0;
+    if progress.phase == StepPhase::Pending {
+        progress.phase = StepPhase::Running;
+        progress.started_at = Some(stamp.clone());
+    }
+    let started = progress.started_at.as_ref().map_or(now, |t| t.0);
+    let timeout = signed_duration(&spec.timeout);
+    let deadline = started.checked_add(timeout).unwrap_or(Timestamp::MAX);
+    let clear_for = spec.signals_cleared_for.as_deref().map(signed_duration);
+    // The detector's note says since when; an incident without signals (or already resolved)
+    // counts as clear since the verification started.
+    let clear_since = facts.signals_cleared_at.or_else(|| {
+        (incident.spec.signals.is_empty() || incident.spec.resolution.is_some()).then_some(started)
+    });
+    let clear_until = match clear_for {
+        None => Some(now),
+        Some(d) => clear_since.and_then(|since| since.checked_add(d).ok()),
+    };
+    if deployment.healthy && clear_until.is_some_and(|t| t <= now) {
+        let mut message = format!("deployment/{} is available", deployment.name);
+        if let Some(text) = &spec.signals_cleared_for {
+            message.push_str(&format!(" and the signals stayed clear for {text}"));
+        }
+        return Outcome::Done(message, None);
+    }
+    if now >= deadline {
+        let why = if deployment.healthy {
+            format!("the signals did not stay clear within {}", spec.timeout)
+        } else {
+            format!(
+                "deployment/{} not available within {}",
+                deployment.name, spec.timeout
+            )
+        };
+        return Outcome::Failed(why);
+    }
+    // The Deployment's own changes wake the incident; the clock matters only for the timeout and
+    // for signals becoming clear long enough.
+    let wake = clear_until
+        .filter(|t| *t > now)
+        .map_or(deadline, |t| t.min(deadline));
+    Outcome::Wait(Some(wake))
+}
+
+/// Why a step's `when` does not hold, or None when it does.
+pub(super) fn not_now(
+    when: &StepCondition,
+    incident: &Incident,
+    facts: &RunFacts,
+) -> Option<String> {
+    if let Some(signal) = &when.signal
+        && !incident.spec.signals.iter().any(|s| &s.type_ == signal)
+    {
+        return Some(format!("the incident has no {signal} signal"));
+    }
+    if let Some(within) = &when.rolled_out_within {
+        let Some(newest) = facts.deployment.as_ref().and_then(|d| d.newest_revision_at) else {
+            return Some("no rollout history: no recent deploy to suspect".into());
+        };
+        let detected = facts.detected_at.unwrap_or(newest);
+        let before = detected.duration_since(newest);
+        if before > signed_duration(within) {
+            return Some(format!(
+                "last rollout {} before detection: not suspected (rolledOutWithin {within})",
+                humanize(Duration::try_from(before).unwrap_or(Duration::ZERO))
+            ));
+        }
+    }
+    None
+}
+
+/// A duration the schema already checked; a malformed one counts as zero.
+fn signed_duration(text: &str) -> SignedDuration {
+    duration::parse(text)
+        .ok()
+        .and_then(|d| SignedDuration::try_from(d).ok())
+        .unwrap_or(SignedDuration::ZERO)
+}
+
+fn unreachable_escalate() -> crate::api::EscalateStep {
+    crate::api::EscalateStep {
+        message: "escalation".into(),
+        to: None,
+    }
+}
