@@ -211,6 +211,23 @@ mod tests {
     }
 
     #[test]
+    fn the_spec_actor_is_the_annotation_else_the_commander() {
+        let mut incident: Incident = serde_json::from_value(serde_json::json!({
+            "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
+            "metadata": { "name": "i" },
+            "spec": { "title": "t", "severity": "P2", "commander": "ana" },
+        }))
+        .expect("an Incident");
+        assert_eq!(spec_actor(&incident).as_deref(), Some("ana"));
+        incident.metadata.annotations =
+            Some([(ACTOR_ANNOTATION.to_owned(), "bo".to_owned())].into());
+        assert_eq!(spec_actor(&incident).as_deref(), Some("bo"));
+        incident.metadata.annotations = None;
+        incident.spec.commander = None;
+        assert_eq!(spec_actor(&incident), None);
+    }
+
+    #[test]
     fn time_never_goes_backwards() {
         let mut timeline = Vec::new();
         record(&mut timeline, at(10), EntryType::Detected, "opened", None);

@@ -368,4 +368,51 @@ mod tests {
             Some(("web-c".into(), "app".into()))
         );
     }
+
+    #[test]
+    fn a_collect_step_keeps_the_events_about_the_deployment_and_the_parts_it_asked_for() {
+        let event = |kind: &str, name: &str| -> Event {
+            serde_json::from_value(json!({
+                "metadata": { "name": format!("{name}.1"), "namespace": "shop" },
+                "eventTime": null, "reason": "BackOff",
+                "regarding": { "kind": kind, "name": name },
+            }))
+            .expect("an Event")
+        };
+        let events = [
+            event("Pod", "web-1-a"),
+            event("ReplicaSet", "web-1"),
+            event("Deployment", "web"),
+            event("Deployment", "api"),
+            event("Pod", "api-1-b"),
+        ];
+        let pods: Vec<Pod> = vec![
+            serde_json::from_value(json!({ "metadata": { "name": "web-1-a" } })).expect("a Pod"),
+        ];
+        let replica_sets = [rs(1, "web:1", "2026-11-22T10:00:00Z")];
+        let about = about_deployment(&events, "web", &replica_sets, &pods);
+        let names: Vec<_> = about
+            .iter()
+            .filter_map(|e| e.regarding.as_ref()?.name.clone())
+            .collect();
+        assert_eq!(names, ["web-1-a", "web-1", "web"]);
+
+        let full = evidence(
+            &[],
+            &replica_sets,
+            &about,
+            "2026-11-22T10:30:00Z".parse().expect("time"),
+        );
+        assert_eq!(full.rollout_history.len(), 1);
+        assert!(full.recent_deploy.is_some());
+        let what: CollectStep =
+            serde_json::from_value(json!({ "podStates": true, "rolloutHistory": false }))
+                .expect("a collect step");
+        let kept = collected(&what, full.clone());
+        assert!(kept.rollout_history.is_empty() && kept.recent_deploy.is_none());
+        assert_eq!(
+            kept.events, full.events,
+            "events are kept unless asked away by the shell"
+        );
+    }
 }

@@ -93,3 +93,94 @@ pub fn event_workload(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn owned(kind: &str, name: &str) -> Value {
+        json!([{ "apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": true }])
+    }
+
+    fn meta(name: &str, owners: Value) -> ObjectMeta {
+        serde_json::from_value(
+            json!({ "name": name, "namespace": "shop", "ownerReferences": owners }),
+        )
+        .expect("metadata")
+    }
+
+    fn pod(name: &str, owners: Value) -> Pod {
+        Pod {
+            metadata: meta(name, owners),
+            ..Pod::default()
+        }
+    }
+
+    fn event(kind: &str, name: &str) -> Event {
+        serde_json::from_value(json!({
+            "metadata": { "name": "e", "namespace": "shop" },
+            "eventTime": null,
+            "regarding": { "kind": kind, "name": name, "namespace": "shop" },
+        }))
+        .expect("an Event")
+    }
+
+    fn deployment(name: &str) -> Workload {
+        Workload {
+            namespace: "shop".into(),
+            kind: "Deployment".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn pods_belong_to_the_deployment_behind_their_replica_set_or_to_their_set() {
+        let replica_sets = [
+            meta("web-7d4b9", owned("Deployment", "web")),
+            meta("orphan-1", json!([])),
+        ];
+        let owners = owners(replica_sets.iter());
+        assert_eq!(owners.len(), 1);
+        let web = pod("web-7d4b9-x", owned("ReplicaSet", "web-7d4b9"));
+        assert_eq!(workload_of(&web, &owners), Some(deployment("web")));
+        let db = pod("db-0", owned("StatefulSet", "db"));
+        assert_eq!(
+            workload_of(&db, &owners).map(|w| (w.kind, w.name)),
+            Some(("StatefulSet".into(), "db".into()))
+        );
+        assert_eq!(
+            workload_of(&pod("lost", owned("ReplicaSet", "orphan-1")), &owners),
+            None
+        );
+        assert_eq!(
+            workload_of(&pod("job-x", owned("Job", "batch")), &owners),
+            None
+        );
+        assert_eq!(workload_of(&pod("bare", json!([])), &owners), None);
+    }
+
+    #[test]
+    fn events_are_attributed_to_the_workload_they_concern() {
+        let owners = owners([meta("web-7d4b9", owned("Deployment", "web"))].iter());
+        let pods = |_: &str, name: &str| (name == "web-7d4b9-x").then(|| deployment("web"));
+        assert_eq!(
+            event_workload(&event("Pod", "web-7d4b9-x"), pods, &owners),
+            Some((deployment("web"), Some("web-7d4b9-x".into())))
+        );
+        assert_eq!(
+            event_workload(&event("Pod", "unknown"), pods, &owners),
+            None
+        );
+        assert_eq!(
+            event_workload(&event("ReplicaSet", "web-7d4b9"), pods, &owners),
+            Some((deployment("web"), None))
+        );
+        assert_eq!(
+            event_workload(&event("Deployment", "api"), pods, &owners),
+            Some((deployment("api"), None))
+        );
+        assert_eq!(event_workload(&event("Node", "n1"), pods, &owners), None);
+    }
+}

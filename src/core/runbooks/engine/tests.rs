@@ -241,3 +241,34 @@ fn a_resolved_incident_gets_no_new_action_and_checkpoints_wait_for_people() {
     assert_eq!(after.run.progress[1].phase, StepPhase::Skipped);
     assert!(after.request.is_none());
 }
+
+#[test]
+fn a_runbooks_severity_is_set_only_when_it_differs_and_said_in_the_entry() {
+    let mut book = runbook(rollback_steps(), "Escalate");
+    let same = start(&book, "matched", Severity::P2);
+    assert_eq!(same.severity, None, "no severity in the runbook");
+    book.spec.severity = Some(Severity::P1);
+    let raised = start(&book, "matched", Severity::P2);
+    assert_eq!(raised.severity, Some(Severity::P1));
+    assert!(
+        raised
+            .entry
+            .message
+            .ends_with("; severity set from P2 to P1 by the runbook"),
+        "{}",
+        raised.entry.message
+    );
+    assert_eq!(start(&book, "matched", Severity::P1).severity, None);
+}
+
+#[test]
+fn the_requested_actions_are_the_runs_whole_set_in_step_order() {
+    let mut run = start(&runbook(rollback_steps(), "Escalate"), "matched", Severity::P2).run;
+    assert!(requested_actions(&run, "web").is_empty());
+    run.progress[1].action = Some(action_name(&run.steps[1]));
+    let actions = requested_actions(&run, "web");
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].name, "runbook-roll-back");
+    assert_eq!(actions[0].deployment(), "web");
+    assert_eq!(actions[0].kind(), ActionKind::Rollback);
+}
