@@ -1,5 +1,5 @@
-//! Library errors (support). `anyhow` stays at the binary edge; everything here is typed so callers can map
-//! failures to exit codes and metric labels.
+//! Library errors (support). `anyhow` stays at the binary edge; everything here is typed so callers
+//! can map failures to exit codes and metric labels.
 
 use std::{io, net::SocketAddr};
 

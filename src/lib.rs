@@ -1,4 +1,5 @@
-//! incident-operator: incident response as Kubernetes resources and control loops.
+//! incident-operator (wiring: the library root): incident response as Kubernetes resources and
+//! control loops.
 //!
 //! The folder tree is the architecture (see `docs/architecture.md`): [`api`] is the contract,
 //! [`core`] the pure decisions, [`cluster`] the Kubernetes I/O, [`controllers`] the watch loops,

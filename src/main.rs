@@ -1,4 +1,4 @@
-//! The `incident-operator` binary: parses flags and hands over to the library.
+//! The `incident-operator` binary (wiring): parses flags and hands over to the library.
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the operator, encoded in the OpenMetrics text format that Prometheus scrapes.
+//! Prometheus metrics of the operator (support), encoded in the OpenMetrics text format that
+//! Prometheus scrapes.
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},

@@ -1,4 +1,5 @@
-//! Logging through `tracing`: human-readable by default, JSON lines on request, filtered by RUST_LOG.
+//! Logging through `tracing` (support): human-readable by default, JSON lines on request, filtered
+//! by RUST_LOG.
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 

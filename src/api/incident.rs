@@ -1,5 +1,5 @@
-//! The Incident resource: one problem, from detection to post-mortem. People (kubectl, GitOps, the
-//! plugin) and the detector write `spec`; only the controller writes `status`.
+//! The Incident resource (api layer): one problem, from detection to post-mortem. People (kubectl,
+//! GitOps, the plugin) and the detector write `spec`; only the controller writes `status`.
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
-//! The object contract (api layer): every `incident.dev/*` label and annotation the operator reads or
-//! writes, the Kubernetes annotations it shares with kubectl and the Deployment controller, every
-//! field manager it writes as (one per concern), and the helpers that read them. One home, so a name
-//! is spelt once.
+//! The object contract (api layer): every `incident.dev/*` label and annotation the operator reads
+//! or writes, the Kubernetes annotations it shares with kubectl and the Deployment controller,
+//! every field manager it writes as (one per concern), and the helpers that read them. One home, so
+//! a name is spelt once.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use serde_json::json;

@@ -1,6 +1,7 @@
 //! The contract with the cluster (api layer): the custom resources of `incident.dev/v1alpha1`, the
-//! labels, annotations and field managers on objects ([`metadata`]) and durations ([`duration`]). The CRD YAML in `crds/` is generated from these
-//! types (`incident-operator crds`); a test fails when it is stale.
+//! labels, annotations and field managers on objects ([`metadata`]) and durations ([`duration`]).
+//! The CRD YAML in `crds/` is generated from these types (`incident-operator crds`); a test fails
+//! when it is stale.
 
 pub mod action;
 pub mod duration;

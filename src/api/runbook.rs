@@ -1,6 +1,7 @@
-//! The Runbook resource: a response procedure kept in Git. The operator matches it to incidents and
-//! runs its steps in order: collect evidence, remediate (behind an approval gate), verify, wait for
-//! people at checkpoints, escalate. Its status is kstatus-compatible (Ready / Stalled).
+//! The Runbook resource (api layer): a response procedure kept in Git. The operator matches it to
+//! incidents and runs its steps in order: collect evidence, remediate (behind an approval gate),
+//! verify, wait for people at checkpoints, escalate. Its status is kstatus-compatible (Ready /
+//! Stalled).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};

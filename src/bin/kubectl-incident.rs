@@ -1,5 +1,5 @@
-//! `kubectl incident`: the pager queue and the responder's commands on Incidents. Put the binary on
-//! PATH and kubectl finds it. See docs/plugin.md.
+//! `kubectl incident` (plugin layer, the binary): the pager queue and the responder's commands on
+//! Incidents. Put the binary on PATH and kubectl finds it. See docs/plugin.md.
 
 use std::{
     io::{IsTerminal, Write},

@@ -1,5 +1,5 @@
-//! Publishing events.k8s.io/v1 Events (cluster layer). Names are derived from the transition they report,
-//! so a retry after a crash names the same Event and the API server refuses the copy: each
+//! Publishing events.k8s.io/v1 Events (cluster layer). Names are derived from the transition they
+//! report, so a retry after a crash names the same Event and the API server refuses the copy: each
 //! transition is published at most once, and before the status that records it, never lost.
 
 use jiff::Timestamp;

@@ -1,6 +1,7 @@
-//! The configuration file (`--config`, YAML): every setting the flags have, plus what flags cannot
-//! say well (per-signal switches and `for`, namespace selectors, Warning Event reasons, severities).
-//! Unknown keys and bad values are refused with the path of each mistake, all at once.
+//! The configuration file (config layer; `--config`, YAML): every setting the flags have, plus what
+//! flags cannot say well (per-signal switches and `for`, namespace selectors, Warning Event
+//! reasons, severities). Unknown keys and bad values are refused with the path of each mistake, all
+//! at once.
 
 use std::{
     collections::{BTreeMap, BTreeSet},

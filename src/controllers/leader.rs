@@ -1,17 +1,18 @@
-//! Leader election through a `coordination.k8s.io/v1` Lease, so that of several replicas only one
-//! runs the loops that act (detector, incident controller, runbook controller).
+//! Leader election (controllers layer) through a `coordination.k8s.io/v1` Lease, so that of several
+//! replicas only one runs the loops that act (detector, incident controller, runbook controller).
 //!
 //! The decision is pure ([`claim`] in `core::leader`: the Lease as read, our identity, now and the
-//! configuration → acquire, renew or stand by, with the spec to write); this shell ([`Elector`], controllers layer): read the Lease,
-//! write the decided spec with the resourceVersion it was read at (a conflict means someone else
-//! wrote first: re-read, never assume), repeat every `retry_period`.
+//! configuration → acquire, renew or stand by, with the spec to write); this shell ([`Elector`],
+//! controllers layer): read the Lease, write the decided spec with the resourceVersion it was read
+//! at (a conflict means someone else wrote first: re-read, never assume), repeat every
+//! `retry_period`.
 //!
 //! Expiry is judged from the Lease's own clock values (`renewTime`, else `acquireTime`, plus
-//! `leaseDurationSeconds`) against our wall clock, so replicas need roughly synchronised clocks (NTP,
-//! as Kubernetes itself assumes). The only local time difference used is the leader's monotonic
-//! "time since my last successful renewal", checked against `renew_deadline`: past it the leader
-//! gives up (the process exits non-zero and is restarted as a follower) well before the Lease can
-//! expire for anyone else, because `renew_deadline < lease_duration`.
+//! `leaseDurationSeconds`) against our wall clock, so replicas need roughly synchronised clocks
+//! (NTP, as Kubernetes itself assumes). The only local time difference used is the leader's
+//! monotonic "time since my last successful renewal", checked against `renew_deadline`: past it the
+//! leader gives up (the process exits non-zero and is restarted as a follower) well before the
+//! Lease can expire for anyone else, because `renew_deadline < lease_duration`.
 //!
 //! Kept small on purpose: `kube-lease-manager` 0.13 is compatible with kube 5 but runs its own
 //! background manager with server-side-apply conflict semantics and pulls `rand`; this module keeps

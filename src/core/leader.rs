@@ -3,8 +3,8 @@
 //! write. The elector (controllers layer) reads and writes the Lease around it.
 //!
 //! Expiry is judged from the Lease's own clock values (`renewTime`, else `acquireTime`, plus
-//! `leaseDurationSeconds`) against our wall clock, so replicas need roughly synchronised clocks (NTP,
-//! as Kubernetes itself assumes).
+//! `leaseDurationSeconds`) against our wall clock, so replicas need roughly synchronised clocks
+//! (NTP, as Kubernetes itself assumes).
 
 use std::time::Duration;
 

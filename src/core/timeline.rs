@@ -1,7 +1,8 @@
 //! The bounded timeline (core layer, shared vocabulary): entries are appended in time order,
-//! identical consecutive entries coalesce (count + lastTime), and past `MAX_TIMELINE` the oldest fold
-//! into one summary entry at the top. Also the two things a transition produces besides the entry:
-//! an [`Entry`] handed between domains and the [`Notice`] (a Kubernetes Event) that announces it.
+//! identical consecutive entries coalesce (count + lastTime), and past `MAX_TIMELINE` the oldest
+//! fold into one summary entry at the top. Also the two things a transition produces besides the
+//! entry: an [`Entry`] handed between domains and the [`Notice`] (a Kubernetes Event) that
+//! announces it.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
-//! What the plugin takes from the kubeconfig besides the connection: the actor (the current
-//! context's user) and the default namespace, as kubectl resolves them.
+//! What the plugin (plugin layer) takes from the kubeconfig besides the connection: the actor (the
+//! current context's user) and the default namespace, as kubectl resolves them.
 
 use kube::config::Kubeconfig;
 

@@ -1,4 +1,5 @@
-//! The `kubectl incident` plugin (plugin layer): the pager's view of Incidents and the responder's commands.
+//! The `kubectl incident` plugin (plugin layer): the pager's view of Incidents and the responder's
+//! commands.
 //!
 //! Rendering ([`render`]) and patch building ([`patch`]) are pure and unit-tested; [`ops`] does the
 //! API calls; the binary (`src/bin/kubectl-incident.rs`) parses flags and prints.

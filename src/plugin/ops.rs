@@ -1,5 +1,5 @@
-//! The plugin's API calls: read Incidents, write the spec fields each command owns, and follow a
-//! rollback to its end.
+//! The plugin's API calls (plugin layer): read Incidents, write the spec fields each command owns,
+//! and follow a rollback to its end.
 
 use std::{path::PathBuf, time::Duration};
 

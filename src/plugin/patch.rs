@@ -1,6 +1,7 @@
-//! JSON merge patches the commands send. Each touches only the fields its command owns, plus the
-//! `incident.dev/actor` annotation; list edits (notes, approvals, actions) carry the
-//! resourceVersion they were read at, so a concurrent writer's change is never overwritten.
+//! JSON merge patches the plugin's commands send (plugin layer). Each touches only the fields its
+//! command owns, plus the `incident.dev/actor` annotation; list edits (notes, approvals, actions)
+//! carry the resourceVersion they were read at, so a concurrent writer's change is never
+//! overwritten.
 
 use serde_json::{Value, json};
 

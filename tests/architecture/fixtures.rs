@@ -1,4 +1,5 @@
-//! Small in-memory trees proving each rule fires where it should and stays quiet where it should not.
+//! Small in-memory trees proving each rule fires where it should and stays quiet where it should
+//! not.
 
 use crate::rules::{self, Layer, Violation};
 use crate::scan::{self, Kind};

@@ -1,7 +1,8 @@
 //! The folder tree is the architecture: maps every file of `src/` to a layer by its path and checks
 //! every crate-internal import (and the external paths `core` may not name) against the layering
-//! rules. Run with `cargo test --test architecture`; no cluster, no network. `ARCHITECTURE_ROOT=DIR`
-//! checks another checkout with the same rules (e.g. an older commit in a `git worktree`).
+//! rules. Run with `cargo test --test architecture`; no cluster, no network.
+//! `ARCHITECTURE_ROOT=DIR` checks another checkout with the same rules (e.g. an older commit in a
+//! `git worktree`).
 
 mod fixtures;
 mod rules;

@@ -1,5 +1,6 @@
-//! Classifying health signals (core layer): what is wrong with a Pod, a Deployment or a Node, read from
-//! the status the kubelet and the controllers report. Grouping and incident upserts build on these.
+//! Classifying health signals (core layer): what is wrong with a Pod, a Deployment or a Node, read
+//! from the status the kubelet and the controllers report. Grouping and incident upserts build on
+//! these.
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{

@@ -1,5 +1,6 @@
-//! Grouping signals into problems (core layer): every signal of a workload's pods and of the workload
-//! itself is one problem, so 50 crashing pods of one Deployment make one incident that lists them.
+//! Grouping signals into problems (core layer): every signal of a workload's pods and of the
+//! workload itself is one problem, so 50 crashing pods of one Deployment make one incident that
+//! lists them.
 
 use std::collections::{BTreeMap, BTreeSet};
 

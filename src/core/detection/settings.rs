@@ -1,6 +1,6 @@
 //! What the detector is configured with (core layer): which signals are on, how long each must last
-//! (`for`), which namespaces are in scope, which Warning Events count, and the severity each kind of
-//! problem gets. Built by `config` from the configuration file and flags.
+//! (`for`), which namespaces are in scope, which Warning Events count, and the severity each kind
+//! of problem gets. Built by `config` from the configuration file and flags.
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -1,5 +1,5 @@
-//! Which workload a pod or a Warning Event belongs to (core layer), from the ReplicaSet → Deployment
-//! owners the detector reads off ReplicaSet metadata.
+//! Which workload a pod or a Warning Event belongs to (core layer), from the ReplicaSet →
+//! Deployment owners the detector reads off ReplicaSet metadata.
 
 use std::collections::HashMap;
 

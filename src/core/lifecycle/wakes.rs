@@ -1,5 +1,6 @@
 //! Which changes elsewhere wake an incident's reconcile (core layer): a Deployment's rollout
-//! progress, a Runbook that appears or changes. The incident controller maps watch events with them.
+//! progress, a Runbook that appears or changes. The incident controller maps watch events with
+//! them.
 
 use kube::ResourceExt;
 

@@ -1,4 +1,5 @@
-//! Unit tests of the post-mortem draft: section order, each section's content, and the text helpers.
+//! Unit tests of the post-mortem draft (core layer, tests): section order, each section's content,
+//! and the text helpers.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 

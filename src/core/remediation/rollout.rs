@@ -1,4 +1,5 @@
-//! Following a rollout (core layer): is the Deployment's change complete, failed, or still under way?
+//! Following a rollout (core layer): is the Deployment's change complete, failed, or still under
+//! way?
 
 use k8s_openapi::api::apps::v1::Deployment;
 

@@ -1,6 +1,6 @@
-//! Chooses the runbook an incident follows (core layer): an explicit `spec.runbookRef` wins; otherwise
-//! the matching runbook with the most specific criteria, ties broken by name. Runbooks that are not
-//! usable (see `validate`) are never chosen.
+//! Chooses the runbook an incident follows (core layer): an explicit `spec.runbookRef` wins;
+//! otherwise the matching runbook with the most specific criteria, ties broken by name. Runbooks
+//! that are not usable (see `validate`) are never chosen.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
-//! Pure rendering for the plugin (plugin layer): the pager queue, time left to respond, and the incident page
-//! `show` prints. Every function takes `now`, so output is a function of its inputs.
+//! Pure rendering for the plugin (plugin layer): the pager queue, time left to respond, and the
+//! incident page `show` prints. Every function takes `now`, so output is a function of its inputs.
 //!
 //! The `queue` file orders and tabulates incidents (and owns the shared table layout and
 //! truncation); the `incident` file renders one incident's page.

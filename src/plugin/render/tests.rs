@@ -1,4 +1,5 @@
-//! Unit tests of the plugin's rendering: the queue's order and columns, time left, the `show` page.
+//! Unit tests of the plugin's rendering (plugin layer, tests): the queue's order and columns, time
+//! left, the `show` page.
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;

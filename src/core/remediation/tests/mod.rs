@@ -3,12 +3,13 @@
 //! one file per subject: planning (`plan`), following the rollout (`rollout`) and each action's
 //! state machine (`step`).
 //!
-//! Rollback planning is checked against `kubectl rollout undo` (k8s.io/kubectl/pkg/polymorphichelpers
-//! `DeploymentRollbacker` and k8s.io/kubectl/pkg/util/deployment), including a property test that
-//! compares the planner with a literal transcription of kubectl's history search. The state machine
-//! is driven the way the incident controller drives it: each status is stored (a JSON round trip) before the
-//! change it asks for is applied to the Deployment, and a change is applied as the API server would
-//! apply it (a JSON or merge patch that bumps `metadata.generation` when the spec changes).
+//! Rollback planning is checked against `kubectl rollout undo`
+//! (k8s.io/kubectl/pkg/polymorphichelpers `DeploymentRollbacker` and
+//! k8s.io/kubectl/pkg/util/deployment), including a property test that compares the planner with a
+//! literal transcription of kubectl's history search. The state machine is driven the way the
+//! incident controller drives it: each status is stored (a JSON round trip) before the change it
+//! asks for is applied to the Deployment, and a change is applied as the API server would apply it
+//! (a JSON or merge patch that bumps `metadata.generation` when the spec changes).
 
 mod kubectl;
 mod restart_scale;
