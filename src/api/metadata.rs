@@ -6,6 +6,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use serde_json::json;
 
+/// API group of every resource the operator defines.
+pub const GROUP: &str = "incident.dev";
 /// `apiVersion` of every resource the operator defines.
 pub const API_VERSION: &str = "incident.dev/v1alpha1";
 
@@ -126,7 +128,17 @@ pub fn severity_set_by_others(managed: Option<&[ManagedFieldsEntry]>, manager: &
 
 #[cfg(test)]
 mod tests {
+    use kube::Resource;
+
     use super::*;
+    use crate::api::{Incident, Runbook};
+
+    #[test]
+    fn the_api_version_is_the_resources_own() {
+        assert_eq!(Incident::api_version(&()), API_VERSION);
+        assert_eq!(Runbook::api_version(&()), API_VERSION);
+        assert_eq!(Incident::group(&()), GROUP);
+    }
 
     #[test]
     fn a_severity_set_by_someone_else_is_kept_and_only_its_owners_are_cached() {

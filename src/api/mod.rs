@@ -19,9 +19,6 @@ pub use severity::*;
 
 use kube::CustomResourceExt;
 
-/// API group of every resource the operator defines.
-pub const GROUP: &str = "incident.dev";
-
 /// Each CRD as (file name in `crds/`, YAML), in a stable order.
 pub fn crd_files() -> Result<Vec<(String, String)>, serde_yaml_ng::Error> {
     [Incident::crd(), Runbook::crd()]

@@ -53,8 +53,7 @@ pub async fn follow(
     let deployment = affected_deployment(client, incident).await?;
     let mut run = incident.status.as_ref().and_then(|s| s.runbook.clone());
     if run.is_none() {
-        // A resolved incident starts no runbook.
-        if incident.spec.resolution.is_some() {
+        if !select::starts_a_run(incident) {
             return Ok(followed);
         }
         let runbooks: Vec<Runbook> = Api::<Runbook>::namespaced(client.clone(), &namespace)

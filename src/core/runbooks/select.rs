@@ -30,6 +30,12 @@ pub enum Selection<'a> {
     None,
 }
 
+/// Whether an incident without a run may start one: a resolved incident starts none (a runbook
+/// that appears after the fact must not act on it).
+pub fn starts_a_run(incident: &Incident) -> bool {
+    incident.spec.resolution.is_none()
+}
+
 /// Picks the runbook for `incident` among `runbooks` (its namespace's), given the labels of its
 /// affected workload when known.
 pub fn choose<'a>(
@@ -170,6 +176,18 @@ mod tests {
             Selection::Chosen { runbook, .. } => runbook.name_any(),
             other => panic!("nothing chosen: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_resolved_incident_starts_no_run() {
+        let mut open = incident("CrashLoopBackOff", "P2", None);
+        assert!(starts_a_run(&open));
+        open.spec.resolution = Some(crate::api::Resolution {
+            root_cause: None,
+            summary: "fixed".into(),
+            by: "ana".into(),
+        });
+        assert!(!starts_a_run(&open));
     }
 
     #[test]
