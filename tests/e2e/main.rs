@@ -2,11 +2,18 @@
 //! Every test gets its own namespace; nothing here talks to a mock.
 
 mod chart;
+mod chart_operator;
 mod detection;
+mod detection_config;
 mod detection_restart;
+mod detection_scale;
+mod detection_updates;
 mod harness;
 mod leader;
 mod lifecycle;
+mod lifecycle_clocks;
+mod lifecycle_limits;
+mod lifecycle_postmortem;
 mod nodes;
 mod parity;
 mod plugin;
