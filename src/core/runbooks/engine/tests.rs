@@ -263,7 +263,12 @@ fn a_runbooks_severity_is_set_only_when_it_differs_and_said_in_the_entry() {
 
 #[test]
 fn the_requested_actions_are_the_runs_whole_set_in_step_order() {
-    let mut run = start(&runbook(rollback_steps(), "Escalate"), "matched", Severity::P2).run;
+    let mut run = start(
+        &runbook(rollback_steps(), "Escalate"),
+        "matched",
+        Severity::P2,
+    )
+    .run;
     assert!(requested_actions(&run, "web").is_empty());
     run.progress[1].action = Some(action_name(&run.steps[1]));
     let actions = requested_actions(&run, "web");
