@@ -8,7 +8,7 @@
 //! Latency: TRIALS (100) healthy 1-replica Deployments; per trial one Deployment's running pod is
 //! labelled `incident.dev/fault=crashloop` (kwok then reports CrashLoopBackOff). One client holding
 //! two watches (Pods, detected Incidents) notes when the first pod status that
-//! `detection::classify::pod_signals` calls a signal arrives, and when the Incident for that
+//! `core::detection::classify::pod_signals` calls a signal arrives, and when the Incident for that
 //! Deployment arrives; the difference is the detection latency. The broken pod is then deleted and
 //! its healthy replacement awaited, so every trial starts from a quiet namespace. A trial during
 //! which one of the watches had to list again is not counted; spare Deployments replace it.
