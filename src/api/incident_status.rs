@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ActionStatus, Severity};
+use super::{ActionStatus, NotificationEvent, Severity};
 
 /// Where an incident stands. Mitigating and Monitoring are set by remediation.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,6 +58,54 @@ pub struct IncidentStatus {
     /// What the timeline has already recorded of the spec, so each change is recorded exactly once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded: Option<Recorded>,
+    /// Messages for the incident's channels: each is written here before it is sent, so a crash
+    /// resends it under the same key and none is lost; bounded (see MAX_NOTIFICATIONS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
+    pub notifications: Vec<Notification>,
+}
+
+/// Most messages kept in `status.notifications`; the oldest delivered or failed ones go first.
+pub const MAX_NOTIFICATIONS: usize = 100;
+
+/// One message for one channel, from the outbox.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// Stable for (incident, transition, channel): the idempotency key receivers see (the
+    /// `webhook-id`), so a resend is recognisably the same message.
+    pub key: String,
+    /// The Channel, as namespace/name.
+    pub channel: String,
+    pub event: NotificationEvent,
+    /// When the transition happened.
+    pub time: Time,
+    /// The timeline's words for it.
+    pub summary: String,
+    /// Who did it, when a person did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    #[serde(default)]
+    pub attempts: i32,
+    /// When to try again, while pending after a failed attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Time>,
+    /// Why the last attempt failed, without the destination's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Not delivered yet (or a retry is due).
+    Pending,
+    Sent,
+    /// Given up: refused by the receiver, or undeliverable for a day.
+    Failed,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]

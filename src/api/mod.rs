@@ -4,6 +4,7 @@
 //! when it is stale.
 
 pub mod action;
+pub mod channel;
 pub mod duration;
 pub mod incident;
 pub mod incident_status;
@@ -12,6 +13,7 @@ pub mod runbook;
 pub mod severity;
 
 pub use action::*;
+pub use channel::*;
 pub use incident::*;
 pub use incident_status::*;
 pub use runbook::*;

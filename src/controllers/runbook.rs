@@ -116,7 +116,7 @@ async fn reconcile(runbook: Arc<Runbook>, ctx: Arc<Context>) -> Result<Action> {
         }
         // Published before the status that records the flip: a crash in between publishes the
         // same Event (same name) again, which the API server refuses, instead of losing it.
-        let flip = readiness_flip(runbook.status.as_ref(), &desired);
+        let flip = readiness_flip(runbook.status.as_ref(), &desired, Timestamp::now());
         if let Some(notice) = &flip {
             let event = Notice {
                 key: fingerprint(&[

@@ -6,6 +6,7 @@
 pub mod detection;
 pub mod leader;
 pub mod lifecycle;
+pub mod notify;
 pub mod postmortem;
 pub mod remediation;
 pub mod runbooks;

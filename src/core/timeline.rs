@@ -44,14 +44,19 @@ impl Entry {
     }
 }
 
-/// A Kubernetes Event to publish. `key` is stable for the same transition, so a retry after a
-/// crash names the same Event and it is created at most once.
+/// A Kubernetes Event to publish, and the news a channel may carry. `key` is stable for the same
+/// transition, so a retry after a crash names the same Event (created at most once) and the same
+/// message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
     pub key: String,
     pub warning: bool,
     pub reason: &'static str,
     pub message: String,
+    /// Who did it, when a person did.
+    pub actor: Option<String>,
+    /// When it happened (as the timeline records it).
+    pub time: Timestamp,
 }
 
 /// Longest message kept in an entry; notes and summaries are cut to it.

@@ -76,12 +76,12 @@ impl Draft {
         notice_key: String,
         warning: bool,
     ) {
-        record(
+        let time = record(
             &mut self.status.timeline,
             self.now,
             type_,
             message.clone(),
-            who,
+            who.clone(),
         );
         // The position in the incident's whole history makes a repeated transition (found,
         // missing again) a new Event, while a retry of the same update names the same one.
@@ -91,6 +91,8 @@ impl Draft {
             warning,
             reason: reason(type_),
             message,
+            actor: who,
+            time,
         });
     }
 

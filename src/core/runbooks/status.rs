@@ -21,7 +21,11 @@ pub const VALID: &str = "Valid";
 
 /// The Event to publish when `desired` changes whether the runbook is Ready (also on the first
 /// status): `Ready` (Normal) or `NotReady` (Warning) with the condition's message.
-pub fn readiness_flip(current: Option<&RunbookStatus>, desired: &RunbookStatus) -> Option<Notice> {
+pub fn readiness_flip(
+    current: Option<&RunbookStatus>,
+    desired: &RunbookStatus,
+    now: Timestamp,
+) -> Option<Notice> {
     let ready = find(desired, READY)?;
     let was = current.and_then(|s| find(s, READY));
     if was.is_some_and(|w| w.status == ready.status) {
@@ -37,6 +41,8 @@ pub fn readiness_flip(current: Option<&RunbookStatus>, desired: &RunbookStatus) 
             ready.message.clone()
         },
         warning: !up,
+        actor: None,
+        time: now,
     })
 }
 
@@ -342,13 +348,13 @@ mod tests {
     #[test]
     fn a_ready_flip_is_one_event_and_an_unchanged_verdict_none() {
         let first = desired_status(&invalid(), 1, &[], None, t(0));
-        let flip = readiness_flip(None, &first).expect("the first verdict is an Event");
+        let flip = readiness_flip(None, &first, t(0)).expect("the first verdict is an Event");
         assert_eq!((flip.reason, flip.warning), ("NotReady", true));
         assert!(flip.message.contains("Near"), "{}", flip.message);
         let again = desired_status(&invalid(), 1, &[], Some(&first), t(60));
-        assert_eq!(readiness_flip(Some(&first), &again), None);
+        assert_eq!(readiness_flip(Some(&first), &again, t(60)), None);
         let fixed = desired_status(&valid(), 2, &[], Some(&again), t(120));
-        let flip = readiness_flip(Some(&again), &fixed).expect("fixed");
+        let flip = readiness_flip(Some(&again), &fixed, t(120)).expect("fixed");
         assert_eq!((flip.reason, flip.warning), ("Ready", false));
     }
 }

@@ -1,0 +1,195 @@
+//! The Channel resource (api layer): where an incident's news goes — a destination kept in Git, the
+//! incidents and events it hears, and its messages. The operator delivers each message at least once
+//! with a stable idempotency key (the outbox lives in the Incident's status); the destination's
+//! address and keys come from Secrets the Channel names, never from its spec.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::severity::Severity;
+
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "incident.dev",
+    version = "v1alpha1",
+    kind = "Channel",
+    namespaced,
+    shortname = "chan",
+    category = "incidents",
+    status = "ChannelStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Delivering","type":"string","jsonPath":".status.conditions[?(@.type==\"Delivering\")].status"}"#,
+    printcolumn = r#"{"name":"Sent","type":"integer","jsonPath":".status.sent"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.webhook)").message("a channel needs a destination: webhook"))]
+pub struct ChannelSpec {
+    /// What the channel is for, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2000))]
+    pub description: Option<String>,
+
+    /// A JSON POST of each incident event to any receiver (ticket systems, chat bridges), signed
+    /// per Standard Webhooks when a signing key is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookDestination>,
+
+    /// Which incidents and events the channel hears.
+    #[serde(default)]
+    pub route: Route,
+
+    /// Message templates (minijinja) by event, instead of the built-in ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 12))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['Opened', 'Acknowledged', 'UpdateDue', 'SeverityChanged', 'Escalated', 'ApprovalNeeded', 'ActionFailed', 'Resolved', 'Reopened', 'Closed'])").message("templates are keyed by event: Opened, Acknowledged, UpdateDue, SeverityChanged, Escalated, ApprovalNeeded, ActionFailed, Resolved, Reopened, Closed"))]
+    #[x_kube(validation = Rule::new("self.all(k, size(self[k]) <= 8192)").message("a template is at most 8192 characters"))]
+    pub templates: BTreeMap<String, String>,
+}
+
+/// A generic webhook: the receiver's URL and, optionally, the Standard Webhooks signing key.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDestination {
+    /// The Secret key holding the receiver's URL (http or https).
+    pub url: SecretKeyRef,
+    /// The Secret key holding the signing secret (`whsec_` + base64); without it requests are not
+    /// signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<SecretKeyRef>,
+}
+
+/// A key of a Secret in the Channel's namespace.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The key within it.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// Which incidents and events a channel hears; every criterion given must hold.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    /// The incident's severity must be one of these (empty: every severity).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub severities: Vec<Severity>,
+    /// The events to send (empty: Opened, Acknowledged, UpdateDue, SeverityChanged, Escalated,
+    /// ApprovalNeeded, ActionFailed, Resolved, Reopened).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub events: Vec<NotificationEvent>,
+    /// Labels the incident must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_selector: Option<LabelSelector>,
+    /// Serve the incidents of every namespace, not only the channel's own. Honoured only for a
+    /// Channel in the operator's own namespace (the platform team's channel).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_namespaces: bool,
+}
+
+/// What happened to an incident that a channel can hear about.
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+pub enum NotificationEvent {
+    /// The incident was opened (detected or reported).
+    Opened,
+    /// Someone acknowledged it.
+    Acknowledged,
+    /// A P0/P1 incident went too long without an update.
+    UpdateDue,
+    SeverityChanged,
+    /// Not acknowledged within the response time, or a runbook escalated.
+    Escalated,
+    /// A runbook step waits for a person (an approval or a checkpoint).
+    ApprovalNeeded,
+    /// A remediation action failed.
+    ActionFailed,
+    Resolved,
+    Reopened,
+    /// The post-mortem is complete (not sent unless listed).
+    Closed,
+}
+
+impl NotificationEvent {
+    pub const ALL: [NotificationEvent; 10] = [
+        NotificationEvent::Opened,
+        NotificationEvent::Acknowledged,
+        NotificationEvent::UpdateDue,
+        NotificationEvent::SeverityChanged,
+        NotificationEvent::Escalated,
+        NotificationEvent::ApprovalNeeded,
+        NotificationEvent::ActionFailed,
+        NotificationEvent::Resolved,
+        NotificationEvent::Reopened,
+        NotificationEvent::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationEvent::Opened => "Opened",
+            NotificationEvent::Acknowledged => "Acknowledged",
+            NotificationEvent::UpdateDue => "UpdateDue",
+            NotificationEvent::SeverityChanged => "SeverityChanged",
+            NotificationEvent::Escalated => "Escalated",
+            NotificationEvent::ApprovalNeeded => "ApprovalNeeded",
+            NotificationEvent::ActionFailed => "ActionFailed",
+            NotificationEvent::Resolved => "Resolved",
+            NotificationEvent::Reopened => "Reopened",
+            NotificationEvent::Closed => "Closed",
+        }
+    }
+}
+
+impl std::fmt::Display for NotificationEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// kstatus-compatible: `Ready` True when the channel is usable (valid templates, its Secrets
+/// present), `Stalled` True when it is not; `Delivering` False while the receiver refuses messages.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Messages delivered since the channel was created.
+    #[serde(default)]
+    pub sent: i64,
+    /// Messages given up on (refused by the receiver, or undeliverable for a day).
+    #[serde(default)]
+    pub failed: i64,
+    /// The last delivery attempt's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivery: Option<Delivery>,
+}
+
+/// One delivery attempt, as the channel reports it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub time: Time,
+    /// The incident, as namespace/name.
+    pub incident: String,
+    pub event: NotificationEvent,
+    /// Delivered, Retrying or Failed.
+    pub result: String,
+    /// What the receiver or the network said, without the destination's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
