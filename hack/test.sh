@@ -13,6 +13,9 @@ trap 'hack/cluster/down.sh' EXIT
 hack/cluster/up.sh
 
 export INCIDENT_E2E_KUBECONFIG="$root/.cluster/kubeconfig"
+# Python with the packages the e2e receivers use (standardwebhooks), made once outside the repository.
+INCIDENT_E2E_PYTHON="$(hack/python-env.sh)"
+export INCIDENT_E2E_PYTHON
 cargo test --all-targets --locked "$@"
 
 # The demo, in its quick form, so `make demo` cannot rot (its output goes to a file; shown on failure).

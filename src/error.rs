@@ -29,6 +29,10 @@ pub enum Error {
     #[error("cannot build the change: {0}")]
     Plan(String),
 
+    /// Something the operator needs from the cluster is not there (e.g. a CRD not installed).
+    #[error("{0}")]
+    Unavailable(String),
+
     /// The object changed since it was read; the next reconcile sees the new state.
     #[error("the object changed since it was read")]
     Conflict,
@@ -48,6 +52,7 @@ impl Error {
             Error::Serve(_) => "serve",
             Error::Kube(_) => "kube_api",
             Error::Plan(_) => "plan",
+            Error::Unavailable(_) => "unavailable",
             Error::Conflict => "conflict",
             Error::LeadershipLost(_) => "leadership_lost",
         }

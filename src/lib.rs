@@ -14,6 +14,7 @@ pub mod core;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod notifiers;
 pub mod operator;
 pub mod plugin;
 pub mod telemetry;

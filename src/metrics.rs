@@ -49,6 +49,20 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// The channel's type: webhook.
+    pub channel_type: String,
+    pub event: String,
+    /// sent, retry or failed.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelTypeLabels {
+    pub channel_type: String,
+}
+
 /// Response-time buckets: 1m to a day, matching the severities' clocks.
 const RESPONSE_BUCKETS: [f64; 10] = [
     60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0, 172_800.0,
@@ -56,6 +70,13 @@ const RESPONSE_BUCKETS: [f64; 10] = [
 
 fn action_histogram() -> Histogram {
     Histogram::new([1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0])
+}
+
+/// 50 ms (a quick receiver) to an hour (a receiver down for a while).
+fn delivery_histogram() -> Histogram {
+    Histogram::new([
+        0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0,
+    ])
 }
 
 fn response_histogram() -> Histogram {
@@ -85,6 +106,12 @@ pub struct Metrics {
     pub detection_passes: Counter,
     /// How long a pass took, writes included: the part of detection latency that is ours.
     pub detection_pass_duration: Histogram,
+    /// Delivery attempts, by channel type, event and result.
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    /// From the transition to its message delivered.
+    pub delivery_latency: Family<ChannelTypeLabels, Histogram, fn() -> Histogram>,
+    /// Messages waiting to be delivered, over the incidents this process knows.
+    pub notifications_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -117,6 +144,9 @@ impl Default for Metrics {
             detection_pass_duration: Histogram::new([
                 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
             ]),
+            deliveries: Family::default(),
+            delivery_latency: Family::new_with_constructor(delivery_histogram),
+            notifications_pending: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -178,6 +208,21 @@ impl Default for Metrics {
             "detection_pass_duration_seconds",
             "Time a detection pass took, API writes included",
             metrics.detection_pass_duration.clone(),
+        );
+        registry.register(
+            "notification_deliveries",
+            "Notification delivery attempts, by channel type, event and result (sent, retry, failed)",
+            metrics.deliveries.clone(),
+        );
+        registry.register(
+            "notification_delivery_seconds",
+            "Time from an incident's transition to its message delivered",
+            metrics.delivery_latency.clone(),
+        );
+        registry.register(
+            "notifications_pending",
+            "Messages waiting to be delivered",
+            metrics.notifications_pending.clone(),
         );
         Self {
             registry,

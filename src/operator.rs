@@ -11,15 +11,17 @@ use tracing::{info, warn};
 use crate::{
     Error, Result,
     config::{RunArgs, Settings, instance_name},
-    controllers::{detector, incident, leader, runbook},
+    controllers::{channel, detector, incident, leader, notifications, runbook},
     http as server,
     metrics::Metrics,
+    notifiers,
 };
 
 /// Runs until SIGTERM or SIGINT, then stops within `args.shutdown_grace`.
 pub async fn run(args: RunArgs) -> Result<()> {
     // Bad configuration stops the operator before it touches the cluster.
     let settings = args.settings()?;
+    notifiers::install_crypto_provider();
     let config = args.cluster.kube_config().await?;
     info!(cluster = %config.cluster_url, "resolved cluster");
     let client = Client::try_from(config).map_err(Error::Client)?;
@@ -153,10 +155,26 @@ async fn controllers(
         instance_name(),
         shutdown.clone(),
     ));
+    loops.spawn(channel::run(
+        client.clone(),
+        namespace.clone(),
+        settings.operator_namespace.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    loops.spawn(notifications::run(
+        client.clone(),
+        namespace.clone(),
+        settings.lifecycle.clone(),
+        settings.operator_namespace.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     loops.spawn(incident::run(
         client,
         namespace,
         settings.lifecycle,
+        settings.operator_namespace,
         metrics,
         instance_name(),
         shutdown,

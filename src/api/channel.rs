@@ -176,13 +176,13 @@ pub struct ChannelStatus {
     pub failed: i64,
     /// The last delivery attempt's outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_delivery: Option<Delivery>,
+    pub last_delivery: Option<LastDelivery>,
 }
 
 /// One delivery attempt, as the channel reports it.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Delivery {
+pub struct LastDelivery {
     pub time: Time,
     /// The incident, as namespace/name.
     pub incident: String,

@@ -58,17 +58,22 @@ pub struct IncidentStatus {
     /// What the timeline has already recorded of the spec, so each change is recorded exactly once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded: Option<Recorded>,
-    /// Messages for the incident's channels: each is written here before it is sent, so a crash
-    /// resends it under the same key and none is lost; bounded (see MAX_NOTIFICATIONS).
+    /// Messages for the incident's channels (the outbox): each is written here, in the same write
+    /// as the transition it announces, before it is sent; bounded (see MAX_NOTIFICATIONS).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
     pub notifications: Vec<Notification>,
+    /// How the delivery of each message stands, by key; written only by the notifications
+    /// controller, so a crash after sending resends under the same key and nothing is lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
+    pub deliveries: Vec<DeliveryRecord>,
 }
 
 /// Most messages kept in `status.notifications`; the oldest delivered or failed ones go first.
 pub const MAX_NOTIFICATIONS: usize = 100;
 
-/// One message for one channel, from the outbox.
+/// One message for one channel, in the outbox.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
@@ -85,10 +90,21 @@ pub struct Notification {
     /// Who did it, when a person did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+}
+
+/// How the delivery of one message stands.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    /// The message's key.
+    pub key: String,
     pub state: DeliveryState,
     /// Attempts made so far.
     #[serde(default)]
     pub attempts: i32,
+    /// When the last attempt was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Time>,
     /// When to try again, while pending after a failed attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<Time>,

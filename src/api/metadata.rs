@@ -69,6 +69,10 @@ pub const RUNBOOK_SEVERITY_MANAGER: &str = "incident-operator-runbook-severity";
 pub const RUNBOOK_STATUS_MANAGER: &str = "incident-operator-runbooks";
 /// The changes remediation makes to Deployments (rollback, restart, scale).
 pub const REMEDIATION_MANAGER: &str = "incident-operator-remediation";
+/// The notifications controller's record of each delivery (`status.deliveries`).
+pub const NOTIFICATIONS_MANAGER: &str = "incident-operator-notifications";
+/// The channel controller's status writes.
+pub const CHANNEL_STATUS_MANAGER: &str = "incident-operator-channels";
 /// The kubectl plugin's writes.
 pub const PLUGIN_MANAGER: &str = "kubectl-incident";
 

@@ -23,7 +23,7 @@ use kube::CustomResourceExt;
 
 /// Each CRD as (file name in `crds/`, YAML), in a stable order.
 pub fn crd_files() -> Result<Vec<(String, String)>, serde_yaml_ng::Error> {
-    [Incident::crd(), Runbook::crd()]
+    [Incident::crd(), Runbook::crd(), Channel::crd()]
         .into_iter()
         .map(|crd| {
             let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);

@@ -12,11 +12,12 @@ use super::{apply, apply_status, apply_status_of, merge};
 use crate::{
     Result,
     api::{
-        Evidence, Incident, IncidentStatus, RemediationAction, Severity,
+        DeliveryRecord, Evidence, Incident, IncidentStatus, RemediationAction, Severity,
         metadata::{
             ACTOR_ANNOTATION, AUTO_RESOLVE_MANAGER, CLEARED_ANNOTATION, DETECTOR_MANAGER,
-            OPERATOR_ACTOR, RUNBOOK_ACTIONS_MANAGER, RUNBOOK_SEVERITY_MANAGER, SEEN_ANNOTATION,
-            SEVERITY_OVERRIDE_ANNOTATION, STATUS_MANAGER,
+            NOTIFICATIONS_MANAGER, OPERATOR_ACTOR, RUNBOOK_ACTIONS_MANAGER,
+            RUNBOOK_SEVERITY_MANAGER, SEEN_ANNOTATION, SEVERITY_OVERRIDE_ANNOTATION,
+            STATUS_MANAGER,
         },
     },
     core::text::to_second,
@@ -121,11 +122,35 @@ pub async fn set_runbook_severity(
 }
 
 /// Writes the controller's status, only if the incident is still at the resourceVersion it was
-/// read at; returns the incident as written.
+/// read at; returns the incident as written. `status.deliveries` is left out: it is the
+/// notifications controller's alone.
 pub async fn write_status(
     client: &Client,
     incident: &Incident,
     status: &IncidentStatus,
 ) -> Result<Incident> {
-    apply_status_of(client, incident, status, STATUS_MANAGER).await
+    let mut own = status.clone();
+    own.deliveries.clear();
+    apply_status_of(client, incident, &own, STATUS_MANAGER).await
+}
+
+/// Writes the record of the incident's deliveries (`status.deliveries`, the notifications
+/// controller's own field), only if the incident is still at the resourceVersion it was read at.
+pub async fn write_deliveries(
+    client: &Client,
+    incident: &Incident,
+    deliveries: &[DeliveryRecord],
+) -> Result<Incident> {
+    let body = json!({
+        "metadata": { "resourceVersion": incident.resource_version() },
+        "status": { "deliveries": deliveries },
+    });
+    let incidents: Api<Incident> = super::own_namespace(client, incident);
+    apply_status(
+        &incidents,
+        &incident.name_any(),
+        body,
+        NOTIFICATIONS_MANAGER,
+    )
+    .await
 }

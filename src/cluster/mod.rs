@@ -3,8 +3,10 @@
 //! every controller. What is read or written about incidents and workloads lives in [`incidents`]
 //! and [`workloads`]; Events in [`events`].
 
+pub mod channels;
 pub mod events;
 pub mod incidents;
+pub mod secrets;
 pub mod workloads;
 
 use std::time::Duration;

@@ -239,6 +239,8 @@ pub struct Settings {
     pub detection: Option<DetectionConfig>,
     /// None when leader election is off (this process always acts).
     pub leader: Option<LeaderConfig>,
+    /// The namespace the operator runs in (POD_NAMESPACE): its Channels may serve every namespace.
+    pub operator_namespace: Option<String>,
 }
 
 impl RunArgs {
@@ -320,6 +322,7 @@ impl RunArgs {
             lifecycle,
             detection: enabled.then_some(detection),
             leader,
+            operator_namespace: own,
         })
     }
 }

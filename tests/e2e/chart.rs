@@ -190,6 +190,7 @@ async fn the_custom_value_set_installs() {
     let full = format!("{}-custom", ns.name);
     let fullname = format!("fullnameOverride={full}");
     let watch = format!("operator.watchNamespace={}", watched.name);
+    let secrets = format!("notifications.secretNamespaces={{{}}}", watched.name);
     let mut release = Release::install(
         &ns.name,
         &ns.name,
@@ -202,6 +203,8 @@ async fn the_custom_value_set_installs() {
             &fullname,
             "--set",
             &watch,
+            "--set",
+            &secrets,
         ],
     );
     Api::<ServiceAccount>::namespaced(client.clone(), &ns.name)
@@ -217,6 +220,24 @@ async fn the_custom_value_set_installs() {
         .await
         .expect("the namespaced Role in the watched namespace");
     assert!(!role.rules.unwrap_or_default().is_empty());
+    // Channel Secrets: `get` of the named Secret in the listed namespace, nothing more.
+    let secrets_role = Api::<Role>::namespaced(client.clone(), &watched.name)
+        .get(&format!("{full}-channel-secrets"))
+        .await
+        .expect("the channel-secrets Role in the listed namespace");
+    let rules = secrets_role.rules.unwrap_or_default();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].resources.as_deref(), Some(&["secrets".to_owned()][..]));
+    assert_eq!(rules[0].resource_names.as_deref(), Some(&["pager-hook".to_owned()][..]));
+    assert_eq!(rules[0].verbs, ["get"]);
+    assert!(
+        Api::<Role>::namespaced(client.clone(), &ns.name)
+            .get_opt(&format!("{full}-channel-secrets"))
+            .await
+            .expect("get Role")
+            .is_none(),
+        "releaseNamespaceSecrets: false grants nothing in the release namespace"
+    );
     // The ClusterRole keeps only the cluster-scoped kinds.
     let cluster_role = Api::<ClusterRole>::all(client.clone())
         .get(&full)

@@ -2,7 +2,7 @@
 //! runs out of cluster *as the chart's ServiceAccount* (a TokenRequest token in a kubeconfig), with
 //! the chart's rendered configuration file and leader election, through the main scenario
 //! (detection, a runbook from Git, a rollback) — proving the chart's RBAC is enough — while reading
-//! Secrets is denied.
+//! other namespaces' Secrets is denied.
 
 use std::{path::Path, time::Duration};
 
@@ -247,7 +247,10 @@ async fn the_chart_installs_and_its_service_account_runs_the_operator() {
     std::fs::write(&config_file, &text).expect("write config");
 
     let sa = client_from(&kubeconfig).await;
-    // Secrets: denied, by review and in fact.
+    // Secrets: `get` only in the release namespace, for the platform Channels' Secrets
+    // (notifications.releaseNamespaceSecrets); denied everywhere else and never listed, by review
+    // and in fact.
+    assert!(allowed(&sa, "get", "", "secrets", &ns.name).await);
     assert!(!allowed(&sa, "get", "", "secrets", &workloads.name).await);
     assert!(!allowed(&sa, "list", "", "secrets", &ns.name).await);
     match Api::<Secret>::namespaced(sa.clone(), &ns.name)

@@ -75,6 +75,15 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
 - apiGroups: [incident.dev]
   resources: [runbooks/status]
   verbs: [patch]
+# Channels: where incidents' news goes; watched by the incident, notifications and channel
+# controllers (get/list/watch).
+- apiGroups: [incident.dev]
+  resources: [channels]
+  verbs: [get, list, watch]
+# Channel status: Ready/Stalled/Delivering and delivery counts.
+- apiGroups: [incident.dev]
+  resources: [channels/status]
+  verbs: [patch]
 # Pods: the detector watches them for crash loops, image pulls, OOM kills; runbook collect steps list
 # them; an incident's affected Pod is read for its metadata (get).
 - apiGroups: [""]
@@ -106,8 +115,9 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
 - apiGroups: [""]
   resources: [services, persistentvolumeclaims]
   verbs: [get]
-# events.k8s.io Events: the incident timeline is published as Events (create); Warning Events are
-# watched as detection signals and evidence, and listed by runbook collect steps (list/watch).
+# events.k8s.io Events: the incident timeline, channel readiness and given-up messages are published
+# as Events (create); Warning Events are watched as detection signals and evidence, and listed by
+# runbook collect steps (list/watch).
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [list, watch, create]

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use kube::{Client, runtime::reflector::Store};
 
-use crate::{api::Incident, core::lifecycle::LifecycleConfig, metrics::Metrics};
+use crate::{
+    api::Incident, cluster::channels::Channels, core::lifecycle::LifecycleConfig, metrics::Metrics,
+};
 
 /// What every reconcile needs.
 pub(super) struct Context {
@@ -16,4 +18,8 @@ pub(super) struct Context {
     /// Test hook: the named point at which to abort (INCIDENT_OPERATOR_FAILPOINT).
     pub failpoint: Option<String>,
     pub store: Store<Incident>,
+    /// The Channels that may hear this controller's incidents.
+    pub channels: Channels,
+    /// Where Channels may serve every namespace.
+    pub operator_namespace: Option<String>,
 }

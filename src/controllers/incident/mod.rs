@@ -28,7 +28,7 @@ use self::{
 use crate::{
     Error, Result,
     api::{ActionStatus, Incident, Runbook},
-    cluster::{self, workloads},
+    cluster::{self, channels::Channels, workloads},
     core::lifecycle::{LifecycleConfig, wakes},
     metrics::Metrics,
 };
@@ -38,10 +38,14 @@ pub async fn run(
     client: Client,
     namespace: Option<String>,
     config: LifecycleConfig,
+    operator_namespace: Option<String>,
     metrics: Arc<Metrics>,
     instance: String,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    // Transitions are judged against the Channels that hear them: know them before the first one.
+    let channels = Channels::watch(&client, namespace.as_deref(), operator_namespace.as_deref());
+    channels.ready(CHANNELS_READY).await?;
     let incidents: Api<Incident> = cluster::scoped(&client, namespace.as_deref());
     let controller = Controller::new(incidents, watcher::Config::default().any_semantic());
     let store = controller.store();
@@ -80,6 +84,8 @@ pub async fn run(
             .ok()
             .filter(|v| !v.is_empty()),
         store,
+        channels,
+        operator_namespace,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -97,6 +103,9 @@ pub async fn run(
         .await;
     Ok(())
 }
+
+/// How long the Channel cache may take to fill at start.
+const CHANNELS_READY: Duration = Duration::from_secs(30);
 
 /// Most remediation steps taken in one reconcile; the rest continue on the next.
 const MAX_STEPS: usize = 8;

@@ -12,6 +12,7 @@ use crate::{
     cluster::{events, incidents},
     core::{
         lifecycle::{self, Observation, Related, RunbookProblem, Update, phase_label},
+        notify::outbox,
         remediation::step::kind_label,
         timeline::Entry,
     },
@@ -33,7 +34,16 @@ pub(super) async fn persist(
         runbook_problem: runbook_problem.cloned(),
         action_entries,
     };
-    let decision = lifecycle::update(incident, &related, now, &ctx.config);
+    let mut decision = lifecycle::update(incident, &related, now, &ctx.config);
+    // The news goes into the outbox in the same write that records it: never lost, never twice.
+    let added = outbox::enqueue(
+        incident,
+        &decision.notices,
+        &ctx.channels.all(),
+        ctx.operator_namespace.as_deref(),
+    );
+    let status = &mut decision.status;
+    outbox::append(&mut status.notifications, &status.deliveries, added);
     if stored.as_ref() != Some(&decision.status) {
         apply(ctx, incident, &decision, now).await?;
         *stored = Some(decision.status.clone());

@@ -1,7 +1,8 @@
-//! Delivery decisions (core layer): which outbox entries are due (in order per channel: a channel's
-//! later messages wait behind its first undelivered one), what a receiver's answer means (sent,
-//! retry when, or give up), and the backoff between attempts, jittered deterministically from the
-//! entry's key so the decision stays a function of its inputs.
+//! Delivery decisions (core layer): which outbox messages are due (in order per channel: a
+//! channel's later messages wait behind its first undelivered one), what a receiver's answer means
+//! (sent, retry when, or give up), the record of each attempt, and the backoff between attempts,
+//! jittered deterministically from the message's key so the decision stays a function of its
+//! inputs.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -9,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
-    api::{DeliveryState, Notification},
+    api::{DeliveryRecord, DeliveryState, Notification},
     core::text::{fingerprint, to_second},
 };
 
@@ -34,6 +35,12 @@ pub enum Answer {
     },
     /// Connection refused, timed out, reset.
     Unreachable(String),
+    /// The destination cannot be used as configured (e.g. its URL is not http or https); sending
+    /// again would not help.
+    Unusable(String),
+    /// Nothing was sent: the destination is not ready yet (e.g. its Secret is missing); try again
+    /// later, it may be fixed.
+    NotReady(String),
 }
 
 /// What an answer means for the message.
@@ -61,12 +68,26 @@ impl Verdict {
     }
 }
 
-/// The pending entries to send now, by channel, in outbox order: for each channel whose first
-/// pending entry is due, that entry and the ones after it.
-pub fn due(outbox: &[Notification], now: Timestamp) -> BTreeMap<String, Vec<usize>> {
+/// The record of the message `key`, if any attempt was made.
+pub fn record_of<'a>(deliveries: &'a [DeliveryRecord], key: &str) -> Option<&'a DeliveryRecord> {
+    deliveries.iter().find(|d| d.key == key)
+}
+
+/// Whether the message is still to be delivered.
+pub fn pending(deliveries: &[DeliveryRecord], key: &str) -> bool {
+    record_of(deliveries, key).is_none_or(|d| d.state == DeliveryState::Pending)
+}
+
+/// The pending messages to send now, by channel, in outbox order: for each channel whose first
+/// pending message is due, that message and the ones after it.
+pub fn due(
+    outbox: &[Notification],
+    deliveries: &[DeliveryRecord],
+    now: Timestamp,
+) -> BTreeMap<String, Vec<usize>> {
     let mut by_channel: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (index, entry) in outbox.iter().enumerate() {
-        if entry.state == DeliveryState::Pending {
+        if pending(deliveries, &entry.key) {
             by_channel
                 .entry(entry.channel.clone())
                 .or_default()
@@ -74,28 +95,31 @@ pub fn due(outbox: &[Notification], now: Timestamp) -> BTreeMap<String, Vec<usiz
         }
     }
     by_channel.retain(|_, indices| {
-        indices
-            .first()
-            .is_some_and(|first| is_due(&outbox[*first], now))
+        indices.first().is_some_and(|first| {
+            record_of(deliveries, &outbox[*first].key)
+                .and_then(|d| d.next_attempt_at.as_ref())
+                .is_none_or(|at| at.0 <= now)
+        })
     });
     by_channel
 }
 
-fn is_due(entry: &Notification, now: Timestamp) -> bool {
-    entry.next_attempt_at.as_ref().is_none_or(|at| at.0 <= now)
-}
-
 /// When the earliest waiting retry is due, if any.
-pub fn next_attempt(outbox: &[Notification]) -> Option<Timestamp> {
-    outbox
+pub fn next_attempt(deliveries: &[DeliveryRecord]) -> Option<Timestamp> {
+    deliveries
         .iter()
-        .filter(|e| e.state == DeliveryState::Pending)
-        .filter_map(|e| e.next_attempt_at.as_ref().map(|t| t.0))
+        .filter(|d| d.state == DeliveryState::Pending)
+        .filter_map(|d| d.next_attempt_at.as_ref().map(|t| t.0))
         .min()
 }
 
 /// What `answer` means for `entry` (before this attempt is counted).
-pub fn judge(entry: &Notification, answer: &Answer, now: Timestamp) -> Verdict {
+pub fn judge(
+    entry: &Notification,
+    deliveries: &[DeliveryRecord],
+    answer: &Answer,
+    now: Timestamp,
+) -> Verdict {
     let (retryable, retry_after, error) = match answer {
         Answer::Status { code, .. } if (200..300).contains(code) => return Verdict::Sent,
         Answer::Status {
@@ -118,6 +142,8 @@ pub fn judge(entry: &Notification, answer: &Answer, now: Timestamp) -> Verdict {
             None,
             format!("the receiver could not be reached: {why}"),
         ),
+        Answer::Unusable(why) => (false, None, why.clone()),
+        Answer::NotReady(why) => (true, None, why.clone()),
     };
     let error: String = error.chars().take(MAX_ERROR).collect();
     if !retryable {
@@ -128,20 +154,42 @@ pub fn judge(entry: &Notification, answer: &Answer, now: Timestamp) -> Verdict {
             error: format!("undeliverable for 24h; last: {error}"),
         };
     }
-    let wait = backoff(&entry.key, entry.attempts);
+    let attempts = record_of(deliveries, &entry.key).map_or(0, |d| d.attempts);
+    let wait = backoff(&entry.key, attempts);
     let asked = retry_after
         .and_then(|d| SignedDuration::try_from(d).ok())
         .unwrap_or(SignedDuration::ZERO);
     let at = now.checked_add(wait.max(asked)).unwrap_or(Timestamp::MAX);
-    Verdict::Retry {
-        at: to_second(at).max(to_second(now) + SignedDuration::from_secs(1)),
-        error,
-    }
+    // Rounded up to the second the status stores: never earlier than the receiver asked.
+    let whole = to_second(at);
+    let at = if whole < at {
+        whole + SignedDuration::from_secs(1)
+    } else {
+        whole
+    };
+    Verdict::Retry { at, error }
 }
 
-/// Records an attempt and its verdict on the entry.
-pub fn record(entry: &mut Notification, verdict: &Verdict, now: Timestamp) {
+/// Records an attempt at the message `key` and its verdict.
+pub fn record(deliveries: &mut Vec<DeliveryRecord>, key: &str, verdict: &Verdict, now: Timestamp) {
+    let index = match deliveries.iter().position(|d| d.key == key) {
+        Some(index) => index,
+        None => {
+            deliveries.push(DeliveryRecord {
+                key: key.to_owned(),
+                state: DeliveryState::Pending,
+                attempts: 0,
+                last_attempt_at: None,
+                next_attempt_at: None,
+                sent_at: None,
+                last_error: None,
+            });
+            deliveries.len() - 1
+        }
+    };
+    let entry = &mut deliveries[index];
     entry.attempts = entry.attempts.saturating_add(1);
+    entry.last_attempt_at = Some(Time(to_second(now)));
     match verdict {
         Verdict::Sent => {
             entry.state = DeliveryState::Sent;
@@ -160,6 +208,11 @@ pub fn record(entry: &mut Notification, verdict: &Verdict, now: Timestamp) {
     }
 }
 
+/// Drops the records of messages no longer in the outbox.
+pub fn prune(deliveries: &mut Vec<DeliveryRecord>, outbox: &[Notification]) {
+    deliveries.retain(|d| outbox.iter().any(|n| n.key == d.key));
+}
+
 /// The wait before the attempt after `attempts` failed ones: 1 s doubling up to 5 min, each
 /// between 50 % and 150 % of that, jittered by the key so receivers are not hit in lockstep.
 pub fn backoff(key: &str, attempts: i32) -> SignedDuration {
@@ -176,128 +229,4 @@ pub fn backoff(key: &str, attempts: i32) -> SignedDuration {
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::api::NotificationEvent;
-
-    fn at(second: i64) -> Timestamp {
-        Timestamp::from_second(1_800_000_000 + second).expect("time")
-    }
-
-    fn entry(key: &str, channel: &str, state: DeliveryState, next: Option<i64>) -> Notification {
-        Notification {
-            key: key.into(),
-            channel: channel.into(),
-            event: NotificationEvent::Opened,
-            time: Time(at(0)),
-            summary: "opened".into(),
-            actor: None,
-            state,
-            attempts: 0,
-            next_attempt_at: next.map(|s| Time(at(s))),
-            sent_at: None,
-            last_error: None,
-        }
-    }
-
-    fn status(code: u16) -> Answer {
-        Answer::Status {
-            code,
-            retry_after: None,
-            reason: None,
-        }
-    }
-
-    #[test]
-    fn a_channels_later_messages_wait_behind_its_first_undelivered_one() {
-        let outbox = [
-            entry("a1", "shop/a", DeliveryState::Sent, None),
-            entry("a2", "shop/a", DeliveryState::Pending, Some(100)),
-            entry("b1", "shop/b", DeliveryState::Pending, None),
-            entry("a3", "shop/a", DeliveryState::Pending, None),
-            entry("b2", "shop/b", DeliveryState::Pending, None),
-            entry("c1", "shop/c", DeliveryState::Failed, None),
-        ];
-        let now = due(&outbox, at(50));
-        assert_eq!(now.len(), 1, "a waits for its retry at +100");
-        assert_eq!(now["shop/b"], [2, 4]);
-        let later = due(&outbox, at(100));
-        assert_eq!(later["shop/a"], [1, 3]);
-        assert_eq!(next_attempt(&outbox), Some(at(100)));
-    }
-
-    #[test]
-    fn success_is_sent_refusal_fails_and_overload_or_outage_retries() {
-        let e = entry("k", "shop/a", DeliveryState::Pending, None);
-        assert_eq!(judge(&e, &status(200), at(5)), Verdict::Sent);
-        assert_eq!(judge(&e, &status(204), at(5)), Verdict::Sent);
-        let refused = Answer::Status {
-            code: 404,
-            retry_after: None,
-            reason: Some("channel_not_found".into()),
-        };
-        assert_eq!(
-            judge(&e, &refused, at(5)),
-            Verdict::Failed {
-                error: "the receiver answered 404: channel_not_found".into()
-            }
-        );
-        for answer in [
-            status(500),
-            status(503),
-            status(429),
-            status(408),
-            Answer::Unreachable("connection refused".into()),
-        ] {
-            assert!(
-                matches!(judge(&e, &answer, at(5)), Verdict::Retry { .. }),
-                "{answer:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn retry_after_is_honoured_and_a_day_later_the_message_is_given_up() {
-        let e = entry("k", "shop/a", DeliveryState::Pending, None);
-        let slow_down = Answer::Status {
-            code: 429,
-            retry_after: Some(Duration::from_secs(30)),
-            reason: None,
-        };
-        match judge(&e, &slow_down, at(10)) {
-            Verdict::Retry { at: when, .. } => assert_eq!(when, at(40)),
-            other => panic!("expected a retry, got {other:?}"),
-        }
-        let late = judge(&e, &status(503), at(0) + GIVE_UP_AFTER);
-        assert!(
-            matches!(&late, Verdict::Failed { error } if error.starts_with("undeliverable for 24h"))
-        );
-    }
-
-    #[test]
-    fn recording_an_attempt_moves_the_entry_on() {
-        let mut e = entry("k", "shop/a", DeliveryState::Pending, None);
-        let retry = judge(&e, &status(500), at(10));
-        record(&mut e, &retry, at(10));
-        assert_eq!((e.state, e.attempts), (DeliveryState::Pending, 1));
-        assert!(e.next_attempt_at.as_ref().is_some_and(|t| t.0 > at(10)));
-        assert_eq!(e.last_error.as_deref(), Some("the receiver answered 500"));
-        record(&mut e, &Verdict::Sent, at(20));
-        assert_eq!((e.state, e.attempts), (DeliveryState::Sent, 2));
-        assert_eq!(e.sent_at, Some(Time(at(20))));
-        assert_eq!(e.next_attempt_at, None);
-    }
-
-    proptest! {
-        #[test]
-        fn backoff_doubles_within_its_jitter_and_stays_bounded(key in "[a-z0-9]{1,16}", attempts in 0i32..40) {
-            let wait = backoff(&key, attempts);
-            let base = (1i64 << attempts.clamp(0, 20)).min(300) * 1000;
-            prop_assert!(wait.as_millis() >= i128::from(base / 2), "{wait:?} < half of {base} ms");
-            prop_assert!(wait.as_millis() <= i128::from(base * 3 / 2), "{wait:?} > 1.5 x {base} ms");
-            prop_assert_eq!(wait, backoff(&key, attempts), "deterministic");
-        }
-    }
-}
+mod tests;

@@ -4,6 +4,7 @@
 //! itself (built-in templates, a Channel's own, the webhook payload). The notifications controller
 //! sends; `notifiers/` speaks each wire format.
 
+pub mod channel_status;
 pub mod delivery;
 pub mod message;
 pub mod outbox;

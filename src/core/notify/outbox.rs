@@ -8,9 +8,10 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+use super::delivery::pending;
 use super::routing::{channel_ref, event_of, hears};
 use crate::{
-    api::{Channel, DeliveryState, Incident, MAX_NOTIFICATIONS, Notification},
+    api::{Channel, DeliveryRecord, Incident, MAX_NOTIFICATIONS, Notification},
     core::{text::fingerprint, timeline::Notice},
 };
 
@@ -43,11 +44,6 @@ pub fn enqueue(
                 time: Time(notice.time),
                 summary: notice.message.chars().take(MAX_SUMMARY).collect(),
                 actor: notice.actor.clone(),
-                state: DeliveryState::Pending,
-                attempts: 0,
-                next_attempt_at: None,
-                sent_at: None,
-                last_error: None,
             });
         }
     }
@@ -55,9 +51,13 @@ pub fn enqueue(
 }
 
 /// Appends `added` to `outbox` (a key already there is not added twice), then drops the oldest
-/// delivered or failed entries while there are more than `MAX_NOTIFICATIONS`. Pending entries are
-/// never dropped.
-pub fn append(outbox: &mut Vec<Notification>, added: Vec<Notification>) {
+/// delivered or failed messages (per `deliveries`) while there are more than `MAX_NOTIFICATIONS`.
+/// Pending messages are never dropped.
+pub fn append(
+    outbox: &mut Vec<Notification>,
+    deliveries: &[DeliveryRecord],
+    added: Vec<Notification>,
+) {
     for entry in added {
         if !outbox.iter().any(|e| e.key == entry.key) {
             outbox.push(entry);
@@ -65,7 +65,7 @@ pub fn append(outbox: &mut Vec<Notification>, added: Vec<Notification>) {
     }
     let mut excess = outbox.len().saturating_sub(MAX_NOTIFICATIONS);
     outbox.retain(|e| {
-        if excess > 0 && e.state != DeliveryState::Pending {
+        if excess > 0 && !pending(deliveries, &e.key) {
             excess -= 1;
             false
         } else {
@@ -80,7 +80,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::NotificationEvent;
+    use crate::api::{DeliveryState, NotificationEvent};
 
     fn channel(name: &str, route: serde_json::Value) -> Arc<Channel> {
         Arc::new(
@@ -113,16 +113,25 @@ mod tests {
         }
     }
 
-    fn sent(key: &str) -> Notification {
-        Notification {
+    fn message(key: &str) -> Notification {
+        enqueue(
+            &incident("P1"),
+            &[notice(key, "Detected", 0)],
+            &[channel("all", json!({}))],
+            None,
+        )
+        .remove(0)
+    }
+
+    fn sent(message: &Notification) -> DeliveryRecord {
+        DeliveryRecord {
+            key: message.key.clone(),
             state: DeliveryState::Sent,
-            ..enqueue(
-                &incident("P1"),
-                &[notice(key, "Detected", 0)],
-                &[channel("all", json!({}))],
-                None,
-            )
-            .remove(0)
+            attempts: 1,
+            last_attempt_at: None,
+            next_attempt_at: None,
+            sent_at: None,
+            last_error: None,
         }
     }
 
@@ -150,7 +159,6 @@ mod tests {
                 ("shop/pages", NotificationEvent::Acknowledged),
             ]
         );
-        assert!(out.iter().all(|n| n.state == DeliveryState::Pending));
         assert_eq!(out[0].summary, "Detected happened");
         assert_eq!(out[0].actor.as_deref(), Some("ana"));
         let again = enqueue(&incident("P1"), &notices, &channels, None);
@@ -162,29 +170,23 @@ mod tests {
     #[test]
     fn the_outbox_keeps_one_entry_per_key_and_drops_only_delivered_ones_when_full() {
         let mut outbox: Vec<Notification> = (0..MAX_NOTIFICATIONS)
-            .map(|i| sent(&format!("s{i}")))
+            .map(|i| message(&format!("s{i}")))
             .collect();
-        let pending = enqueue(
-            &incident("P1"),
-            &[notice("new", "Resolved", 99)],
-            &[channel("all", json!({}))],
-            None,
-        );
-        append(&mut outbox, pending.clone());
-        append(&mut outbox, pending.clone());
+        let deliveries: Vec<DeliveryRecord> = outbox.iter().map(sent).collect();
+        let first = outbox[0].clone();
+        let new = vec![message("new")];
+        append(&mut outbox, &deliveries, new.clone());
+        append(&mut outbox, &deliveries, new.clone());
         assert_eq!(outbox.len(), MAX_NOTIFICATIONS);
-        assert_eq!(outbox.last(), pending.last(), "the new one is kept, once");
-        assert_ne!(outbox[0], sent("s0"), "the oldest delivered one went");
+        assert_eq!(outbox.last(), new.last(), "the new one is kept, once");
+        assert_ne!(outbox[0], first, "the oldest delivered one went");
 
-        let mut all_pending: Vec<Notification> = (0..MAX_NOTIFICATIONS + 5)
-            .map(|i| Notification {
-                state: DeliveryState::Pending,
-                ..sent(&format!("p{i}"))
-            })
+        let mut undelivered: Vec<Notification> = (0..MAX_NOTIFICATIONS + 5)
+            .map(|i| message(&format!("p{i}")))
             .collect();
-        append(&mut all_pending, Vec::new());
+        append(&mut undelivered, &[], Vec::new());
         assert_eq!(
-            all_pending.len(),
+            undelivered.len(),
             MAX_NOTIFICATIONS + 5,
             "undelivered messages stay"
         );

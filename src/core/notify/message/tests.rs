@@ -8,7 +8,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
 use super::*;
-use crate::api::DeliveryState;
 
 fn incident(status: serde_json::Value, resolution: serde_json::Value) -> Incident {
     serde_json::from_value(json!({
@@ -32,11 +31,6 @@ fn notification(event: NotificationEvent, at: &str, summary: &str) -> Notificati
         time: Time(at.parse::<Timestamp>().expect("time")),
         summary: summary.into(),
         actor: Some("bo".into()),
-        state: DeliveryState::Pending,
-        attempts: 0,
-        next_attempt_at: None,
-        sent_at: None,
-        last_error: None,
     }
 }
 
