@@ -227,8 +227,14 @@ async fn the_custom_value_set_installs() {
         .expect("the channel-secrets Role in the listed namespace");
     let rules = secrets_role.rules.unwrap_or_default();
     assert_eq!(rules.len(), 1);
-    assert_eq!(rules[0].resources.as_deref(), Some(&["secrets".to_owned()][..]));
-    assert_eq!(rules[0].resource_names.as_deref(), Some(&["pager-hook".to_owned()][..]));
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["secrets".to_owned()][..])
+    );
+    assert_eq!(
+        rules[0].resource_names.as_deref(),
+        Some(&["pager-hook".to_owned()][..])
+    );
     assert_eq!(rules[0].verbs, ["get"]);
     assert!(
         Api::<Role>::namespaced(client.clone(), &ns.name)

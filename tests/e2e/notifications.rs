@@ -379,17 +379,32 @@ async fn every_example_channel_is_admitted_and_ready_once_its_secrets_exist() {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 4, "pages, incident-channel, tickets, platform");
+    assert!(
+        files.len() >= 4,
+        "pages, incident-channel, tickets, platform"
+    );
     let channels: Api<Channel> = Api::namespaced(client.clone(), &ns.name);
     let mut names = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).expect("read example");
         let channel: Channel = serde_yaml_ng::from_str(&text)
             .unwrap_or_else(|e| panic!("{} is not a Channel: {e}", file.display()));
-        assert_eq!(channel.metadata.namespace, None, "{} leaves the namespace to -n", file.display());
+        assert_eq!(
+            channel.metadata.namespace,
+            None,
+            "{} leaves the namespace to -n",
+            file.display()
+        );
         let webhook = channel.spec.webhook.clone().expect("a webhook channel");
         let signed = webhook.signing_key.is_some();
-        secret(&client, &ns.name, &webhook.url.name, &receiver.url(), signed.then_some(SECRET)).await;
+        secret(
+            &client,
+            &ns.name,
+            &webhook.url.name,
+            &receiver.url(),
+            signed.then_some(SECRET),
+        )
+        .await;
         channels
             .create(&PostParams::default(), &channel)
             .await
