@@ -27,7 +27,7 @@ use super::severity::Severity;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.webhook)").message("a channel needs a destination: webhook"))]
+#[x_kube(validation = Rule::new("(has(self.webhook) ? 1 : 0) + (has(self.pagerduty) ? 1 : 0) == 1").message("a channel needs exactly one destination: webhook or pagerduty"))]
 pub struct ChannelSpec {
     /// What the channel is for, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,6 +38,11 @@ pub struct ChannelSpec {
     /// per Standard Webhooks when a signing key is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookDestination>,
+
+    /// PagerDuty Events API v2: the incident opens, acknowledges and resolves one alert (its
+    /// dedup_key is the incident's uid), paging whoever is on call for the integration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagerduty: Option<PagerDutyDestination>,
 
     /// Which incidents and events the channel hears.
     #[serde(default)]
@@ -61,6 +66,46 @@ pub struct WebhookDestination {
     /// signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<SecretKeyRef>,
+}
+
+/// A PagerDuty service integration (Events API v2).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PagerDutyDestination {
+    /// The Secret key holding the integration's routing key.
+    pub routing_key: SecretKeyRef,
+    /// The Events API endpoint (default https://events.pagerduty.com/v2/enqueue; e.g. the EU one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub url: Option<String>,
+}
+
+/// Where a channel's messages go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination<'a> {
+    Webhook(&'a WebhookDestination),
+    PagerDuty(&'a PagerDutyDestination),
+}
+
+impl Destination<'_> {
+    /// The destination's type, as metrics and messages name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Destination::Webhook(_) => "webhook",
+            Destination::PagerDuty(_) => "pagerduty",
+        }
+    }
+}
+
+impl ChannelSpec {
+    /// The channel's destination (admission allows exactly one).
+    pub fn destination(&self) -> Option<Destination<'_>> {
+        match (&self.webhook, &self.pagerduty) {
+            (Some(webhook), _) => Some(Destination::Webhook(webhook)),
+            (None, Some(pagerduty)) => Some(Destination::PagerDuty(pagerduty)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// A key of a Secret in the Channel's namespace.

@@ -22,16 +22,19 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     Error, Result,
-    api::{Channel, Incident, metadata::CHANNEL_STATUS_MANAGER},
+    api::{Channel, Destination, Incident, metadata::CHANNEL_STATUS_MANAGER},
     cluster::{self, events, secrets},
     config::instance_name,
     core::{
-        notify::channel_status::{SecretProblem, desired_status, readiness_flip, stats},
+        notify::{
+            channel_status::{SecretProblem, desired_status, readiness_flip, stats},
+            pagerduty::EVENTS_URL,
+        },
         text::fingerprint,
         timeline::Notice,
     },
     metrics::Metrics,
-    notifiers::webhook,
+    notifiers::{pagerduty, webhook},
 };
 
 /// A channel is rechecked this often without a trigger: its Secrets are not watched.
@@ -165,37 +168,46 @@ async fn reconcile(channel: Arc<Channel>, ctx: Arc<Context>) -> Result<Action> {
     .await
 }
 
-/// The first problem with the channel's Secrets: missing, or not a usable URL or signing key.
+/// The first problem with the channel's Secrets: missing, or not a usable URL, signing key or
+/// endpoint.
 async fn check_secrets(client: &Client, channel: &Channel) -> Result<SecretProblem> {
     let namespace = channel.namespace().unwrap_or_default();
-    let Some(destination) = &channel.spec.webhook else {
-        return Ok(None);
-    };
-    match secrets::value(client, &namespace, &destination.url).await? {
-        Err(missing) => return Ok(Some(("SecretNotFound", missing.to_string()))),
-        Ok(url) => {
-            if let Err(why) = webhook::url(&url) {
-                return Ok(Some((
-                    "InvalidURL",
-                    format!("{}: {why}", destination.url.name),
-                )));
-            }
-        }
-    }
-    if let Some(reference) = &destination.signing_key {
-        match secrets::value(client, &namespace, reference).await? {
-            Err(missing) => return Ok(Some(("SecretNotFound", missing.to_string()))),
-            Ok(key) => {
-                if let Err(why) = webhook::signing_key(&key) {
-                    return Ok(Some((
-                        "InvalidSigningKey",
-                        format!("{}: {why}", reference.name),
-                    )));
+    match channel.spec.destination() {
+        None => Ok(None),
+        Some(Destination::Webhook(destination)) => {
+            match secrets::value(client, &namespace, &destination.url).await? {
+                Err(missing) => return Ok(Some(("SecretNotFound", missing.to_string()))),
+                Ok(url) => {
+                    if let Err(why) = webhook::url(&url) {
+                        let message = format!("{}: {why}", destination.url.name);
+                        return Ok(Some(("InvalidURL", message)));
+                    }
                 }
             }
+            if let Some(reference) = &destination.signing_key {
+                match secrets::value(client, &namespace, reference).await? {
+                    Err(missing) => return Ok(Some(("SecretNotFound", missing.to_string()))),
+                    Ok(key) => {
+                        if let Err(why) = webhook::signing_key(&key) {
+                            let message = format!("{}: {why}", reference.name);
+                            return Ok(Some(("InvalidSigningKey", message)));
+                        }
+                    }
+                }
+            }
+            Ok(None)
+        }
+        Some(Destination::PagerDuty(destination)) => {
+            let url = destination.url.as_deref().unwrap_or(EVENTS_URL);
+            if let Err(why) = pagerduty::url(url) {
+                return Ok(Some(("InvalidURL", why)));
+            }
+            Ok(secrets::value(client, &namespace, &destination.routing_key)
+                .await?
+                .err()
+                .map(|missing| ("SecretNotFound", missing.to_string())))
         }
     }
-    Ok(None)
 }
 
 fn error_policy(channel: Arc<Channel>, error: &Error, ctx: Arc<Context>) -> Action {

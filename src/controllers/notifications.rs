@@ -22,7 +22,10 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     Error, Result,
-    api::{DeliveryRecord, Incident, Notification},
+    api::{
+        DeliveryRecord, Destination, Incident, Notification, PagerDutyDestination,
+        WebhookDestination,
+    },
     cluster::{self, channels::Channels, events, incidents, secrets},
     config::instance_name,
     core::{
@@ -30,12 +33,13 @@ use crate::{
         notify::{
             delivery::{self, Answer, Verdict},
             message::{self, Clocks},
+            pagerduty::{EVENTS_URL, body as pd_body},
         },
         text::fingerprint,
         timeline::Notice,
     },
     metrics::{ChannelTypeLabels, DeliveryLabels, Metrics},
-    notifiers::{self, webhook},
+    notifiers::{self, pagerduty, webhook},
 };
 
 /// How long the Channel cache may take to fill at start.
@@ -223,12 +227,12 @@ async fn deliver_in_order(
 ) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     for message in messages {
-        let answer = send(ctx, incident, message).await;
+        let (channel_type, answer) = send(ctx, incident, message).await;
         let verdict = delivery::judge(message, deliveries, &answer, now);
         let delivered = verdict == Verdict::Sent;
         attempts.push(Attempt {
             key: message.key.clone(),
-            channel_type: "webhook",
+            channel_type,
             message: message.clone(),
             verdict,
         });
@@ -239,16 +243,57 @@ async fn deliver_in_order(
     attempts
 }
 
-/// Renders and sends one message to its channel; the receiver's answer, or why nothing was sent.
-async fn send(ctx: &Context, incident: &Incident, message: &Notification) -> Answer {
+/// Renders and sends one message to its channel: the channel's type, and the receiver's answer or
+/// why nothing was sent.
+async fn send(
+    ctx: &Context,
+    incident: &Incident,
+    message: &Notification,
+) -> (&'static str, Answer) {
     let Some(channel) = ctx.channels.get(&message.channel) else {
-        return Answer::Unusable(format!("channel {} no longer exists", message.channel));
+        let why = format!("channel {} no longer exists", message.channel);
+        return ("unknown", Answer::Unusable(why));
     };
-    let Some(destination) = &channel.spec.webhook else {
-        return Answer::Unusable(format!("channel {} has no destination", message.channel));
+    let Some(destination) = channel.spec.destination() else {
+        let why = format!("channel {} has no destination", message.channel);
+        return ("unknown", Answer::Unusable(why));
     };
     let namespace = channel.namespace().unwrap_or_default();
-    let url = match secret(ctx, &namespace, &destination.url).await {
+    let clocks = clocks(&ctx.lifecycle, incident);
+    let context = message::context(incident, message, clocks);
+    let rendered = message::render(&channel.spec.templates, message.event, &context);
+    if let Some(error) = &rendered.template_error {
+        warn!(channel = %message.channel, %error, "the channel's template failed; sent the built-in one");
+    }
+    let answer = match destination {
+        Destination::Webhook(webhook) => {
+            let body = message::webhook_body(incident, message, &context, &rendered.text);
+            to_webhook(ctx, &namespace, webhook, message, &body).await
+        }
+        Destination::PagerDuty(pagerduty) => {
+            to_pagerduty(
+                ctx,
+                &namespace,
+                pagerduty,
+                incident,
+                message,
+                &context,
+                &rendered.text,
+            )
+            .await
+        }
+    };
+    (destination.kind(), answer)
+}
+
+async fn to_webhook(
+    ctx: &Context,
+    namespace: &str,
+    destination: &WebhookDestination,
+    message: &Notification,
+    body: &serde_json::Value,
+) -> Answer {
+    let url = match secret(ctx, namespace, &destination.url).await {
         Ok(text) => match webhook::url(&text) {
             Ok(url) => url,
             Err(why) => return Answer::Unusable(why),
@@ -257,7 +302,7 @@ async fn send(ctx: &Context, incident: &Incident, message: &Notification) -> Ans
     };
     let key = match &destination.signing_key {
         None => None,
-        Some(reference) => match secret(ctx, &namespace, reference).await {
+        Some(reference) => match secret(ctx, namespace, reference).await {
             Ok(text) => match webhook::signing_key(&text) {
                 Ok(key) => Some(key),
                 Err(why) => return Answer::Unusable(why),
@@ -265,14 +310,7 @@ async fn send(ctx: &Context, incident: &Incident, message: &Notification) -> Ans
             Err(answer) => return answer,
         },
     };
-    let clocks = clocks(&ctx.lifecycle, incident);
-    let context = message::context(incident, message, clocks);
-    let rendered = message::render(&channel.spec.templates, message.event, &context);
-    if let Some(error) = &rendered.template_error {
-        warn!(channel = %message.channel, %error, "the channel's template failed; sent the built-in one");
-    }
-    let body = message::webhook_body(incident, message, &context, &rendered.text);
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
     let timestamp = Timestamp::now().as_second();
     webhook::send(
         &ctx.http,
@@ -281,6 +319,32 @@ async fn send(ctx: &Context, incident: &Incident, message: &Notification) -> Ans
         &message.key,
         timestamp,
         bytes,
+    )
+    .await
+}
+
+async fn to_pagerduty(
+    ctx: &Context,
+    namespace: &str,
+    destination: &PagerDutyDestination,
+    incident: &Incident,
+    message: &Notification,
+    context: &message::Context,
+    text: &str,
+) -> Answer {
+    let url = match pagerduty::url(destination.url.as_deref().unwrap_or(EVENTS_URL)) {
+        Ok(url) => url,
+        Err(why) => return Answer::Unusable(why),
+    };
+    let routing_key = match secret(ctx, namespace, &destination.routing_key).await {
+        Ok(key) => key,
+        Err(answer) => return answer,
+    };
+    let body = pd_body(incident, message, context, text, routing_key.trim());
+    pagerduty::send(
+        &ctx.http,
+        url,
+        serde_json::to_vec(&body).unwrap_or_default(),
     )
     .await
 }

@@ -2,6 +2,7 @@
 //! destination's secrets and reports what the receiver answered as a core `Answer`; what that means
 //! (sent, retry, give up) is the core's decision. Errors never carry the destination's address.
 
+pub mod pagerduty;
 pub mod webhook;
 
 use std::time::Duration;
@@ -32,9 +33,12 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The receiver's answer: its status, Retry-After and a short reason from the body; or why it could
-/// not be reached, without the URL.
-pub async fn answer(outcome: reqwest::Result<Response>) -> Answer {
+/// The receiver's answer: its status, Retry-After and a short reason from the body (read by
+/// `reason`); or why it could not be reached, without the URL.
+pub async fn answer(
+    outcome: reqwest::Result<Response>,
+    reason: fn(&str) -> Option<String>,
+) -> Answer {
     match outcome {
         Ok(response) => {
             let code = response.status();
@@ -47,7 +51,12 @@ pub async fn answer(outcome: reqwest::Result<Response>) -> Answer {
             let reason = if code.is_success() {
                 None
             } else {
-                reason(response).await
+                response
+                    .text()
+                    .await
+                    .ok()
+                    .and_then(|body| reason(&body))
+                    .map(|r| r.chars().take(MAX_REASON).collect())
             };
             Answer::Status {
                 code: code.as_u16(),
@@ -59,11 +68,10 @@ pub async fn answer(outcome: reqwest::Result<Response>) -> Answer {
     }
 }
 
-/// The first line of a refusal's body, cut short (Slack answers e.g. `channel_not_found`).
-async fn reason(response: Response) -> Option<String> {
-    let body = response.text().await.ok()?;
+/// The first line of a refusal's body (e.g. `invalid_payload`).
+pub fn first_line(body: &str) -> Option<String> {
     let line = body.lines().next()?.trim();
-    (!line.is_empty()).then(|| line.chars().take(MAX_REASON).collect())
+    (!line.is_empty()).then(|| line.to_owned())
 }
 
 /// What went wrong on the network, without the URL reqwest would put in its message.

@@ -5,7 +5,7 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::{Client, Url, header::CONTENT_TYPE};
 
-use super::answer;
+use super::{answer, first_line};
 use crate::core::notify::delivery::Answer;
 
 /// The prefix of a Standard Webhooks secret.
@@ -59,7 +59,7 @@ pub async fn send(
     if let Some(key) = key {
         request = request.header("webhook-signature", signature(key, id, timestamp, &body));
     }
-    answer(request.body(body).send().await).await
+    answer(request.body(body).send().await, first_line).await
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod lifecycle_postmortem;
 mod nodes;
 mod notifications;
 mod notifications_faults;
+mod notifications_pagerduty;
 mod parity;
 mod plugin;
 mod receiver;

@@ -380,8 +380,8 @@ async fn every_example_channel_is_admitted_and_ready_once_its_secrets_exist() {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 4,
-        "pages, incident-channel, tickets, platform"
+        files.len() >= 5,
+        "pages, oncall-pagerduty, incident-channel, tickets, platform"
     );
     let channels: Api<Channel> = Api::namespaced(client.clone(), &ns.name);
     let mut names = Vec::new();
@@ -395,16 +395,32 @@ async fn every_example_channel_is_admitted_and_ready_once_its_secrets_exist() {
             "{} leaves the namespace to -n",
             file.display()
         );
-        let webhook = channel.spec.webhook.clone().expect("a webhook channel");
-        let signed = webhook.signing_key.is_some();
-        secret(
-            &client,
-            &ns.name,
-            &webhook.url.name,
-            &receiver.url(),
-            signed.then_some(SECRET),
-        )
-        .await;
+        match (&channel.spec.webhook, &channel.spec.pagerduty) {
+            (Some(webhook), _) => {
+                let signed = webhook.signing_key.is_some();
+                let key = signed.then_some(SECRET);
+                secret(&client, &ns.name, &webhook.url.name, &receiver.url(), key).await;
+            }
+            (None, Some(pagerduty)) => {
+                let reference = &pagerduty.routing_key;
+                let mut data = std::collections::BTreeMap::new();
+                let key = ByteString(b"R0ut1ngK3yF0rTh3E2eT3sts00000001".to_vec());
+                data.insert(reference.key.clone(), key);
+                let routing = Secret {
+                    metadata: kube::api::ObjectMeta {
+                        name: Some(reference.name.clone()),
+                        ..Default::default()
+                    },
+                    data: Some(data),
+                    ..Secret::default()
+                };
+                Api::<Secret>::namespaced(client.clone(), &ns.name)
+                    .create(&PostParams::default(), &routing)
+                    .await
+                    .expect("create the routing key Secret");
+            }
+            (None, None) => panic!("{} has no destination", file.display()),
+        }
         channels
             .create(&PostParams::default(), &channel)
             .await

@@ -46,6 +46,15 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver; with `secret`, it verifies every request's signature with it.
     pub async fn start(secret: Option<&str>) -> Self {
+        Self::spawn(secret, false).await
+    }
+
+    /// Starts a receiver that answers like PagerDuty's Events API v2 (202 with a JSON body).
+    pub async fn pagerduty() -> Self {
+        Self::spawn(None, true).await
+    }
+
+    async fn spawn(secret: Option<&str>, pagerduty: bool) -> Self {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/e2e/receivers/webhook_receiver.py"
@@ -58,6 +67,9 @@ impl Receiver {
             .kill_on_drop(true);
         if let Some(secret) = secret {
             command.args(["--secret", secret]);
+        }
+        if pagerduty {
+            command.arg("--pagerduty");
         }
         let mut child = command.spawn().expect("start the webhook receiver");
         let stdout = child.stdout.take().expect("receiver stdout");
@@ -80,6 +92,11 @@ impl Receiver {
     /// The URL the operator posts to.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
+    }
+
+    /// The URL of a PagerDuty-like events endpoint.
+    pub fn events_url(&self) -> String {
+        format!("http://{}/v2/enqueue", self.addr)
     }
 
     /// Queues the receiver's next answers, e.g. `[{"status": 500}, {"status": 429, "retryAfter": 1}]`.
@@ -140,7 +157,7 @@ impl Receiver {
 pub fn delivered(received: &[Value]) -> Vec<(String, String)> {
     received
         .iter()
-        .filter(|r| r["answered"] == 200)
+        .filter(|r| r["answered"] == 200 || r["answered"] == 202)
         .map(|r| {
             (
                 r["body"]["event"].as_str().unwrap_or_default().to_owned(),

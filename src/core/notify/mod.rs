@@ -8,4 +8,5 @@ pub mod channel_status;
 pub mod delivery;
 pub mod message;
 pub mod outbox;
+pub mod pagerduty;
 pub mod routing;

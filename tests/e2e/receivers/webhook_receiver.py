@@ -3,12 +3,16 @@
 It verifies every request's Standard Webhooks signature with the `standardwebhooks` package (the
 reference implementation, not ours), records what arrived, and answers as the test scripts it:
 
-  POST /hook       a delivery; answered with the next scripted answer (default 200 "ok")
+  POST /hook       a delivery (also /v2/enqueue, PagerDuty's path); answered with the next
+                   scripted answer (default 200 "ok")
   POST /script     {"answers": [{"status": 500}, {"status": 429, "retryAfter": 2},
                     {"status": 400, "body": "invalid_payload"}, {"hang": 20}]}  appended in order
   GET  /received   every delivery so far: id, timestamp, verified, verifyError, status answered, body
 
-Usage: python webhook_receiver.py [--secret whsec_...]; prints "listening <port>" once ready.
+With --pagerduty it answers like the PagerDuty Events API v2 by default: 202 with
+{"status": "success", "message": "Event processed", "dedup_key": ...}.
+
+Usage: python webhook_receiver.py [--secret whsec_...] [--pagerduty]; prints "listening <port>".
 """
 
 import argparse
@@ -27,7 +31,7 @@ received = []
 answers = []
 
 
-def make_handler(verifier):
+def make_handler(verifier, pagerduty):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *args):
             pass
@@ -65,7 +69,7 @@ def make_handler(verifier):
                 with lock:
                     answers.extend(json.loads(body)["answers"])
                 return self.reply(200, "scripted")
-            if self.path != "/hook":
+            if self.path not in ("/hook", "/v2/enqueue"):
                 return self.reply(404, "not found")
             headers = {k.lower(): v for k, v in self.headers.items()}
             verified, error = None, None
@@ -76,7 +80,7 @@ def make_handler(verifier):
                 except WebhookVerificationError as e:
                     verified, error = False, str(e)
             with lock:
-                answer = answers.pop(0) if answers else {"status": 200}
+                answer = answers.pop(0) if answers else default_answer(body, pagerduty)
                 record = {
                     "id": headers.get("webhook-id"),
                     "timestamp": headers.get("webhook-timestamp"),
@@ -100,12 +104,21 @@ def make_handler(verifier):
     return Handler
 
 
+def default_answer(body, pagerduty):
+    if not pagerduty:
+        return {"status": 200}
+    dedup_key = (json.loads(body) if body else {}).get("dedup_key")
+    reply = {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
+    return {"status": 202, "body": json.dumps(reply)}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--secret")
+    parser.add_argument("--pagerduty", action="store_true")
     args = parser.parse_args()
     verifier = Webhook(args.secret) if args.secret else None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(verifier))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(verifier, args.pagerduty))
     server.daemon_threads = True
     print(f"listening {server.server_address[1]}", flush=True)
     try:
