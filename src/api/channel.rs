@@ -27,7 +27,7 @@ use super::severity::Severity;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.webhook) ? 1 : 0) + (has(self.pagerduty) ? 1 : 0) == 1").message("a channel needs exactly one destination: webhook or pagerduty"))]
+#[x_kube(validation = Rule::new("(has(self.webhook) ? 1 : 0) + (has(self.pagerduty) ? 1 : 0) + (has(self.slack) ? 1 : 0) == 1").message("a channel needs exactly one destination: webhook, pagerduty or slack"))]
 pub struct ChannelSpec {
     /// What the channel is for, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,6 +43,11 @@ pub struct ChannelSpec {
     /// dedup_key is the incident's uid), paging whoever is on call for the integration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagerduty: Option<PagerDutyDestination>,
+
+    /// Slack: an incoming webhook (one new message per event), or a bot token (one message per
+    /// incident kept current, each event a reply in its thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackDestination>,
 
     /// Which incidents and events the channel hears.
     #[serde(default)]
@@ -80,11 +85,47 @@ pub struct PagerDutyDestination {
     pub url: Option<String>,
 }
 
+/// A Slack channel, reached by an incoming webhook or a bot token (exactly one).
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.webhook) ? 1 : 0) + (has(self.bot) ? 1 : 0) == 1").message("slack needs exactly one of webhook or bot"))]
+pub struct SlackDestination {
+    /// The Secret key holding an incoming webhook's URL. Such a webhook cannot edit or thread its
+    /// messages: each event is a new message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<SecretKeyRef>,
+    /// A bot (chat:write): the first event posts the incident's message, later ones keep it current
+    /// (`chat.update`, green once resolved) and reply in its thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<SlackBot>,
+    /// Text put before a message by the incident's severity, e.g. `{P0: "<!here>", P1: "<!here>"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 4))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['P0', 'P1', 'P2', 'P3'])").message("mentions are keyed by severity: P0, P1, P2, P3"))]
+    pub mentions: BTreeMap<String, String>,
+}
+
+/// A Slack bot's token and where it posts.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlackBot {
+    /// The Secret key holding the bot token (`xoxb-…`, scope chat:write).
+    pub token: SecretKeyRef,
+    /// The Slack channel's id (e.g. C0123456789) or name (#incidents).
+    #[schemars(length(min = 1, max = 80))]
+    pub channel: String,
+    /// The Web API's base URL (default https://slack.com/api).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub api_url: Option<String>,
+}
+
 /// Where a channel's messages go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Destination<'a> {
     Webhook(&'a WebhookDestination),
     PagerDuty(&'a PagerDutyDestination),
+    Slack(&'a SlackDestination),
 }
 
 impl Destination<'_> {
@@ -93,6 +134,7 @@ impl Destination<'_> {
         match self {
             Destination::Webhook(_) => "webhook",
             Destination::PagerDuty(_) => "pagerduty",
+            Destination::Slack(_) => "slack",
         }
     }
 }
@@ -100,10 +142,11 @@ impl Destination<'_> {
 impl ChannelSpec {
     /// The channel's destination (admission allows exactly one).
     pub fn destination(&self) -> Option<Destination<'_>> {
-        match (&self.webhook, &self.pagerduty) {
-            (Some(webhook), _) => Some(Destination::Webhook(webhook)),
-            (None, Some(pagerduty)) => Some(Destination::PagerDuty(pagerduty)),
-            (None, None) => None,
+        match (&self.webhook, &self.pagerduty, &self.slack) {
+            (Some(webhook), _, _) => Some(Destination::Webhook(webhook)),
+            (None, Some(pagerduty), _) => Some(Destination::PagerDuty(pagerduty)),
+            (None, None, Some(slack)) => Some(Destination::Slack(slack)),
+            (None, None, None) => None,
         }
     }
 }

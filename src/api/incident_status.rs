@@ -68,6 +68,23 @@ pub struct IncidentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
     pub deliveries: Vec<DeliveryRecord>,
+    /// The incident's message in each Slack channel a bot posts to, kept current and replied to;
+    /// written only by the notifications controller.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["channel"]))]
+    pub threads: Vec<SlackThread>,
+}
+
+/// Where the incident's message is in one Slack channel.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlackThread {
+    /// The Channel, as namespace/name.
+    pub channel: String,
+    /// The Slack channel's id, as Slack answered.
+    pub slack_channel: String,
+    /// The message's timestamp (Slack's id of it).
+    pub ts: String,
 }
 
 /// Most messages kept in `status.notifications`; the oldest delivered or failed ones go first.

@@ -13,6 +13,7 @@ use crate::{
     Result,
     api::{
         DeliveryRecord, Evidence, Incident, IncidentStatus, RemediationAction, Severity,
+        SlackThread,
         metadata::{
             ACTOR_ANNOTATION, AUTO_RESOLVE_MANAGER, CLEARED_ANNOTATION, DETECTOR_MANAGER,
             NOTIFICATIONS_MANAGER, OPERATOR_ACTOR, RUNBOOK_ACTIONS_MANAGER,
@@ -131,19 +132,22 @@ pub async fn write_status(
 ) -> Result<Incident> {
     let mut own = status.clone();
     own.deliveries.clear();
+    own.threads.clear();
     apply_status_of(client, incident, &own, STATUS_MANAGER).await
 }
 
-/// Writes the record of the incident's deliveries (`status.deliveries`, the notifications
-/// controller's own field), only if the incident is still at the resourceVersion it was read at.
+/// Writes the record of the incident's deliveries and its Slack messages (`status.deliveries`,
+/// `status.threads`: the notifications controller's own fields), only if the incident is still at
+/// the resourceVersion it was read at.
 pub async fn write_deliveries(
     client: &Client,
     incident: &Incident,
     deliveries: &[DeliveryRecord],
+    threads: &[SlackThread],
 ) -> Result<Incident> {
     let body = json!({
         "metadata": { "resourceVersion": incident.resource_version() },
-        "status": { "deliveries": deliveries },
+        "status": { "deliveries": deliveries, "threads": threads },
     });
     let incidents: Api<Incident> = super::own_namespace(client, incident);
     apply_status(

@@ -34,7 +34,7 @@ use crate::{
         timeline::Notice,
     },
     metrics::Metrics,
-    notifiers::{pagerduty, webhook},
+    notifiers::{self, pagerduty, webhook},
 };
 
 /// A channel is rechecked this often without a trigger: its Secrets are not watched.
@@ -196,6 +196,27 @@ async fn check_secrets(client: &Client, channel: &Channel) -> Result<SecretProbl
                 }
             }
             Ok(None)
+        }
+        Some(Destination::Slack(destination)) => {
+            if let Some(reference) = &destination.webhook {
+                return Ok(match secrets::value(client, &namespace, reference).await? {
+                    Err(missing) => Some(("SecretNotFound", missing.to_string())),
+                    Ok(url) => notifiers::slack::url(&url)
+                        .err()
+                        .map(|why| ("InvalidURL", format!("{}: {why}", reference.name))),
+                });
+            }
+            let Some(bot) = &destination.bot else {
+                return Ok(None);
+            };
+            let api = bot.api_url.as_deref().unwrap_or(notifiers::slack::API_URL);
+            if let Err(why) = notifiers::slack::url(api) {
+                return Ok(Some(("InvalidURL", why)));
+            }
+            Ok(secrets::value(client, &namespace, &bot.token)
+                .await?
+                .err()
+                .map(|missing| ("SecretNotFound", missing.to_string())))
         }
         Some(Destination::PagerDuty(destination)) => {
             let url = destination.url.as_deref().unwrap_or(EVENTS_URL);

@@ -3,6 +3,7 @@
 //! (sent, retry, give up) is the core's decision. Errors never carry the destination's address.
 
 pub mod pagerduty;
+pub mod slack;
 pub mod webhook;
 
 use std::time::Duration;

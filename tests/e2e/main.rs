@@ -18,6 +18,7 @@ mod nodes;
 mod notifications;
 mod notifications_faults;
 mod notifications_pagerduty;
+mod notifications_slack;
 mod parity;
 mod plugin;
 mod receiver;

@@ -395,31 +395,24 @@ async fn every_example_channel_is_admitted_and_ready_once_its_secrets_exist() {
             "{} leaves the namespace to -n",
             file.display()
         );
-        match (&channel.spec.webhook, &channel.spec.pagerduty) {
-            (Some(webhook), _) => {
-                let signed = webhook.signing_key.is_some();
-                let key = signed.then_some(SECRET);
-                secret(&client, &ns.name, &webhook.url.name, &receiver.url(), key).await;
-            }
-            (None, Some(pagerduty)) => {
-                let reference = &pagerduty.routing_key;
-                let mut data = std::collections::BTreeMap::new();
-                let key = ByteString(b"R0ut1ngK3yF0rTh3E2eT3sts00000001".to_vec());
-                data.insert(reference.key.clone(), key);
-                let routing = Secret {
-                    metadata: kube::api::ObjectMeta {
-                        name: Some(reference.name.clone()),
-                        ..Default::default()
-                    },
-                    data: Some(data),
-                    ..Secret::default()
-                };
-                Api::<Secret>::namespaced(client.clone(), &ns.name)
-                    .create(&PostParams::default(), &routing)
-                    .await
-                    .expect("create the routing key Secret");
-            }
-            (None, None) => panic!("{} has no destination", file.display()),
+        assert!(
+            channel.spec.destination().is_some(),
+            "{} has no destination",
+            file.display()
+        );
+        for (name, data) in example_secrets(&channel, &receiver.url()) {
+            let secret = Secret {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(name),
+                    ..Default::default()
+                },
+                data: Some(data),
+                ..Secret::default()
+            };
+            // Examples may share a Secret; the first one made it.
+            let _ = Api::<Secret>::namespaced(client.clone(), &ns.name)
+                .create(&PostParams::default(), &secret)
+                .await;
         }
         channels
             .create(&PostParams::default(), &channel)
@@ -434,4 +427,32 @@ async fn every_example_channel_is_admitted_and_ready_once_its_secrets_exist() {
         assert_eq!(reason, "Valid", "{name}");
     }
     operator.stop().await;
+}
+
+/// The Secrets an example Channel reads, with values a receiver on 127.0.0.1 accepts.
+fn example_secrets(
+    channel: &Channel,
+    url: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, ByteString>> {
+    let spec = &channel.spec;
+    let mut wanted: Vec<(&incident_operator::api::SecretKeyRef, &str)> = Vec::new();
+    if let Some(webhook) = &spec.webhook {
+        wanted.push((&webhook.url, url));
+        wanted.extend(webhook.signing_key.iter().map(|k| (k, SECRET)));
+    }
+    if let Some(pagerduty) = &spec.pagerduty {
+        wanted.push((&pagerduty.routing_key, "R0ut1ngK3yF0rTh3E2eT3sts00000001"));
+    }
+    if let Some(slack) = &spec.slack {
+        wanted.extend(slack.webhook.iter().map(|k| (k, url)));
+        wanted.extend(slack.bot.iter().map(|b| (&b.token, "xoxb-e2e-example")));
+    }
+    let mut secrets = std::collections::BTreeMap::<String, std::collections::BTreeMap<_, _>>::new();
+    for (reference, value) in wanted {
+        secrets
+            .entry(reference.name.clone())
+            .or_default()
+            .insert(reference.key.clone(), ByteString(value.as_bytes().to_vec()));
+    }
+    secrets
 }

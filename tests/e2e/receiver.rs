@@ -46,15 +46,24 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver; with `secret`, it verifies every request's signature with it.
     pub async fn start(secret: Option<&str>) -> Self {
-        Self::spawn(secret, false).await
+        match secret {
+            Some(secret) => Self::spawn(&["--secret", secret]).await,
+            None => Self::spawn(&[]).await,
+        }
     }
 
     /// Starts a receiver that answers like PagerDuty's Events API v2 (202 with a JSON body).
     pub async fn pagerduty() -> Self {
-        Self::spawn(None, true).await
+        Self::spawn(&["--pagerduty"]).await
     }
 
-    async fn spawn(secret: Option<&str>, pagerduty: bool) -> Self {
+    /// Starts a receiver that answers like Slack: its Web API for a bot holding `token`, and an
+    /// incoming webhook on `/hook`.
+    pub async fn slack(token: &str) -> Self {
+        Self::spawn(&["--slack-token", token]).await
+    }
+
+    async fn spawn(args: &[&str]) -> Self {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/e2e/receivers/webhook_receiver.py"
@@ -65,12 +74,7 @@ impl Receiver {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        if let Some(secret) = secret {
-            command.args(["--secret", secret]);
-        }
-        if pagerduty {
-            command.arg("--pagerduty");
-        }
+        command.args(args);
         let mut child = command.spawn().expect("start the webhook receiver");
         let stdout = child.stdout.take().expect("receiver stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -97,6 +101,11 @@ impl Receiver {
     /// The URL of a PagerDuty-like events endpoint.
     pub fn events_url(&self) -> String {
         format!("http://{}/v2/enqueue", self.addr)
+    }
+
+    /// The base URL of a Slack-like Web API (`…/api`, methods below it).
+    pub fn slack_api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
     }
 
     /// Queues the receiver's next answers, e.g. `[{"status": 500}, {"status": 429, "retryAfter": 1}]`.

@@ -41,6 +41,9 @@ pub enum Answer {
     /// Nothing was sent: the destination is not ready yet (e.g. its Secret is missing); try again
     /// later, it may be fixed.
     NotReady(String),
+    /// The receiver answered but refused the message in its body (Slack's `ok: false`), with its
+    /// reason; `retryable` when the trouble is the receiver's own.
+    Rejected { reason: String, retryable: bool },
 }
 
 /// What an answer means for the message.
@@ -144,6 +147,11 @@ pub fn judge(
         ),
         Answer::Unusable(why) => (false, None, why.clone()),
         Answer::NotReady(why) => (true, None, why.clone()),
+        Answer::Rejected { reason, retryable } => (
+            *retryable,
+            None,
+            format!("the receiver refused it: {reason}"),
+        ),
     };
     let error: String = error.chars().take(MAX_ERROR).collect();
     if !retryable {

@@ -10,3 +10,4 @@ pub mod message;
 pub mod outbox;
 pub mod pagerduty;
 pub mod routing;
+pub mod slack;

@@ -12,7 +12,14 @@ reference implementation, not ours), records what arrived, and answers as the te
 With --pagerduty it answers like the PagerDuty Events API v2 by default: 202 with
 {"status": "success", "message": "Event processed", "dedup_key": ...}.
 
-Usage: python webhook_receiver.py [--secret whsec_...] [--pagerduty]; prints "listening <port>".
+With --slack-token it also answers like Slack's Web API on /api/chat.postMessage and
+/api/chat.update (200 with {"ok": true, "channel": "C...", "ts": "..."}; {"ok": false, "error":
+"invalid_auth"} without the bearer token, "channel_not_found" for a channel other than
+#incidents / C0INCIDENTS, "message_not_found" for an update of a ts never posted), and answers
+/hook like an incoming webhook (200 "ok").
+
+Usage: python webhook_receiver.py [--secret whsec_...] [--pagerduty] [--slack-token xoxb-...];
+prints "listening <port>".
 """
 
 import argparse
@@ -31,7 +38,11 @@ received = []
 answers = []
 
 
-def make_handler(verifier, pagerduty):
+SLACK_CHANNELS = {"#incidents": "C0INCIDENTS", "C0INCIDENTS": "C0INCIDENTS"}
+posted = {}  # ts -> channel id of every message posted through chat.postMessage
+
+
+def make_handler(verifier, pagerduty, slack_token):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *args):
             pass
@@ -39,7 +50,8 @@ def make_handler(verifier, pagerduty):
         def reply(self, status, body, headers=()):
             data = body.encode()
             self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
+            kind = "application/json" if body.startswith("{") else "text/plain"
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             for name, value in headers:
                 self.send_header(name, value)
@@ -69,6 +81,8 @@ def make_handler(verifier, pagerduty):
                 with lock:
                     answers.extend(json.loads(body)["answers"])
                 return self.reply(200, "scripted")
+            if slack_token is not None and self.path.startswith("/api/"):
+                return self.slack_api(body)
             if self.path not in ("/hook", "/v2/enqueue"):
                 return self.reply(404, "not found")
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -101,7 +115,58 @@ def make_handler(verifier, pagerduty):
                 extra.append(("Retry-After", str(answer["retryAfter"])))
             return self.reply(answer.get("status", 200), answer.get("body", "ok"), extra)
 
+        def slack_api(self, body):
+            method = self.path[len("/api/"):]
+            authorized = self.headers.get("Authorization") == f"Bearer {slack_token}"
+            request = json.loads(body) if body else {}
+            with lock:
+                answer = answers.pop(0) if answers else None
+                if answer is None:
+                    reply = slack_reply(method, request, authorized)
+                    answer = {"status": 200, "body": json.dumps(reply)}
+                received.append({
+                    "method": method,
+                    "authorized": authorized,
+                    "contentType": self.headers.get("Content-Type"),
+                    "answered": answer.get("status", 200),
+                    "reply": json.loads(answer["body"]) if answer.get("status", 200) == 200 else None,
+                    "receivedAt": time.time(),
+                    "body": request,
+                })
+            extra = []
+            if "retryAfter" in answer:
+                extra.append(("Retry-After", str(answer["retryAfter"])))
+            return self.reply(answer.get("status", 200), answer.get("body", ""), extra)
+
     return Handler
+
+
+def slack_reply(method, request, authorized):
+    """Slack's answer to a Web API call, as its documentation shows it (lock held)."""
+    if not authorized:
+        return {"ok": False, "error": "invalid_auth"}
+    channel = SLACK_CHANNELS.get(request.get("channel"))
+    if channel is None:
+        return {"ok": False, "error": "channel_not_found"}
+    if not request.get("text") and not request.get("blocks") and not request.get("attachments"):
+        return {"ok": False, "error": "no_text"}
+    if method == "chat.postMessage":
+        thread_ts = request.get("thread_ts")
+        if thread_ts is not None and posted.get(thread_ts) != channel:
+            return {"ok": False, "error": "thread_not_found"}
+        ts = f"{time.time():.6f}"
+        while ts in posted:
+            ts = f"{float(ts) + 0.000001:.6f}"
+        posted[ts] = channel
+        message = {"type": "message", "text": request.get("text"), "ts": ts}
+        if thread_ts is not None:
+            message["thread_ts"] = thread_ts
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+    if method == "chat.update":
+        if posted.get(request.get("ts")) != channel:
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": True, "channel": channel, "ts": request["ts"], "text": request.get("text")}
+    return {"ok": False, "error": "unknown_method"}
 
 
 def default_answer(body, pagerduty):
@@ -116,9 +181,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--secret")
     parser.add_argument("--pagerduty", action="store_true")
+    parser.add_argument("--slack-token")
     args = parser.parse_args()
     verifier = Webhook(args.secret) if args.secret else None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(verifier, args.pagerduty))
+    handler = make_handler(verifier, args.pagerduty, args.slack_token)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     print(f"listening {server.server_address[1]}", flush=True)
     try:

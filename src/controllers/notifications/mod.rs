@@ -2,7 +2,11 @@
 //! served side by side, so a slow or dead receiver delays only its own messages; within a channel
 //! the messages go in order, a later one waiting behind the first undelivered. Every attempt is
 //! recorded in `status.deliveries` after it is made: a crash in between resends the message under
-//! the same key (at least once, recognisably the same), and none is lost.
+//! the same key (at least once, recognisably the same), and none is lost. Each destination's wire
+//! work is in `send.rs`.
+
+mod context;
+mod send;
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,54 +14,31 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use kube::{
     Api, Client, ResourceExt,
-    runtime::{
-        Controller,
-        controller::Action,
-        reflector::{ObjectRef, Store},
-        watcher,
-    },
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span};
 
+use self::context::Context;
 use crate::{
     Error, Result,
-    api::{
-        DeliveryRecord, Destination, Incident, Notification, PagerDutyDestination,
-        WebhookDestination,
-    },
-    cluster::{self, channels::Channels, events, incidents, secrets},
+    api::{DeliveryRecord, Incident, Notification, SlackThread},
+    cluster::{self, channels::Channels, events, incidents},
     config::instance_name,
     core::{
         lifecycle::LifecycleConfig,
-        notify::{
-            delivery::{self, Answer, Verdict},
-            message::{self, Clocks},
-            pagerduty::{EVENTS_URL, body as pd_body},
-        },
+        notify::delivery::{self, Verdict},
         text::fingerprint,
         timeline::Notice,
     },
     metrics::{ChannelTypeLabels, DeliveryLabels, Metrics},
-    notifiers::{self, pagerduty, webhook},
+    notifiers,
 };
 
 /// How long the Channel cache may take to fill at start.
 const CHANNELS_READY: Duration = Duration::from_secs(30);
 /// Writes of one round's records tried before giving up (each after a fresh read).
 const WRITE_ATTEMPTS: usize = 5;
-
-struct Context {
-    client: Client,
-    http: reqwest::Client,
-    channels: Channels,
-    lifecycle: LifecycleConfig,
-    metrics: Arc<Metrics>,
-    store: Store<Incident>,
-    instance: String,
-    /// Test hook: the named point at which to abort (INCIDENT_OPERATOR_FAILPOINT).
-    failpoint: Option<String>,
-}
 
 /// Runs the controller until `shutdown`, over one namespace or all.
 pub async fn run(
@@ -84,6 +65,7 @@ pub async fn run(
         failpoint: std::env::var("INCIDENT_OPERATOR_FAILPOINT")
             .ok()
             .filter(|v| !v.is_empty()),
+        pace: Default::default(),
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -131,22 +113,30 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         let mut deliveries = status.deliveries.clone();
         delivery::prune(&mut deliveries, &status.notifications);
         let due = delivery::due(&status.notifications, &deliveries, now);
-        let attempts: Vec<Attempt> = futures::future::join_all(due.values().map(|indices| {
+        let rounds = futures::future::join_all(due.iter().map(|(channel, indices)| {
             let messages: Vec<&Notification> =
                 indices.iter().map(|i| &status.notifications[*i]).collect();
-            deliver_in_order(&ctx, &incident, messages, &deliveries, now)
+            let thread = status
+                .threads
+                .iter()
+                .find(|t| &t.channel == channel)
+                .cloned();
+            deliver_in_order(&ctx, &incident, channel, messages, &deliveries, thread, now)
         }))
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+        .await;
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut threads: Vec<SlackThread> = Vec::new();
+        for (made, thread) in rounds {
+            attempts.extend(made);
+            threads.extend(thread);
+        }
         for attempt in &attempts {
             observe(&ctx.metrics, attempt, now);
         }
         if !attempts.is_empty() {
             failpoint(&ctx, "after-send");
         }
-        let deliveries = record(&ctx, &incident, &attempts, now).await?;
+        let deliveries = record(&ctx, &incident, &attempts, &threads, now).await?;
         for attempt in attempts
             .iter()
             .filter(|a| matches!(a.verdict, Verdict::Failed { .. }))
@@ -167,13 +157,15 @@ async fn read(ctx: &Context, incident: &Incident) -> Result<Incident> {
         .map_err(Error::Kube)
 }
 
-/// Records the attempts in `status.deliveries`. Only this controller writes that field, so when
-/// the write is refused because something else changed the incident, the attempts are recorded
-/// again on the fresh object rather than the messages sent again. Returns the records written.
+/// Records the attempts in `status.deliveries` and the Slack messages made in `status.threads`.
+/// Only this controller writes those fields, so when the write is refused because something else
+/// changed the incident, they are recorded again on the fresh object rather than the messages sent
+/// again. Returns the records written.
 async fn record(
     ctx: &Context,
     incident: &Incident,
     attempts: &[Attempt],
+    made: &[SlackThread],
     now: Timestamp,
 ) -> Result<Vec<DeliveryRecord>> {
     let mut current = incident.clone();
@@ -184,10 +176,15 @@ async fn record(
         for attempt in attempts {
             delivery::record(&mut deliveries, &attempt.key, &attempt.verdict, now);
         }
-        if deliveries == status.deliveries {
+        let mut threads = status.threads.clone();
+        for thread in made {
+            threads.retain(|t| t.channel != thread.channel);
+            threads.push(thread.clone());
+        }
+        if deliveries == status.deliveries && threads == status.threads {
             return Ok(deliveries);
         }
-        match incidents::write_deliveries(&ctx.client, &current, &deliveries).await {
+        match incidents::write_deliveries(&ctx.client, &current, &deliveries, &threads).await {
             Ok(_) => return Ok(deliveries),
             Err(Error::Conflict) => current = read(ctx, incident).await?,
             Err(error) => return Err(error),
@@ -217,17 +214,21 @@ struct Attempt {
 }
 
 /// Sends a channel's due messages in order, stopping at the first not delivered (the rest wait
-/// behind it).
+/// behind it). Returns the attempts and, when a Slack bot made the incident's message in this
+/// round, where it is.
 async fn deliver_in_order(
     ctx: &Context,
     incident: &Incident,
+    channel: &str,
     messages: Vec<&Notification>,
     deliveries: &[DeliveryRecord],
+    mut thread: Option<SlackThread>,
     now: Timestamp,
-) -> Vec<Attempt> {
+) -> (Vec<Attempt>, Option<SlackThread>) {
+    let known = thread.clone();
     let mut attempts = Vec::new();
     for message in messages {
-        let (channel_type, answer) = send(ctx, incident, message).await;
+        let (channel_type, answer) = send::send(ctx, incident, message, &mut thread).await;
         let verdict = delivery::judge(message, deliveries, &answer, now);
         let delivered = verdict == Verdict::Sent;
         attempts.push(Attempt {
@@ -240,137 +241,13 @@ async fn deliver_in_order(
             break;
         }
     }
-    attempts
-}
-
-/// Renders and sends one message to its channel: the channel's type, and the receiver's answer or
-/// why nothing was sent.
-async fn send(
-    ctx: &Context,
-    incident: &Incident,
-    message: &Notification,
-) -> (&'static str, Answer) {
-    let Some(channel) = ctx.channels.get(&message.channel) else {
-        let why = format!("channel {} no longer exists", message.channel);
-        return ("unknown", Answer::Unusable(why));
-    };
-    let Some(destination) = channel.spec.destination() else {
-        let why = format!("channel {} has no destination", message.channel);
-        return ("unknown", Answer::Unusable(why));
-    };
-    let namespace = channel.namespace().unwrap_or_default();
-    let clocks = clocks(&ctx.lifecycle, incident);
-    let context = message::context(incident, message, clocks);
-    let rendered = message::render(&channel.spec.templates, message.event, &context);
-    if let Some(error) = &rendered.template_error {
-        warn!(channel = %message.channel, %error, "the channel's template failed; sent the built-in one");
-    }
-    let answer = match destination {
-        Destination::Webhook(webhook) => {
-            let body = message::webhook_body(incident, message, &context, &rendered.text);
-            to_webhook(ctx, &namespace, webhook, message, &body).await
-        }
-        Destination::PagerDuty(pagerduty) => {
-            to_pagerduty(
-                ctx,
-                &namespace,
-                pagerduty,
-                incident,
-                message,
-                &context,
-                &rendered.text,
-            )
-            .await
-        }
-    };
-    (destination.kind(), answer)
-}
-
-async fn to_webhook(
-    ctx: &Context,
-    namespace: &str,
-    destination: &WebhookDestination,
-    message: &Notification,
-    body: &serde_json::Value,
-) -> Answer {
-    let url = match secret(ctx, namespace, &destination.url).await {
-        Ok(text) => match webhook::url(&text) {
-            Ok(url) => url,
-            Err(why) => return Answer::Unusable(why),
-        },
-        Err(answer) => return answer,
-    };
-    let key = match &destination.signing_key {
-        None => None,
-        Some(reference) => match secret(ctx, namespace, reference).await {
-            Ok(text) => match webhook::signing_key(&text) {
-                Ok(key) => Some(key),
-                Err(why) => return Answer::Unusable(why),
-            },
-            Err(answer) => return answer,
-        },
-    };
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let timestamp = Timestamp::now().as_second();
-    webhook::send(
-        &ctx.http,
-        url,
-        key.as_deref(),
-        &message.key,
-        timestamp,
-        bytes,
-    )
-    .await
-}
-
-async fn to_pagerduty(
-    ctx: &Context,
-    namespace: &str,
-    destination: &PagerDutyDestination,
-    incident: &Incident,
-    message: &Notification,
-    context: &message::Context,
-    text: &str,
-) -> Answer {
-    let url = match pagerduty::url(destination.url.as_deref().unwrap_or(EVENTS_URL)) {
-        Ok(url) => url,
-        Err(why) => return Answer::Unusable(why),
-    };
-    let routing_key = match secret(ctx, namespace, &destination.routing_key).await {
-        Ok(key) => key,
-        Err(answer) => return answer,
-    };
-    let body = pd_body(incident, message, context, text, routing_key.trim());
-    pagerduty::send(
-        &ctx.http,
-        url,
-        serde_json::to_vec(&body).unwrap_or_default(),
-    )
-    .await
-}
-
-/// A Secret value the channel needs, or the answer that stands for its absence.
-async fn secret(
-    ctx: &Context,
-    namespace: &str,
-    reference: &crate::api::SecretKeyRef,
-) -> std::result::Result<String, Answer> {
-    match secrets::value(&ctx.client, namespace, reference).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(missing)) => Err(Answer::NotReady(missing.to_string())),
-        Err(error) => Err(Answer::NotReady(format!("cannot read the Secret: {error}"))),
-    }
-}
-
-/// The clocks a message mentions: the update interval when the severity needs updates.
-fn clocks(lifecycle: &LifecycleConfig, incident: &Incident) -> Clocks {
-    Clocks {
-        update_interval: lifecycle
-            .update_severities
-            .contains(&incident.spec.severity)
-            .then_some(lifecycle.update_interval),
-        postmortem_due: lifecycle.postmortem_due,
-    }
+    let made = thread
+        .filter(|t| Some(t) != known.as_ref())
+        .map(|t| SlackThread {
+            channel: channel.to_owned(),
+            ..t
+        });
+    (attempts, made)
 }
 
 /// A message given up on is an Event on the incident: the responders see it in `kubectl describe`.
