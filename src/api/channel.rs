@@ -56,7 +56,7 @@ pub struct ChannelSpec {
     /// Message templates (minijinja) by event, instead of the built-in ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 12))]
-    #[x_kube(validation = Rule::new("self.all(k, k in ['Opened', 'Acknowledged', 'UpdateDue', 'SeverityChanged', 'Escalated', 'ApprovalNeeded', 'ActionFailed', 'Resolved', 'Reopened', 'Closed'])").message("templates are keyed by event: Opened, Acknowledged, UpdateDue, SeverityChanged, Escalated, ApprovalNeeded, ActionFailed, Resolved, Reopened, Closed"))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['Opened', 'Acknowledged', 'Update', 'UpdateDue', 'SeverityChanged', 'Escalated', 'ApprovalNeeded', 'ActionFailed', 'Resolved', 'Reopened', 'Closed'])").message("templates are keyed by event: Opened, Acknowledged, Update, UpdateDue, SeverityChanged, Escalated, ApprovalNeeded, ActionFailed, Resolved, Reopened, Closed"))]
     #[x_kube(validation = Rule::new("self.all(k, size(self[k]) <= 8192)").message("a template is at most 8192 characters"))]
     pub templates: BTreeMap<String, String>,
 }
@@ -173,10 +173,10 @@ pub struct Route {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 4))]
     pub severities: Vec<Severity>,
-    /// The events to send (empty: Opened, Acknowledged, UpdateDue, SeverityChanged, Escalated,
-    /// ApprovalNeeded, ActionFailed, Resolved, Reopened).
+    /// The events to send (empty: Opened, Acknowledged, Update, UpdateDue, SeverityChanged,
+    /// Escalated, ApprovalNeeded, ActionFailed, Resolved, Reopened).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 10))]
+    #[schemars(length(max = 11))]
     pub events: Vec<NotificationEvent>,
     /// Labels the incident must carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +196,8 @@ pub enum NotificationEvent {
     Opened,
     /// Someone acknowledged it.
     Acknowledged,
+    /// A responder posted an update (`kubectl incident update`).
+    Update,
     /// A P0/P1 incident went too long without an update.
     UpdateDue,
     SeverityChanged,
@@ -212,9 +214,10 @@ pub enum NotificationEvent {
 }
 
 impl NotificationEvent {
-    pub const ALL: [NotificationEvent; 10] = [
+    pub const ALL: [NotificationEvent; 11] = [
         NotificationEvent::Opened,
         NotificationEvent::Acknowledged,
+        NotificationEvent::Update,
         NotificationEvent::UpdateDue,
         NotificationEvent::SeverityChanged,
         NotificationEvent::Escalated,
@@ -229,6 +232,7 @@ impl NotificationEvent {
         match self {
             NotificationEvent::Opened => "Opened",
             NotificationEvent::Acknowledged => "Acknowledged",
+            NotificationEvent::Update => "Update",
             NotificationEvent::UpdateDue => "UpdateDue",
             NotificationEvent::SeverityChanged => "SeverityChanged",
             NotificationEvent::Escalated => "Escalated",

@@ -12,6 +12,8 @@ use super::{IncidentStatus, RemediationAction, Severity};
 
 /// Most notes kept in `spec.notes`; older ones stay in the timeline once recorded.
 pub const MAX_NOTES: usize = 50;
+/// Most updates kept in `spec.updates`; older ones stay in the timeline once recorded.
+pub const MAX_UPDATES: usize = 50;
 /// Most entries kept in `status.timeline`; older ones fold into one summary entry.
 pub const MAX_TIMELINE: usize = 100;
 
@@ -67,6 +69,13 @@ pub struct IncidentSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub notes: Vec<Note>,
+
+    /// Updates for the people following the incident: what is known, what is being done, when the
+    /// next one comes. Each is recorded once and sent to the channels; on P0/P1 incidents only
+    /// these (and the acknowledgment) reset the update clock. Drop old ones to add new ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub updates: Vec<StatusUpdate>,
 
     /// Follow-up after resolution; `completed: true` closes the incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,6 +219,49 @@ pub struct Resolution {
     /// Who resolved it.
     #[schemars(length(min = 1, max = 128))]
     pub by: String,
+}
+
+/// One update from the responders (the seeds' update message).
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusUpdate {
+    #[schemars(length(min = 1, max = 128))]
+    pub author: String,
+    /// What is known and what is being done.
+    #[schemars(length(min = 1, max = 2000))]
+    pub text: String,
+    /// How the response stands now (default: as the phase says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ResponseStatus>,
+    /// When the next update comes, from this one (e.g. `30m`); the update clock's next deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = super::duration::PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('24h')").message("nextUpdateIn must be between 1s and 24h"))]
+    pub next_update_in: Option<String>,
+}
+
+/// How the response stands, in the words of the seeds' update message.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseStatus {
+    Investigating,
+    /// The cause is known.
+    Identified,
+    /// A fix is being applied.
+    Fixing,
+    /// A fix is in; watching that it holds.
+    Monitoring,
+}
+
+impl ResponseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseStatus::Investigating => "investigating",
+            ResponseStatus::Identified => "identified",
+            ResponseStatus::Fixing => "fixing",
+            ResponseStatus::Monitoring => "monitoring",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash)]

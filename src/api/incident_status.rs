@@ -41,9 +41,13 @@ pub struct IncidentStatus {
     pub sla: Option<Sla>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<ResponseMetrics>,
-    /// Time of the last update from responders (detection, acknowledgment, notes, changes).
+    /// Time of the last update from responders (detection, acknowledgment, an update, reopening).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_time: Option<Time>,
+    /// When the last update promised the next one, if it named a time (else the update interval
+    /// after the last update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_update_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Remediation actions, by name, in the order they were requested.
@@ -166,6 +170,8 @@ pub enum EntryType {
     SeverityChanged,
     CommanderChanged,
     Note,
+    /// An update from the responders for the people following the incident.
+    Update,
     RootCauseIdentified,
     /// Not acknowledged within the severity's response time.
     Escalated,
@@ -322,6 +328,9 @@ pub struct Recorded {
     /// Fingerprints of the notes in spec that have been recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Fingerprints of the updates in spec that have been recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updates: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -335,7 +344,7 @@ pub struct Recorded {
     /// The respond-by deadline whose miss was escalated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_for: Option<Time>,
-    /// The update deadline whose miss was recorded.
+    /// The update reminder last recorded (the deadline, then every interval after it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_due_for: Option<Time>,
     /// The post-mortem deadline whose miss was recorded.

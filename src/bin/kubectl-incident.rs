@@ -10,14 +10,50 @@ use std::{
 
 use clap::{Parser, Subcommand, ValueEnum};
 use incident_operator::{
-    api::{Incident, Severity},
+    api::{Incident, ResponseStatus, Severity, duration},
     core::postmortem,
     plugin::{
         ops::{self, Session, Target},
+        patch::UpdateRequest,
         render,
     },
 };
 use serde::Serialize;
+
+/// `--status` of an update.
+#[derive(Clone, Copy, ValueEnum)]
+enum UpdateStatus {
+    Investigating,
+    Identified,
+    Fixing,
+    Monitoring,
+}
+
+impl UpdateStatus {
+    fn into_api(self) -> ResponseStatus {
+        match self {
+            UpdateStatus::Investigating => ResponseStatus::Investigating,
+            UpdateStatus::Identified => ResponseStatus::Identified,
+            UpdateStatus::Fixing => ResponseStatus::Fixing,
+            UpdateStatus::Monitoring => ResponseStatus::Monitoring,
+        }
+    }
+}
+
+/// `--next`: a duration as the Incident's schema admits it (`30m`, `1h30m`), at most a day.
+fn parse_next(text: &str) -> Result<String, String> {
+    let written_as_the_schema_wants = text.starts_with(|c: char| c.is_ascii_digit())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || "hms".contains(c));
+    let parsed = duration::parse(text)?;
+    if !written_as_the_schema_wants || parsed.is_zero() || parsed > Duration::from_secs(24 * 3600) {
+        return Err(format!(
+            "`{text}`: write a duration between 1s and 24h, e.g. 30m or 1h30m"
+        ));
+    }
+    Ok(text.to_owned())
+}
 
 #[derive(Parser)]
 #[command(
@@ -79,6 +115,18 @@ enum Command {
     },
     /// Add a note to the responders' log.
     Note { name: String, text: String },
+    /// Post an update for the people following the incident (what is known, what is being done);
+    /// it goes to the timeline and the incident's channels, and restarts the P0/P1 update clock.
+    Update {
+        name: String,
+        text: String,
+        /// How the response stands: investigating, identified, fixing or monitoring.
+        #[arg(long, value_enum)]
+        status: Option<UpdateStatus>,
+        /// When the next update comes, e.g. 30m (default: the severity's update interval).
+        #[arg(long, value_parser = parse_next)]
+        next: Option<String>,
+    },
     /// Approve a runbook step waiting for a person, or mark a checkpoint done.
     Approve { name: String, step: String },
     /// Resolve the incident.
@@ -207,6 +255,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Note { name, text } => {
             writeln!(stdout, "{}", session.note(&name, &text).await?)?;
+        }
+        Command::Update {
+            name,
+            text,
+            status,
+            next,
+        } => {
+            let update = UpdateRequest {
+                text: &text,
+                status: status.map(UpdateStatus::into_api),
+                next: next.as_deref(),
+            };
+            writeln!(stdout, "{}", session.update(&name, update).await?)?;
         }
         Command::Approve { name, step } => {
             writeln!(stdout, "{}", session.approve(&name, &step).await?)?;

@@ -12,7 +12,10 @@ use kube::{
 };
 use serde_json::Value;
 
-use super::{PluginError, Result, kubeconfig, patch};
+use super::{
+    PluginError, Result, kubeconfig,
+    patch::{self, UpdateRequest},
+};
 use crate::{
     api::metadata::PLUGIN_MANAGER,
     api::{
@@ -172,6 +175,15 @@ impl Session {
         Ok(format!("{} noted", reference(name)))
     }
 
+    /// Appends an update to `spec.updates`: it goes to the timeline and the channels.
+    pub async fn update(&self, name: &str, update: UpdateRequest<'_>) -> Result<String> {
+        self.edit(name, |incident| {
+            Ok(Some(patch::append_update(incident, &self.actor, &update)))
+        })
+        .await?;
+        Ok(format!("{} updated", reference(name)))
+    }
+
     /// Approves a runbook step waiting for a person (or marks a checkpoint done).
     pub async fn approve(&self, name: &str, step: &str) -> Result<String> {
         let written = self
@@ -299,6 +311,7 @@ impl Session {
                         }),
                         resolution: None,
                         notes: Vec::new(),
+                        updates: Vec::new(),
                         postmortem: None,
                         actions: vec![action],
                         signals: Vec::new(),

@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use crate::api::{
-    Acknowledgment, Incident, MAX_NOTES, Note, RemediationAction, Resolution, Severity,
-    StepApproval, metadata::ACTOR_ANNOTATION,
+    Acknowledgment, Incident, MAX_NOTES, MAX_UPDATES, Note, RemediationAction, Resolution,
+    ResponseStatus, Severity, StatusUpdate, StepApproval, metadata::ACTOR_ANNOTATION,
 };
 
 fn metadata(actor: &str, resource_version: Option<&str>) -> Value {
@@ -40,6 +40,33 @@ pub fn resolve(actor: &str, root_cause: Option<&str>, summary: &str) -> Value {
 /// `spec.severity`, with the actor the controller records for the change.
 pub fn severity(actor: &str, severity: Severity) -> Value {
     json!({ "metadata": metadata(actor, None), "spec": { "severity": severity } })
+}
+
+/// What `kubectl incident update` posts.
+#[derive(Clone, Copy, Debug)]
+pub struct UpdateRequest<'a> {
+    pub text: &'a str,
+    pub status: Option<ResponseStatus>,
+    /// When the next update comes, as written (`30m`).
+    pub next: Option<&'a str>,
+}
+
+/// `spec.updates` with one appended, against the version read; the oldest are dropped to stay
+/// within [`MAX_UPDATES`] (the timeline keeps them).
+pub fn append_update(incident: &Incident, actor: &str, update: &UpdateRequest<'_>) -> Value {
+    let mut updates = incident.spec.updates.clone();
+    updates.push(StatusUpdate {
+        author: actor.to_owned(),
+        text: update.text.to_owned(),
+        status: update.status,
+        next_update_in: update.next.map(str::to_owned),
+    });
+    let excess = updates.len().saturating_sub(MAX_UPDATES);
+    updates.drain(..excess);
+    json!({
+        "metadata": metadata(actor, incident.metadata.resource_version.as_deref()),
+        "spec": { "updates": updates },
+    })
 }
 
 /// `spec.notes` with `text` appended, against the version read; the oldest notes are dropped to
@@ -153,5 +180,28 @@ mod tests {
             json!([{ "step": "a", "by": "bob" }, { "step": "b", "by": "ana" }])
         );
         assert_eq!(approve(&i, "ana", "a"), None);
+    }
+
+    #[test]
+    fn updates_append_with_status_and_promise_within_the_limit() {
+        let updates: Vec<Value> = (0..MAX_UPDATES)
+            .map(|n| json!({ "author": "bob", "text": format!("update {n}") }))
+            .collect();
+        let i = incident(json!({ "title": "t", "severity": "P1", "updates": updates }));
+        let request = UpdateRequest {
+            text: "cause found",
+            status: Some(ResponseStatus::Identified),
+            next: Some("45m"),
+        };
+        let patch = append_update(&i, "ana", &request);
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        let written = patch["spec"]["updates"].as_array().expect("updates");
+        assert_eq!(written.len(), MAX_UPDATES);
+        assert_eq!(written[0]["text"], "update 1", "the oldest dropped");
+        assert_eq!(
+            written[MAX_UPDATES - 1],
+            json!({ "author": "ana", "text": "cause found", "status": "identified",
+                    "nextUpdateIn": "45m" })
+        );
     }
 }

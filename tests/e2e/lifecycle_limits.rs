@@ -125,6 +125,21 @@ async fn invalid_incidents_are_rejected_at_admission() {
             json!({ "title": "x", "severity": "P1", "acknowledgment": { "by": "" } }),
             "spec.acknowledgment.by: Invalid value",
         ),
+        (
+            json!({ "title": "x", "severity": "P1", "updates": [
+                { "author": "a", "text": "t", "nextUpdateIn": "48h" }] }),
+            "nextUpdateIn must be between 1s and 24h",
+        ),
+        (
+            json!({ "title": "x", "severity": "P1", "updates": [
+                { "author": "a", "text": "t", "status": "resolved" }] }),
+            r#"spec.updates[0].status: Unsupported value: "resolved""#,
+        ),
+        (
+            json!({ "title": "x", "severity": "P1", "updates": [
+                { "author": "a", "text": "t", "nextUpdateIn": "soon" }] }),
+            "spec.updates[0].nextUpdateIn: Invalid value",
+        ),
     ];
     for (spec, expected) in cases {
         let object: DynamicObject = serde_json::from_value(json!({

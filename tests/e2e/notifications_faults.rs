@@ -57,17 +57,23 @@ async fn a_receiver_down_then_up_gets_every_message_in_order_under_the_same_keys
         - received[0]["receivedAt"].as_f64().unwrap_or_default();
     assert_eq!(received[0]["answered"], 429);
     assert!(gap >= 2.9, "retried {gap}s after Retry-After: 3");
-    let stored = api.get("cart-down").await.expect("incident");
+    // The record of a send trails the receiver by one status write.
+    let stored = wait_for(
+        &api,
+        "cart-down",
+        "every delivery recorded",
+        DELIVERY,
+        |i| {
+            i.and_then(|i| i.status.as_ref()).is_some_and(|s| {
+                s.deliveries.len() == 3
+                    && s.deliveries.iter().all(|d| d.state == DeliveryState::Sent)
+            })
+        },
+    )
+    .await
+    .expect("incident");
     let status = stored.status.expect("status");
     assert_eq!(status.notifications.len(), 3);
-    assert!(
-        status
-            .deliveries
-            .iter()
-            .all(|d| d.state == DeliveryState::Sent),
-        "{:?}",
-        status.deliveries
-    );
     let opened = status
         .deliveries
         .iter()

@@ -26,7 +26,7 @@ const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-incident");
 const SETTLE: Duration = Duration::from_secs(60);
 
 /// Runs `kubectl-incident --kubeconfig <e2e> -n <ns> ARGS`, with no other kubeconfig around.
-async fn plugin(ns: &str, args: &[&str]) -> Output {
+pub async fn plugin(ns: &str, args: &[&str]) -> Output {
     plugin_within(ns, args, Duration::from_secs(60)).await
 }
 
@@ -49,7 +49,7 @@ async fn plugin_within(ns: &str, args: &[&str], limit: Duration) -> Output {
 }
 
 /// Runs the plugin and expects success; returns stdout.
-async fn ok(ns: &str, args: &[&str]) -> String {
+pub async fn ok(ns: &str, args: &[&str]) -> String {
     let output = plugin(ns, args).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);

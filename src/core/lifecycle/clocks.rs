@@ -7,12 +7,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
     LifecycleConfig, Observation,
-    draft::{Draft, at, plus},
+    draft::{Draft, at, plus, seconds_between},
 };
 use crate::{
     api::{EntryType, Incident},
-    core::text::humanize,
+    core::text::{humanize, spelled_seconds as spelled},
 };
+
+/// The last reminder time at or before `now`: the deadline, then every `interval` after it.
+fn latest_reminder(due: Timestamp, now: Timestamp, interval: std::time::Duration) -> Timestamp {
+    let interval = interval.as_secs().max(1) as i64;
+    let late = seconds_between(due, now);
+    let reminders = late / interval;
+    plus(
+        due,
+        std::time::Duration::from_secs((reminders * interval) as u64),
+    )
+}
 
 /// Where each clock stands after this update.
 pub(super) struct Clocks {
@@ -76,23 +87,33 @@ pub(super) fn run(
                 .is_some_and(|r| r > respond_by));
 
     let needs_updates = !resolved && config.update_severities.contains(&spec.severity);
-    let update_due = plus(d.last_update.unwrap_or(detected_at), config.update_interval);
+    let update_due = d
+        .next_update
+        .unwrap_or_else(|| plus(d.last_update.unwrap_or(detected_at), config.update_interval));
     let update_overdue = needs_updates && now >= update_due;
-    if update_overdue && d.recorded.update_due_for.as_ref().map(at) != Some(update_due) {
-        d.recorded.update_due_for = Some(Time(update_due));
-        d.observations.push(Observation::Overdue {
-            severity: spec.severity,
-            clock: "update",
-        });
-        let key = d.key(&["update-due", &update_due.to_string()]);
-        let message = format!(
-            "No update for {}: {} incidents need one at least every {}",
-            humanize(config.update_interval),
-            spec.severity,
-            humanize(config.update_interval)
-        );
-        d.entry(EntryType::UpdateDue, message, None, key, true);
-    } else if needs_updates && now < update_due {
+    if update_overdue {
+        // A reminder at the deadline, then one every interval until someone posts an update.
+        let reminder = latest_reminder(update_due, now, config.update_interval);
+        if d.recorded.update_due_for.as_ref().map(at) != Some(reminder) {
+            d.recorded.update_due_for = Some(Time(reminder));
+            d.observations.push(Observation::Overdue {
+                severity: spec.severity,
+                clock: "update",
+            });
+            let key = d.key(&["update-due", &reminder.to_string()]);
+            let silent = spelled(seconds_between(d.last_update.unwrap_or(detected_at), now));
+            let mut message = format!(
+                "No update for {silent}: {} incidents need one at least every {}",
+                spec.severity,
+                humanize(config.update_interval)
+            );
+            if let Some(commander) = &spec.commander {
+                message.push_str(&format!("; {commander}, please post one"));
+            }
+            d.entry(EntryType::UpdateDue, message, None, key, true);
+        }
+        wake(plus(reminder, config.update_interval));
+    } else if needs_updates {
         wake(update_due);
     }
 

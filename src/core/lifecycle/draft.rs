@@ -28,6 +28,8 @@ pub(super) struct Draft {
     pub observations: Vec<Observation>,
     /// The last update from responders, as far as this update knows.
     pub last_update: Option<Timestamp>,
+    /// When the last update promised the next one, if it named a time.
+    pub next_update: Option<Timestamp>,
     /// Who made the latest spec change (for entries whose actor the spec lacks).
     pub actor: Option<String>,
     /// The incident's generation, as text for Event keys.
@@ -50,6 +52,7 @@ impl Draft {
             recorded: status.recorded.take().unwrap_or_default(),
             metrics: status.metrics.take().unwrap_or_default(),
             last_update: status.last_update_time.as_ref().map(at),
+            next_update: status.next_update_time.as_ref().map(at),
             status,
             notices: Vec::new(),
             observations: Vec::new(),
@@ -96,9 +99,10 @@ impl Draft {
         });
     }
 
-    /// Marks this update as news from responders.
+    /// Marks this change as news from responders: the update clock starts again.
     pub fn touch(&mut self) {
         self.last_update = Some(self.now);
+        self.next_update = None;
     }
 }
 
@@ -127,6 +131,7 @@ fn reason(type_: EntryType) -> &'static str {
         EntryType::SeverityChanged => "SeverityChanged",
         EntryType::CommanderChanged => "CommanderChanged",
         EntryType::Note => "Note",
+        EntryType::Update => "Update",
         EntryType::RootCauseIdentified => "RootCauseIdentified",
         EntryType::Escalated => "AcknowledgeOverdue",
         EntryType::UpdateDue => "UpdateOverdue",

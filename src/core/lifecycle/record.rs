@@ -10,7 +10,7 @@ use super::{
     draft::{Draft, at, plus, seconds_between},
 };
 use crate::{
-    api::{EntryType, Incident},
+    api::{EntryType, Incident, duration::parse},
     core::text::{fingerprint, humanize},
 };
 
@@ -62,7 +62,6 @@ pub(super) fn changes(d: &mut Draft, incident: &Incident) {
             key,
             false,
         );
-        d.touch();
     }
     d.recorded.severity = Some(spec.severity);
     if d.recorded.commander != spec.commander {
@@ -81,7 +80,6 @@ pub(super) fn changes(d: &mut Draft, incident: &Incident) {
             false,
         );
         d.recorded.commander = spec.commander.clone();
-        d.touch();
     }
 }
 
@@ -131,13 +129,40 @@ pub(super) fn notes(d: &mut Draft, incident: &Incident) {
             let key = d.key(&["note", print]);
             let author = Some(note.author.clone());
             d.entry(EntryType::Note, note.text.clone(), author, key, false);
-            d.touch();
         }
     }
     d.recorded.notes = current;
 }
 
-/// Remediation and runbooks: recorded as they happen; each entry counts as an update.
+/// Updates: each one in spec recorded once (like notes) and sent to the channels; each starts the
+/// update clock again, from the time it promised when it named one.
+pub(super) fn updates(d: &mut Draft, incident: &Incident) {
+    let spec = &incident.spec;
+    let mut current: Vec<String> = Vec::with_capacity(spec.updates.len());
+    for update in &spec.updates {
+        let status = update.status.map_or("", |s| s.as_str());
+        let next = update.next_update_in.as_deref().unwrap_or_default();
+        let base = fingerprint(&[&update.author, &update.text, status, next]);
+        let occurrence = current.iter().filter(|f| f.starts_with(&base)).count();
+        current.push(format!("{base}-{occurrence}"));
+    }
+    for (update, print) in spec.updates.iter().zip(&current) {
+        if d.recorded.updates.contains(print) {
+            continue;
+        }
+        let key = d.key(&["update", print]);
+        let author = Some(update.author.clone());
+        d.entry(EntryType::Update, update.text.clone(), author, key, false);
+        d.touch();
+        // Admission checked the pattern; a value it let through but jiff refuses falls back to the interval.
+        let promised = update.next_update_in.as_deref().and_then(|n| parse(n).ok());
+        d.next_update = promised.map(|next| plus(d.now, next));
+    }
+    d.recorded.updates = current;
+}
+
+/// Remediation and runbooks: recorded as they happen. They are not updates for people: the update
+/// clock keeps running until a person posts one.
 pub(super) fn actions(d: &mut Draft, related: &Related) {
     for action in &related.action_entries {
         let key = d.key(&["action", &format!("{:?}", action.type_)]);
@@ -148,7 +173,6 @@ pub(super) fn actions(d: &mut Draft, related: &Related) {
             key,
             action.warning,
         );
-        d.touch();
     }
 }
 

@@ -23,6 +23,7 @@ pub fn update(
     record::changes(&mut d, incident);
     record::acknowledge(&mut d, incident, detected_at);
     record::notes(&mut d, incident);
+    record::updates(&mut d, incident);
     record::actions(&mut d, related);
     record::resolution(&mut d, incident, detected_at, config);
     record::close(&mut d, incident);
@@ -51,6 +52,7 @@ pub fn update(
     });
     status.metrics = Some(d.metrics);
     status.last_update_time = d.last_update.map(Time);
+    status.next_update_time = d.next_update.map(Time);
     status.observed_generation = Some(generation);
     status.recorded = Some(d.recorded);
     Update {

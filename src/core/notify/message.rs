@@ -37,7 +37,8 @@ pub struct Context {
     pub severity: String,
     pub title: String,
     pub description: Option<String>,
-    /// investigating, fixing, monitoring, resolved or closed: how the response stands.
+    /// investigating, identified, fixing, monitoring, resolved or closed: how the response stands
+    /// (the latest update's word while the incident is open, else the phase's).
     pub status: String,
     pub phase: String,
     /// `namespace/name`.
@@ -58,6 +59,8 @@ pub struct Context {
     pub impact: Option<String>,
     /// `30m` when the severity needs regular updates.
     pub next_update: Option<String>,
+    /// When the next update is due (`YYYY-MM-DD HH:MM UTC`), while the severity needs updates.
+    pub next_update_at: Option<String>,
     pub postmortem_due: String,
     /// The objects the incident names, e.g. `Deployment checkout`.
     pub affected: Vec<String>,
@@ -90,14 +93,7 @@ pub fn context(incident: &Incident, notification: &Notification, clocks: Clocks)
         severity: spec.severity.to_string(),
         title: spec.title.clone(),
         description: spec.description.clone(),
-        status: match phase {
-            Phase::Detected | Phase::Acknowledged => "investigating",
-            Phase::Mitigating => "fixing",
-            Phase::Monitoring => "monitoring",
-            Phase::Resolved => "resolved",
-            Phase::Closed => "closed",
-        }
-        .to_owned(),
+        status: status_word(incident, phase).to_owned(),
         phase: phase.to_string(),
         incident: format!("{namespace}/{name}"),
         commander: spec.commander.clone(),
@@ -108,6 +104,7 @@ pub fn context(incident: &Incident, notification: &Notification, clocks: Clocks)
         root_cause: spec.resolution.as_ref().and_then(|r| r.root_cause.clone()),
         impact: spec.description.clone(),
         next_update: clocks.update_interval.map(humanize),
+        next_update_at: next_update_at(incident, clocks),
         postmortem_due: humanize(clocks.postmortem_due),
         affected: spec
             .affected
@@ -118,6 +115,47 @@ pub fn context(incident: &Incident, notification: &Notification, clocks: Clocks)
         name,
         namespace,
     }
+}
+
+/// How the response stands: the latest update's word while the incident is open, else the phase's.
+fn status_word(incident: &Incident, phase: Phase) -> &'static str {
+    let open = matches!(
+        phase,
+        Phase::Detected | Phase::Acknowledged | Phase::Mitigating | Phase::Monitoring
+    );
+    let said = incident.spec.updates.iter().rev().find_map(|u| u.status);
+    match (open, said) {
+        (true, Some(said)) => said.as_str(),
+        _ => match phase {
+            Phase::Detected | Phase::Acknowledged => "investigating",
+            Phase::Mitigating => "fixing",
+            Phase::Monitoring => "monitoring",
+            Phase::Resolved => "resolved",
+            Phase::Closed => "closed",
+        },
+    }
+}
+
+/// When the next update is due, for an open incident whose severity needs updates.
+fn next_update_at(incident: &Incident, clocks: Clocks) -> Option<String> {
+    let interval = clocks.update_interval?;
+    let status = incident.status.as_ref()?;
+    if status
+        .metrics
+        .as_ref()
+        .is_some_and(|m| m.resolved_at.is_some())
+    {
+        return None;
+    }
+    let due = match (&status.next_update_time, &status.last_update_time) {
+        (Some(next), _) => next.0,
+        (None, Some(last)) => last
+            .0
+            .checked_add(jiff::SignedDuration::try_from(interval).ok()?)
+            .ok()?,
+        (None, None) => return None,
+    };
+    Some(utc(due))
 }
 
 /// `2026-11-30 07:05 UTC`.
@@ -151,7 +189,16 @@ pub fn default_template(event: NotificationEvent) -> &'static str {
              Status: {{ status }}\n\n\
              {{ summary }}\n\
              {{ commander or 'The responders' }}: please post what is known and what is being done \
-             (kubectl incident note {{ name }} -n {{ namespace }} \"...\")."
+             (kubectl incident update {{ name }} -n {{ namespace }} \"...\")."
+        }
+        NotificationEvent::Update => {
+            "📝 Update: {{ title }}\n\
+             Time: {{ time }}\n\
+             Severity: {{ severity }}\n\
+             Status: {{ status }}\n\n\
+             {{ summary }}\n\n\
+             {% if next_update_at %}Next update by {{ next_update_at }}.\n{% endif %}\
+             {% if actor %}Posted by {{ actor }}.{% endif %}"
         }
         NotificationEvent::Resolved => {
             "✅ Incident resolved: {{ title }}\n\
@@ -184,6 +231,7 @@ fn headline(event: NotificationEvent) -> &'static str {
         NotificationEvent::Closed => "📘 Incident closed",
         NotificationEvent::Opened => "🚨 Incident opened",
         NotificationEvent::Acknowledged => "👀 Acknowledged",
+        NotificationEvent::Update => "📝 Update",
         NotificationEvent::UpdateDue => "⏰ Update due",
         NotificationEvent::Resolved => "✅ Incident resolved",
     }
@@ -278,6 +326,7 @@ fn sample_context() -> Context {
         root_cause: Some("a bad config push".into()),
         impact: Some("payments fail for every user".into()),
         next_update: Some("30m".into()),
+        next_update_at: Some("2026-01-01 00:30 UTC".into()),
         postmortem_due: "48h".into(),
         affected: vec!["Deployment checkout".into()],
         show: "kubectl incident show checkout-down -n shop".into(),

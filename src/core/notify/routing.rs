@@ -12,9 +12,10 @@ use kube::{
 use crate::api::{Channel, Incident, NotificationEvent};
 
 /// The events a channel hears when its route names none: everything but Closed.
-pub const DEFAULT_EVENTS: [NotificationEvent; 9] = [
+pub const DEFAULT_EVENTS: [NotificationEvent; 10] = [
     NotificationEvent::Opened,
     NotificationEvent::Acknowledged,
+    NotificationEvent::Update,
     NotificationEvent::UpdateDue,
     NotificationEvent::SeverityChanged,
     NotificationEvent::Escalated,
@@ -29,6 +30,7 @@ pub fn event_of(reason: &str) -> Option<NotificationEvent> {
     Some(match reason {
         "Detected" => NotificationEvent::Opened,
         "Acknowledged" => NotificationEvent::Acknowledged,
+        "Update" => NotificationEvent::Update,
         "UpdateOverdue" => NotificationEvent::UpdateDue,
         "SeverityChanged" => NotificationEvent::SeverityChanged,
         "AcknowledgeOverdue" | "Escalated" => NotificationEvent::Escalated,
@@ -130,6 +132,7 @@ mod tests {
                 [
                     "Detected",
                     "Acknowledged",
+                    "Update",
                     "UpdateOverdue",
                     "SeverityChanged",
                     "Escalated",

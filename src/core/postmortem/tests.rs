@@ -63,6 +63,7 @@ fn spec() -> IncidentSpec {
         acknowledgment: None,
         resolution: None,
         notes: Vec::new(),
+        updates: Vec::new(),
         postmortem: None,
         actions: Vec::new(),
         signals: Vec::new(),

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
     DAY, HOUR, MIN, Sim, ack, assert_condition, assert_quiet_at, completed_postmortem, note,
-    reasons, resolution, t,
+    reasons, resolution, status_update as update, t,
 };
 use crate::{
     api::{EntryType, Phase, Severity, TimelineEntry},
@@ -107,15 +107,16 @@ fn raising_the_severity_brings_the_deadline_forward() {
         sim.status().sla.as_ref().expect("sla").respond_by,
         Time(t(HOUR))
     );
+    // A severity change is not an update: the new P1 has been silent since detection.
     assert_eq!(
         reasons(&decision),
-        ["SeverityChanged", "AcknowledgeOverdue"]
+        ["SeverityChanged", "AcknowledgeOverdue", "UpdateOverdue"]
     );
     assert_eq!(sim.entries(EntryType::Escalated).len(), 1);
 }
 
 #[test]
-fn p0_and_p1_without_updates_get_update_due_once_per_deadline() {
+fn p0_and_p1_without_updates_are_reminded_every_interval_until_someone_posts_one() {
     for severity in [Severity::P0, Severity::P1] {
         let mut sim = Sim::new(severity);
         sim.at(0);
@@ -132,7 +133,9 @@ fn p0_and_p1_without_updates_get_update_due_once_per_deadline() {
         assert_eq!(due.len(), 1, "{severity}");
         assert_eq!(
             due[0].message,
-            format!("No update for 30m: {severity} incidents need one at least every 30m")
+            format!(
+                "No update for 30m: {severity} incidents need one at least every 30m; ana, please post one"
+            )
         );
         assert_eq!(reasons(&decision), ["UpdateOverdue"], "{severity}");
         assert!(decision.notices[0].warning);
@@ -144,25 +147,90 @@ fn p0_and_p1_without_updates_get_update_due_once_per_deadline() {
             }]
         );
         assert_condition(&sim, "UpdateOverdue", "True", "NoRecentUpdate");
-        assert_eq!(decision.wake_at, None, "{severity}");
-        assert_quiet_at(&mut sim, 3 * HOUR);
+        assert_eq!(decision.wake_at, Some(t(65 * MIN)), "the next reminder");
+        assert_quiet_at(&mut sim, 64 * MIN);
 
-        // A note is an update: the condition clears and the next deadline moves.
-        sim.edit(|s| s.notes.push(note("bo", "failover done, replaying writes")));
-        let decision = sim.at(3 * HOUR + 10 * MIN);
-        assert_eq!(reasons(&decision), ["Note"], "{severity}");
-        assert_condition(&sim, "UpdateOverdue", "False", "UpToDate");
-        assert_eq!(
-            sim.status().last_update_time,
-            Some(Time(t(3 * HOUR + 10 * MIN)))
+        // Automated work and notes are not updates for people: the reminders go on.
+        sim.edit(|s| s.notes.push(note("bo", "replica lag 40s")));
+        let decision = sim.at(65 * MIN);
+        assert_eq!(reasons(&decision), ["Note", "UpdateOverdue"], "{severity}");
+        let due = sim.entries(EntryType::UpdateDue);
+        assert_eq!(due.len(), 2, "{severity}");
+        assert!(
+            due[1].message.starts_with("No update for 1h"),
+            "{}",
+            due[1].message
         );
-        assert_eq!(decision.wake_at, Some(t(3 * HOUR + 40 * MIN)), "{severity}");
-        assert_eq!(sim.entries(EntryType::UpdateDue).len(), 1);
 
-        let decision = sim.at(3 * HOUR + 40 * MIN);
+        // An update stops them, and the next deadline is an interval later.
+        sim.edit(|s| {
+            s.updates
+                .push(update("bo", "failover done, replaying writes", None))
+        });
+        let decision = sim.at(70 * MIN);
+        assert_eq!(reasons(&decision), ["Update"], "{severity}");
+        assert_eq!(decision.notices[0].actor.as_deref(), Some("bo"));
+        assert_condition(&sim, "UpdateOverdue", "False", "UpToDate");
+        assert_eq!(sim.status().last_update_time, Some(Time(t(70 * MIN))));
+        assert_eq!(decision.wake_at, Some(t(100 * MIN)), "{severity}");
+        assert_quiet_at(&mut sim, 99 * MIN);
+        let decision = sim.at(100 * MIN);
         assert_eq!(reasons(&decision), ["UpdateOverdue"], "{severity}");
-        assert_eq!(sim.entries(EntryType::UpdateDue).len(), 2, "{severity}");
+        assert_eq!(sim.entries(EntryType::UpdateDue).len(), 3, "{severity}");
     }
+}
+
+#[test]
+fn an_update_that_names_the_next_one_sets_the_deadline() {
+    let mut sim = Sim::new(Severity::P1);
+    sim.at(0);
+    sim.edit(|s| {
+        s.updates
+            .push(update("ana", "cause found: a bad config push", Some("45m")))
+    });
+    let decision = sim.at(10 * MIN);
+    assert_eq!(reasons(&decision), ["Update"]);
+    assert_eq!(sim.status().next_update_time, Some(Time(t(55 * MIN))));
+    assert_eq!(
+        decision.wake_at.map(|w| w.min(t(55 * MIN))),
+        Some(t(55 * MIN))
+    );
+    assert!(sim.entries(EntryType::UpdateDue).is_empty());
+    let decision = sim.at(55 * MIN);
+    assert!(reasons(&decision).contains(&"UpdateOverdue"));
+
+    // The next update without a promise goes back to the interval.
+    sim.edit(|s| s.updates.push(update("ana", "fix deployed", None)));
+    sim.at(60 * MIN);
+    assert_eq!(sim.status().next_update_time, None);
+    let decision = sim.at(89 * MIN);
+    assert!(!reasons(&decision).contains(&"UpdateOverdue"));
+    let decision = sim.at(90 * MIN);
+    assert!(reasons(&decision).contains(&"UpdateOverdue"));
+}
+
+#[test]
+fn the_same_update_twice_is_recorded_twice_and_each_only_once() {
+    let mut sim = Sim::new(Severity::P2);
+    sim.at(0);
+    sim.edit(|s| {
+        s.updates.push(update("ana", "still looking", None));
+        s.updates.push(update("ana", "still looking", None));
+    });
+    let decision = sim.at(MIN);
+    assert_eq!(reasons(&decision), ["Update", "Update"]);
+    assert_quiet_at(&mut sim, 2 * MIN);
+    // Dropping the older one (the list is bounded) records nothing new.
+    sim.edit(|s| {
+        s.updates.remove(0);
+    });
+    sim.at(3 * MIN);
+    let recorded: i32 = sim
+        .entries(EntryType::Update)
+        .iter()
+        .map(|e| e.count.unwrap_or(1))
+        .sum();
+    assert_eq!(recorded, 2, "two alike in a row are one entry counting 2");
 }
 
 #[test]
@@ -278,7 +346,9 @@ fn sub_second_clock_settings_fire_each_deadline_once() {
     let decision = sim.at(HOUR);
     assert_eq!(reasons(&decision), ["AcknowledgeOverdue", "UpdateOverdue"]);
     assert_quiet_at(&mut sim, HOUR + 1);
-    assert_quiet_at(&mut sim, 2 * HOUR);
+    let decision = sim.at(2 * HOUR);
+    assert_eq!(reasons(&decision), ["UpdateOverdue"], "the next reminder");
+    assert_quiet_at(&mut sim, 2 * HOUR + 1);
 
     sim.edit(|s| s.resolution = resolution(None));
     sim.at(3 * HOUR);

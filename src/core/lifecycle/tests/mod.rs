@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use super::{LifecycleConfig, Related, Update, update};
 use crate::api::{
     Acknowledgment, ActionItem, EntryType, Incident, IncidentSpec, IncidentStatus, Note, Phase,
-    Postmortem, Resolution, Severity, TimelineEntry, metadata::ACTOR_ANNOTATION,
+    Postmortem, Resolution, Severity, StatusUpdate, TimelineEntry, metadata::ACTOR_ANNOTATION,
 };
 
 pub(super) const MIN: i64 = 60;
@@ -43,6 +43,7 @@ fn spec(severity: Severity) -> IncidentSpec {
         acknowledgment: None,
         resolution: None,
         notes: Vec::new(),
+        updates: Vec::new(),
         postmortem: None,
         actions: Vec::new(),
         signals: Vec::new(),
@@ -73,6 +74,15 @@ pub(super) fn resolution(root_cause: Option<&str>) -> Option<Resolution> {
         summary: "rotated the certificate".to_owned(),
         by: "bo".to_owned(),
     })
+}
+
+pub(super) fn status_update(author: &str, text: &str, next: Option<&str>) -> StatusUpdate {
+    StatusUpdate {
+        author: author.to_owned(),
+        text: text.to_owned(),
+        status: None,
+        next_update_in: next.map(str::to_owned),
+    }
 }
 
 pub(super) fn note(author: &str, text: &str) -> Note {

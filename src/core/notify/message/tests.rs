@@ -62,6 +62,57 @@ fn the_opening_message_has_time_severity_status_description_and_the_update_promi
 }
 
 #[test]
+fn the_update_message_has_time_status_what_is_known_and_the_next_update() {
+    let mut open = incident(
+        json!({ "phase": "Acknowledged", "lastUpdateTime": "2026-11-30T07:20:00Z",
+                "nextUpdateTime": "2026-11-30T08:05:00Z" }),
+        json!(null),
+    );
+    open.spec.updates.push(crate::api::StatusUpdate {
+        author: "bo".into(),
+        text: "A bad config push; rolling it back".into(),
+        status: Some(crate::api::ResponseStatus::Identified),
+        next_update_in: Some("45m".into()),
+    });
+    let n = notification(
+        NotificationEvent::Update,
+        "2026-11-30T07:20:00Z",
+        "A bad config push; rolling it back",
+    );
+    let text = render(&BTreeMap::new(), n.event, &context(&open, &n, CLOCKS)).text;
+    for part in [
+        "Update: Checkout returns 500",
+        "Time: 2026-11-30 07:20 UTC",
+        "Status: identified",
+        "A bad config push; rolling it back",
+        "Next update by 2026-11-30 08:05 UTC",
+        "Posted by bo",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from:\n{text}");
+    }
+
+    // Without a promise, the next update is an interval after the last one; once resolved, none.
+    let mut plain = open.clone();
+    if let Some(status) = plain.status.as_mut() {
+        status.next_update_time = None;
+    }
+    let text = render(&BTreeMap::new(), n.event, &context(&plain, &n, CLOCKS)).text;
+    assert!(
+        text.contains("Next update by 2026-11-30 07:50 UTC"),
+        "{text}"
+    );
+    let resolved = incident(
+        json!({ "phase": "Resolved", "metrics": { "resolvedAt": "2026-11-30T07:30:00Z" } }),
+        json!({ "summary": "Rolled back", "by": "ana" }),
+    );
+    let ctx = context(&resolved, &n, CLOCKS);
+    assert_eq!(
+        (ctx.status.as_str(), ctx.next_update_at),
+        ("resolved", None)
+    );
+}
+
+#[test]
 fn the_resolution_message_has_duration_impact_fix_and_the_postmortem_promise() {
     let resolved = incident(
         json!({ "phase": "Resolved", "metrics": {
