@@ -19,6 +19,7 @@ mod notifications;
 mod notifications_faults;
 mod notifications_pagerduty;
 mod notifications_slack;
+mod notifications_table;
 mod notifications_updates;
 mod parity;
 mod plugin;
