@@ -1,5 +1,6 @@
-//! Notifications under faults: a receiver that fails and recovers, one that refuses, and the
-//! operator killed between sending a message and recording it.
+//! Notifications under faults: a receiver that fails and recovers, one that refuses, one that
+//! hangs while another channel goes on, and the operator killed between sending a message and
+//! recording it.
 
 use std::time::Duration;
 
@@ -10,9 +11,10 @@ use serde_json::json;
 
 use crate::{
     notifications::{
-        DELIVERY, acknowledge, await_condition, open, pages_setup, reason_of, resolve,
+        DELIVERY, acknowledge, await_condition, channel, open, pages_setup, reason_of, resolve,
+        secret,
     },
-    receiver::{delivered, events},
+    receiver::{Receiver, delivered, events},
     support::{Operator, wait_for},
 };
 
@@ -210,5 +212,71 @@ async fn a_refused_message_is_given_up_with_the_receivers_reason() {
         })
     })
     .await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_never_holds_up_another_channel() {
+    let (client, ns, api, fast, operator) = pages_setup("notify-hang", &[]).await;
+    let slow = Receiver::start(None).await;
+    secret(&client, &ns.name, "slow-hook", &slow.url(), None).await;
+    // Every answer hangs longer than the operator's 10 s request timeout.
+    slow.script(json!([{ "hang": 30 }, { "hang": 30 }, { "hang": 30 }]))
+        .await;
+    channel(
+        &client,
+        &ns.name,
+        "slow",
+        "slow-hook",
+        false,
+        json!({ "severities": ["P1"] }),
+    )
+    .await;
+    await_condition(&client, &ns.name, "slow", "Ready", "True").await;
+
+    // Each event only after the previous one arrived: a channel held up behind the hanging one
+    // would get its next message only once that request timed out.
+    open(&api, "api-slow", "P1").await;
+    fast.wait_for("the opening", DELIVERY, |r| events(r) == ["Opened"])
+        .await;
+    acknowledge(&api, "api-slow").await;
+    fast.wait_for("the acknowledgment", DELIVERY, |r| {
+        events(r) == ["Opened", "Acknowledged"]
+    })
+    .await;
+    resolve(&api, "api-slow").await;
+    fast.wait_for("the resolution", DELIVERY, |r| {
+        events(r) == ["Opened", "Acknowledged", "Resolved"]
+    })
+    .await;
+    let incident = api.get("api-slow").await.expect("incident");
+    let status = incident.status.expect("status");
+    let slow_keys: Vec<&str> = status
+        .notifications
+        .iter()
+        .filter(|n| n.channel.ends_with("/slow"))
+        .map(|n| n.key.as_str())
+        .collect();
+    let slow_attempts: i32 = status
+        .deliveries
+        .iter()
+        .filter(|d| slow_keys.contains(&d.key.as_str()))
+        .map(|d| d.attempts)
+        .sum();
+    assert_eq!(
+        slow_attempts, 0,
+        "the slow channel's first request is still hanging: {:?}",
+        status.deliveries
+    );
+    assert_eq!(slow.received().await.len(), 1, "one request, hanging");
+    // And the slow channel gets there in the end, in order, once its receiver answers.
+    let received = slow
+        .wait_for(
+            "every message at the slow receiver",
+            Duration::from_secs(120),
+            |r| events(r) == ["Opened", "Acknowledged", "Resolved"],
+        )
+        .await;
+    assert!(received.iter().any(|r| r["answered"] == "hang"));
     operator.stop().await;
 }

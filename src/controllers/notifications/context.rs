@@ -1,6 +1,10 @@
 //! What every delivery round of the notifications controller shares (controllers layer).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use kube::{Client, runtime::reflector::Store};
 use tokio::{sync::Mutex, time::Instant};
@@ -21,9 +25,35 @@ pub(super) struct Context {
     pub failpoint: Option<String>,
     /// When each channel may send next (its destination's rate limit).
     pub pace: Mutex<HashMap<String, Instant>>,
+    /// The (incident uid, channel) pairs whose delivery is under way.
+    pub in_flight: Arc<std::sync::Mutex<HashSet<(String, String)>>>,
+}
+
+/// A claimed (incident, channel) delivery; released when dropped, whatever way the round ends.
+pub(super) struct Slot {
+    set: Arc<std::sync::Mutex<HashSet<(String, String)>>>,
+    key: (String, String),
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.key);
+        }
+    }
 }
 
 impl Context {
+    /// Claims the delivery of `channel`'s messages of incident `uid`, unless one is under way.
+    pub fn claim(&self, uid: &str, channel: &str) -> Option<Slot> {
+        let key = (uid.to_owned(), channel.to_owned());
+        let mut set = self.in_flight.lock().ok()?;
+        set.insert(key.clone()).then(|| Slot {
+            set: self.in_flight.clone(),
+            key,
+        })
+    }
+
     /// Waits until `channel` may send again, at most one message per `interval` (Slack allows
     /// about one a second per channel); other channels are not held up.
     pub async fn pace(&self, channel: &str, interval: Duration) {

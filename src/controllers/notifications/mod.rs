@@ -1,6 +1,7 @@
-//! The notifications controller (controllers layer): delivers each incident's outbox. Channels are
-//! served side by side, so a slow or dead receiver delays only its own messages; within a channel
-//! the messages go in order, a later one waiting behind the first undelivered. Every attempt is
+//! The notifications controller (controllers layer): delivers each incident's outbox. Each channel
+//! of an incident is delivered by its own background round, one at a time, so a slow or dead
+//! receiver delays only its own messages and never the reconciles; within a channel the messages go
+//! in order, a later one waiting behind the first undelivered. Every attempt is
 //! recorded in `status.deliveries` after it is made: a crash in between resends the message under
 //! the same key (at least once, recognisably the same), and none is lost. Each destination's wire
 //! work is in `send.rs`.
@@ -17,7 +18,7 @@ use kube::{
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use self::context::Context;
 use crate::{
@@ -66,6 +67,7 @@ pub async fn run(
             .ok()
             .filter(|v| !v.is_empty()),
         pace: Default::default(),
+        in_flight: Default::default(),
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -93,60 +95,114 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
     async move {
         refresh_pending_gauge(&ctx);
         let now = Timestamp::now();
-        let cached_due = incident
-            .status
-            .as_ref()
-            .is_some_and(|s| !delivery::due(&s.notifications, &s.deliveries, now).is_empty());
-        if !cached_due {
-            let next = incident
-                .status
-                .as_ref()
-                .and_then(|s| delivery::next_attempt(&s.deliveries));
-            return Ok(requeue(next));
-        }
-        // Before sending, the incident as the API server holds it: a cache that has not yet
-        // seen our last record would send the same message again.
-        let incident = Arc::new(read(&ctx, &incident).await?);
         let Some(status) = incident.status.as_ref() else {
             return Ok(Action::await_change());
         };
+        let due = delivery::due(&status.notifications, &status.deliveries, now);
+        let uid = incident.uid().unwrap_or_default();
+        let in_flight = !due.is_empty();
+        for channel in due.into_keys() {
+            // One round per incident and channel at a time keeps the channel's messages in order;
+            // the others go on side by side, so a slow receiver holds up only its own.
+            let Some(slot) = ctx.claim(&uid, &channel) else {
+                continue;
+            };
+            let round = Round {
+                ctx: ctx.clone(),
+                incident: incident.clone(),
+                channel,
+            };
+            tokio::spawn(
+                async move {
+                    let _slot = slot;
+                    round.run().await;
+                }
+                .instrument(info_span!("deliver_channel")),
+            );
+        }
+        let next = delivery::next_attempt(&status.deliveries);
+        Ok(if in_flight {
+            // Look again once the rounds under way are done (their records also wake us).
+            let soon = Timestamp::now() + notifiers::TIMEOUT + Duration::from_secs(2);
+            requeue(Some(next.map_or(soon, |n| n.min(soon))))
+        } else {
+            requeue(next)
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+/// One channel's due messages of one incident, delivered in the background.
+struct Round {
+    ctx: Arc<Context>,
+    /// The incident as the cache had it; the round reads it afresh.
+    incident: Arc<Incident>,
+    channel: String,
+}
+
+impl Round {
+    /// Reads the incident, sends the channel's due messages, records the attempts, announces what
+    /// was given up. A record that cannot be written leaves the message due: it is sent again
+    /// under the same key (at least once).
+    async fn run(self) {
+        let ctx = &self.ctx;
+        // The incident as the API server holds it, read after the claim: the previous round's
+        // record is in it, so nothing it sent is sent again.
+        let incident = match read(ctx, &self.incident).await {
+            Ok(incident) => incident,
+            Err(error) => {
+                warn!(channel = %self.channel, %error, "could not read the incident; retrying later");
+                return;
+            }
+        };
+        let Some(status) = incident.status.as_ref() else {
+            return;
+        };
+        let now = Timestamp::now();
         let mut deliveries = status.deliveries.clone();
         delivery::prune(&mut deliveries, &status.notifications);
         let due = delivery::due(&status.notifications, &deliveries, now);
-        let rounds = futures::future::join_all(due.iter().map(|(channel, indices)| {
-            let messages: Vec<&Notification> =
-                indices.iter().map(|i| &status.notifications[*i]).collect();
-            let thread = status
-                .threads
-                .iter()
-                .find(|t| &t.channel == channel)
-                .cloned();
-            deliver_in_order(&ctx, &incident, channel, messages, &deliveries, thread, now)
-        }))
+        let Some(indices) = due.get(&self.channel) else {
+            return;
+        };
+        let messages: Vec<&Notification> =
+            indices.iter().map(|i| &status.notifications[*i]).collect();
+        let thread = status
+            .threads
+            .iter()
+            .find(|t| t.channel == self.channel)
+            .cloned();
+        let (attempts, made) = deliver_in_order(
+            ctx,
+            &incident,
+            &self.channel,
+            messages,
+            &deliveries,
+            thread,
+            now,
+        )
         .await;
-        let mut attempts: Vec<Attempt> = Vec::new();
-        let mut threads: Vec<SlackThread> = Vec::new();
-        for (made, thread) in rounds {
-            attempts.extend(made);
-            threads.extend(thread);
-        }
         for attempt in &attempts {
             observe(&ctx.metrics, attempt, now);
         }
         if !attempts.is_empty() {
-            failpoint(&ctx, "after-send");
+            failpoint(ctx, "after-send");
         }
-        let deliveries = record(&ctx, &incident, &attempts, &threads, now).await?;
+        let made: Vec<SlackThread> = made.into_iter().collect();
+        if let Err(error) = record(ctx, &incident, &attempts, &made, now).await {
+            warn!(channel = %self.channel, %error, "could not record the deliveries; they will be sent again");
+            return;
+        }
         for attempt in attempts
             .iter()
             .filter(|a| matches!(a.verdict, Verdict::Failed { .. }))
         {
-            announce_failure(&ctx, &incident, attempt, now).await?;
+            if let Err(error) = announce_failure(ctx, &incident, attempt, now).await {
+                warn!(%error, "could not publish the NotificationFailed Event");
+            }
         }
-        Ok(requeue(delivery::next_attempt(&deliveries)))
     }
-    .instrument(span)
-    .await
 }
 
 /// The incident as the API server holds it now.
@@ -159,15 +215,15 @@ async fn read(ctx: &Context, incident: &Incident) -> Result<Incident> {
 
 /// Records the attempts in `status.deliveries` and the Slack messages made in `status.threads`.
 /// Only this controller writes those fields, so when the write is refused because something else
-/// changed the incident, they are recorded again on the fresh object rather than the messages sent
-/// again. Returns the records written.
+/// changed the incident (another channel's record among them), they are recorded again on the
+/// fresh object rather than the messages sent again.
 async fn record(
     ctx: &Context,
     incident: &Incident,
     attempts: &[Attempt],
     made: &[SlackThread],
     now: Timestamp,
-) -> Result<Vec<DeliveryRecord>> {
+) -> Result<()> {
     let mut current = incident.clone();
     for _ in 0..WRITE_ATTEMPTS {
         let status = current.status.clone().unwrap_or_default();
@@ -182,10 +238,10 @@ async fn record(
             threads.push(thread.clone());
         }
         if deliveries == status.deliveries && threads == status.threads {
-            return Ok(deliveries);
+            return Ok(());
         }
         match incidents::write_deliveries(&ctx.client, &current, &deliveries, &threads).await {
-            Ok(_) => return Ok(deliveries),
+            Ok(_) => return Ok(()),
             Err(Error::Conflict) => current = read(ctx, incident).await?,
             Err(error) => return Err(error),
         }
