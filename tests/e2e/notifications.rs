@@ -21,13 +21,12 @@ use crate::{
 /// Long enough for a delivery through retries on the shared machine.
 pub const DELIVERY: Duration = Duration::from_secs(60);
 
-/// A Secret holding a receiver's URL (`url`) and, when given, the signing key (`key`).
-pub async fn secret(client: &Client, ns: &str, name: &str, url: &str, key: Option<&str>) {
-    let mut data =
-        std::collections::BTreeMap::from([("url".to_owned(), ByteString(url.as_bytes().to_vec()))]);
-    if let Some(key) = key {
-        data.insert("key".into(), ByteString(key.as_bytes().to_vec()));
-    }
+/// A Secret named `name` holding `data` (key, value).
+pub async fn put_secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
+    let data = data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+        .collect();
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(name.into()),
@@ -40,6 +39,13 @@ pub async fn secret(client: &Client, ns: &str, name: &str, url: &str, key: Optio
         .create(&PostParams::default(), &secret)
         .await
         .expect("create Secret");
+}
+
+/// A Secret holding a receiver's URL (`url`) and, when given, the signing key (`key`).
+pub async fn secret(client: &Client, ns: &str, name: &str, url: &str, key: Option<&str>) {
+    let mut data = vec![("url", url)];
+    data.extend(key.map(|k| ("key", k)));
+    put_secret(client, ns, name, &data).await;
 }
 
 /// A webhook Channel reading `secret` (with its signing key when `signed`), routed by `route`.

@@ -3,13 +3,12 @@
 //! refusals are reported with PagerDuty's own message.
 
 use incident_operator::api::{Channel, DeliveryState};
-use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{Api, ResourceExt, api::PostParams};
 use serde_json::{Value, json};
 
 use crate::{
     lifecycle::setup,
-    notifications::{DELIVERY, acknowledge, await_condition, open, resolve},
+    notifications::{DELIVERY, acknowledge, await_condition, open, put_secret, resolve},
     receiver::Receiver,
     support::{Operator, wait_for},
 };
@@ -18,24 +17,7 @@ use crate::{
 const ROUTING_KEY: &str = "R0ut1ngK3yF0rTh3E2eT3sts00000001";
 
 async fn oncall_channel(client: &kube::Client, ns: &str, url: &str) {
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("pagerduty".into()),
-            ..Default::default()
-        },
-        data: Some(
-            [(
-                "routingKey".to_owned(),
-                ByteString(ROUTING_KEY.as_bytes().to_vec()),
-            )]
-            .into(),
-        ),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create Secret");
+    put_secret(client, ns, "pagerduty", &[("routingKey", ROUTING_KEY)]).await;
     let channel: Channel = serde_json::from_value(json!({
         "apiVersion": "incident.dev/v1alpha1", "kind": "Channel",
         "metadata": { "name": "oncall" },

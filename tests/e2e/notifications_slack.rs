@@ -4,13 +4,12 @@
 //! thread; Slack's `ok: false` refusals are reported with Slack's error word.
 
 use incident_operator::api::{Channel, DeliveryState, Incident};
-use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{Api, Client, api::PostParams};
 use serde_json::{Value, json};
 
 use crate::{
     lifecycle::setup,
-    notifications::{DELIVERY, acknowledge, await_condition, open, reason_of, resolve},
+    notifications::{DELIVERY, acknowledge, await_condition, open, put_secret, reason_of, resolve},
     receiver::Receiver,
     support::{Operator, wait_for},
 };
@@ -18,22 +17,7 @@ use crate::{
 const TOKEN: &str = "xoxb-e2e-0000000000-test-token";
 
 async fn slack_channel(client: &Client, ns: &str, name: &str, secret: (&str, &str), slack: Value) {
-    let data = [(
-        secret.0.to_owned(),
-        ByteString(secret.1.as_bytes().to_vec()),
-    )];
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(format!("{name}-slack")),
-            ..Default::default()
-        },
-        data: Some(data.into()),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create Secret");
+    put_secret(client, ns, &format!("{name}-slack"), &[secret]).await;
     let channel: Channel = serde_json::from_value(json!({
         "apiVersion": "incident.dev/v1alpha1", "kind": "Channel",
         "metadata": { "name": name },
@@ -44,6 +28,29 @@ async fn slack_channel(client: &Client, ns: &str, name: &str, secret: (&str, &st
         .create(&PostParams::default(), &channel)
         .await
         .expect("create Channel");
+}
+
+/// A bot Channel `incidents` posting to `slack_channel` through `slack`, Ready, and the operator.
+async fn bot(
+    client: &Client,
+    ns: &str,
+    slack: &Receiver,
+    slack_channel_name: &str,
+    mentions: Value,
+) -> Operator {
+    slack_channel(
+        client,
+        ns,
+        "incidents",
+        ("token", TOKEN),
+        json!({ "bot": { "token": { "name": "incidents-slack", "key": "token" },
+                         "channel": slack_channel_name, "apiUrl": slack.slack_api_url() },
+                "mentions": mentions }),
+    )
+    .await;
+    let operator = Operator::start(ns, &[]).await;
+    await_condition(client, ns, "incidents", "Ready", "True").await;
+    operator
 }
 
 fn text(record: &Value) -> &str {
@@ -114,18 +121,14 @@ async fn an_incoming_webhook_gets_each_event_with_the_severitys_mention() {
 async fn a_bot_keeps_one_message_per_incident_current_and_replies_in_its_thread() {
     let (client, ns, api) = setup("notify-slack-bot").await;
     let slack = Receiver::slack(TOKEN).await;
-    slack_channel(
+    let operator = bot(
         &client,
         &ns.name,
-        "incidents",
-        ("token", TOKEN),
-        json!({ "bot": { "token": { "name": "incidents-slack", "key": "token" },
-                         "channel": "#incidents", "apiUrl": slack.slack_api_url() },
-                "mentions": { "P1": "<!here>" } }),
+        &slack,
+        "#incidents",
+        json!({ "P1": "<!here>" }),
     )
     .await;
-    let operator = Operator::start(&ns.name, &[]).await;
-    await_condition(&client, &ns.name, "incidents", "Ready", "True").await;
 
     open(&api, "search-slow", "P1").await;
     let received = slack
@@ -198,17 +201,7 @@ async fn a_bot_keeps_one_message_per_incident_current_and_replies_in_its_thread(
 async fn slacks_refusal_fails_the_message_with_slacks_reason() {
     let (client, ns, api) = setup("notify-slack-refused").await;
     let slack = Receiver::slack(TOKEN).await;
-    slack_channel(
-        &client,
-        &ns.name,
-        "incidents",
-        ("token", TOKEN),
-        json!({ "bot": { "token": { "name": "incidents-slack", "key": "token" },
-                         "channel": "#no-such-channel", "apiUrl": slack.slack_api_url() } }),
-    )
-    .await;
-    let _operator = Operator::start(&ns.name, &[]).await;
-    await_condition(&client, &ns.name, "incidents", "Ready", "True").await;
+    let _operator = bot(&client, &ns.name, &slack, "#no-such-channel", json!({})).await;
 
     open(&api, "queue-stuck", "P2").await;
     let incident: Option<Incident> =
@@ -236,17 +229,7 @@ async fn slacks_refusal_fails_the_message_with_slacks_reason() {
 async fn a_deleted_incident_message_is_posted_again_and_its_new_reference_kept() {
     let (client, ns, api) = setup("notify-slack-deleted").await;
     let slack = Receiver::slack(TOKEN).await;
-    slack_channel(
-        &client,
-        &ns.name,
-        "incidents",
-        ("token", TOKEN),
-        json!({ "bot": { "token": { "name": "incidents-slack", "key": "token" },
-                         "channel": "C0INCIDENTS", "apiUrl": slack.slack_api_url() } }),
-    )
-    .await;
-    let _operator = Operator::start(&ns.name, &[]).await;
-    await_condition(&client, &ns.name, "incidents", "Ready", "True").await;
+    let _operator = bot(&client, &ns.name, &slack, "C0INCIDENTS", json!({})).await;
 
     open(&api, "cache-cold", "P2").await;
     wait_for(&api, "cache-cold", "the thread in status", DELIVERY, |i| {

@@ -3,38 +3,16 @@
 //! bridge) and reaches the incident channel with @here; P1 reaches the channel with @here and pages
 //! no one; P2 is a quiet post; P3 creates a ticket and nothing else.
 
-use std::collections::BTreeMap;
-
 use incident_operator::api::{Channel, Incident};
-use k8s_openapi::{ByteString, api::core::v1::Secret};
-use kube::{Api, Client, api::PostParams};
+use kube::{Api, api::PostParams};
 use serde_json::Value;
 
 use crate::{
     lifecycle::setup,
-    notifications::{DELIVERY, await_condition, open},
+    notifications::{DELIVERY, await_condition, open, put_secret},
     receiver::{Receiver, SECRET, events},
     support::{Operator, wait_for},
 };
-
-async fn put_secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
-    let data: BTreeMap<String, ByteString> = data
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
-        .collect();
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(data),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create Secret");
-}
 
 fn example(file: &str) -> Channel {
     let path = format!("{}/examples/channels/{file}", env!("CARGO_MANIFEST_DIR"));
