@@ -63,6 +63,16 @@ pub struct ChannelTypeLabels {
     pub channel_type: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertRequestLabels {
+    /// The monitor's format: alertmanager.
+    pub source: String,
+    /// accepted (something stored), duplicate (nothing to change), or rejected.
+    pub result: String,
+    /// Why it was rejected (unauthorized, too_large, invalid, unavailable); empty otherwise.
+    pub reason: String,
+}
+
 /// Response-time buckets: 1m to a day, matching the severities' clocks.
 const RESPONSE_BUCKETS: [f64; 10] = [
     60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0, 172_800.0,
@@ -112,6 +122,10 @@ pub struct Metrics {
     pub delivery_latency: Family<ChannelTypeLabels, Histogram, fn() -> Histogram>,
     /// Messages waiting to be delivered, over the incidents this process knows.
     pub notifications_pending: Gauge,
+    /// Requests to the alert receiver, by source, result and reason.
+    pub alert_requests: Family<AlertRequestLabels, Counter>,
+    /// How long the alert receiver took to answer, the incident write included.
+    pub alert_request_duration: Histogram,
 }
 
 impl Default for Metrics {
@@ -147,6 +161,10 @@ impl Default for Metrics {
             deliveries: Family::default(),
             delivery_latency: Family::new_with_constructor(delivery_histogram),
             notifications_pending: Gauge::default(),
+            alert_requests: Family::default(),
+            alert_request_duration: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
             registry: Registry::default(),
         };
         registry.register(
@@ -223,6 +241,16 @@ impl Default for Metrics {
             "notifications_pending",
             "Messages waiting to be delivered",
             metrics.notifications_pending.clone(),
+        );
+        registry.register(
+            "alert_requests",
+            "Requests to the alert receiver, by source, result (accepted, duplicate, rejected) and reason",
+            metrics.alert_requests.clone(),
+        );
+        registry.register(
+            "alert_request_duration_seconds",
+            "Time the alert receiver took to answer, the incident write included",
+            metrics.alert_request_duration.clone(),
         );
         Self {
             registry,

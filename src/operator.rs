@@ -39,6 +39,25 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(server::serve(listener, health.clone(), shutdown.clone()));
+    // Every replica receives alerts: a write is an idempotent change at the version read.
+    if let Some(alerts) = settings.alerts.clone() {
+        let listener = TcpListener::bind(alerts.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: alerts.addr,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(Error::Serve)?;
+        info!(addr = %local, path = server::alerts::ALERTMANAGER_PATH, "receiving alerts");
+        let receiver = Arc::new(server::alerts::Receiver {
+            client: client.clone(),
+            settings: alerts.settings,
+            token: alerts.token,
+            max_body: alerts.max_body,
+            metrics: health.metrics.clone(),
+        });
+        tasks.spawn(server::alerts::serve(listener, receiver, shutdown.clone()));
+    }
     tasks.spawn(await_apiserver(
         client.clone(),
         health.clone(),

@@ -2,6 +2,9 @@
 die() { echo "error: $*" >&2; exit 1; }
 cache_root() { echo "${XDG_CACHE_HOME:-$HOME/.cache}/incident-operator"; }
 cluster_bin_dir() { echo "$(cache_root)/k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}/bin"; }
+# Alertmanager and Prometheus (monitoring.sh): one directory, each binary marked with its own version, so
+# bumping one rebuilds that one only, and bumping the control plane rebuilds neither.
+monitoring_bin_dir() { echo "$(cache_root)/monitoring/bin"; }
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CLUSTER_NAME="${INCIDENT_CLUSTER_NAME:-incident-operator}"
 # Everything a running cluster owns: kwok's workdir (pki, etcd data, logs) and the kubeconfig.

@@ -39,4 +39,14 @@ init_module kwok incident-operator.dev/cluster/kwok "sigs.k8s.io/kwok@$KWOK_VERS
 # helm is its own module for the same reason: it declares its own k8s.io library versions.
 init_module helm incident-operator.dev/cluster/helm "helm.sh/helm/v3@$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 
-for dir in kubernetes etcd kwok helm; do (cd "$here/modules/$dir" && go mod tidy); done
+# Alertmanager and Prometheus (hack/cluster/monitoring.sh), each its own module for the same reason.
+# alertmanager's go.sum pins the module zip that monitoring.sh copies and builds with the release's own
+# go.mod/go.sum (its web UI assets are generated, not in the zip); prometheus builds from this module.
+# `go mod tidy` raises prometheus's go line to what Prometheus declares (1.26.7 for v0.316.0).
+init_module alertmanager incident-operator.dev/cluster/alertmanager \
+  "github.com/prometheus/alertmanager@$ALERTMANAGER_VERSION" \
+  github.com/prometheus/alertmanager/cmd/alertmanager github.com/prometheus/alertmanager/cmd/amtool
+init_module prometheus incident-operator.dev/cluster/prometheus \
+  "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus
+
+for dir in kubernetes etcd kwok helm alertmanager prometheus; do (cd "$here/modules/$dir" && go mod tidy); done

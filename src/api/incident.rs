@@ -93,6 +93,11 @@ pub struct IncidentSpec {
     #[schemars(length(max = 20))]
     pub signals: Vec<Signal>,
 
+    /// Alerts from monitors behind the incident, by fingerprint (written by the alert receiver).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub alerts: Vec<AlertSignal>,
+
     /// The runbook to follow, instead of the one matching would choose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook_ref: Option<RunbookRef>,
@@ -122,6 +127,44 @@ pub struct StepApproval {
     /// Who approved it.
     #[schemars(length(min = 1, max = 128))]
     pub by: String,
+}
+
+/// One alert from a monitor (Alertmanager), as last heard.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertSignal {
+    /// The monitor's identity of the alert (Alertmanager: the hash of its labels).
+    #[schemars(length(min = 1, max = 64))]
+    pub fingerprint: String,
+    /// The alert's name (`alertname`).
+    #[schemars(length(min = 1, max = 128))]
+    pub name: String,
+    pub state: AlertState,
+    pub starts_at: Time,
+    /// When it resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub runbook_url: Option<String>,
+    /// Where the monitor shows it (Prometheus: the rule's expression in its UI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub generator_url: Option<String>,
+    /// The alert's labels (bounded).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Firing,
+    Resolved,
 }
 
 /// One kind of trouble seen on the affected workload.

@@ -172,6 +172,10 @@ pub enum EntryType {
     Note,
     /// An update from the responders for the people following the incident.
     Update,
+    /// An alert from a monitor started firing (or fired again).
+    AlertFiring,
+    /// An alert from a monitor resolved.
+    AlertResolved,
     RootCauseIdentified,
     /// Not acknowledged within the severity's response time.
     Escalated,
@@ -331,6 +335,9 @@ pub struct Recorded {
     /// Fingerprints of the updates in spec that have been recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub updates: Vec<String>,
+    /// The alert states recorded (fingerprint, state and start of each alert in spec).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,6 +20,10 @@ pub const ACTOR_ANNOTATION: &str = "incident.dev/actor";
 pub const SOURCE_LABEL: &str = "incident.dev/source";
 /// The value of [`SOURCE_LABEL`] on incidents the detector opened.
 pub const SOURCE_DETECTOR: &str = "detector";
+/// The value of [`SOURCE_LABEL`] on incidents an Alertmanager alert group opened.
+pub const SOURCE_ALERTMANAGER: &str = "alertmanager";
+/// On incidents opened by alerts: the fingerprint of the Alertmanager group (its `groupKey`).
+pub const ALERT_GROUP_LABEL: &str = "incident.dev/alert-group";
 /// Stable identity of the problem an incident is about (one incident per problem).
 pub const FINGERPRINT_LABEL: &str = "incident.dev/fingerprint";
 /// What a detected incident is about: `workload`, `node` or `storm`.
@@ -75,6 +79,8 @@ pub const NOTIFICATIONS_MANAGER: &str = "incident-operator-notifications";
 pub const CHANNEL_STATUS_MANAGER: &str = "incident-operator-channels";
 /// The kubectl plugin's writes.
 pub const PLUGIN_MANAGER: &str = "kubectl-incident";
+/// The alert receiver (opens incidents from alerts and keeps `spec.alerts`).
+pub const ALERTS_MANAGER: &str = "incident-operator-alerts";
 
 /// `reportingController` of every Event the operator publishes.
 pub const REPORTING_CONTROLLER: &str = "incident.dev/incident-operator";

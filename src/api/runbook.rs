@@ -58,7 +58,8 @@ pub struct RunbookSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RunbookMatch {
-    /// Signal types (e.g. CrashLoopBackOff); the incident must carry one of them.
+    /// Signal types (e.g. CrashLoopBackOff) or names of firing alerts (e.g. HighErrorRate); the
+    /// incident must carry one of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub signals: Vec<String>,

@@ -3,6 +3,7 @@
 //! every controller. What is read or written about incidents and workloads lives in [`incidents`]
 //! and [`workloads`]; Events in [`events`].
 
+pub mod alerts;
 pub mod channels;
 pub mod events;
 pub mod incidents;

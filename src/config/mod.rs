@@ -6,9 +6,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
+pub mod alerts;
 pub mod file;
 pub mod parse;
 
+pub use self::alerts::{AlertArgs, AlertConfig};
 use self::{
     file::ConfigFile,
     parse::{OptionalDuration, parse_duration, parse_optional_duration, parse_response_time},
@@ -139,6 +141,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+
     /// Longest time to wait for in-flight work after SIGTERM/SIGINT before exiting.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -241,6 +246,8 @@ pub struct Settings {
     pub leader: Option<LeaderConfig>,
     /// The namespace the operator runs in (POD_NAMESPACE): its Channels may serve every namespace.
     pub operator_namespace: Option<String>,
+    /// None when the alert receiver is off.
+    pub alerts: Option<AlertConfig>,
 }
 
 impl RunArgs {
@@ -311,6 +318,16 @@ impl RunArgs {
             detection.node_selector = selector.clone();
         }
         let leader = self.leader(&file, own.as_deref(), &mut errors);
+        let alerts_fallback = self
+            .namespace
+            .clone()
+            .or_else(|| own.clone())
+            .unwrap_or_else(|| "default".to_owned());
+        let alerts = self.alerts.config(
+            &alerts_fallback,
+            detection.reopen_cooldown,
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(ConfigError::Invalid {
                 path: self.config.clone().unwrap_or_default(),
@@ -323,6 +340,7 @@ impl RunArgs {
             detection: enabled.then_some(detection),
             leader,
             operator_namespace: own,
+            alerts,
         })
     }
 }

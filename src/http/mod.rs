@@ -1,5 +1,8 @@
 //! Requests in (http layer): the operator's HTTP endpoints, liveness, readiness and Prometheus
-//! metrics; every replica serves them, leader or not.
+//! metrics; every replica serves them, leader or not. `alerts` is the alert receiver, on its own
+//! listener.
+
+pub mod alerts;
 
 use std::sync::{
     Arc,

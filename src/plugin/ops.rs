@@ -312,6 +312,7 @@ impl Session {
                         resolution: None,
                         notes: Vec::new(),
                         updates: Vec::new(),
+                        alerts: Vec::new(),
                         postmortem: None,
                         actions: vec![action],
                         signals: Vec::new(),

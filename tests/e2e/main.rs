@@ -1,6 +1,8 @@
 //! End-to-end tests against the local control plane started by `make cluster` (or `make test`).
 //! Every test gets its own namespace; nothing here talks to a mock.
 
+mod alertmanager;
+mod alerts;
 mod chart;
 mod chart_operator;
 mod detection;

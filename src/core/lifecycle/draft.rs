@@ -132,6 +132,8 @@ fn reason(type_: EntryType) -> &'static str {
         EntryType::CommanderChanged => "CommanderChanged",
         EntryType::Note => "Note",
         EntryType::Update => "Update",
+        EntryType::AlertFiring => "AlertFiring",
+        EntryType::AlertResolved => "AlertResolved",
         EntryType::RootCauseIdentified => "RootCauseIdentified",
         EntryType::Escalated => "AcknowledgeOverdue",
         EntryType::UpdateDue => "UpdateOverdue",

@@ -10,7 +10,7 @@ use super::{
     draft::{Draft, at, plus, seconds_between},
 };
 use crate::{
-    api::{EntryType, Incident, duration::parse},
+    api::{AlertState, EntryType, Incident, duration::parse},
     core::text::{fingerprint, humanize},
 };
 
@@ -159,6 +159,35 @@ pub(super) fn updates(d: &mut Draft, incident: &Incident) {
         d.next_update = promised.map(|next| plus(d.now, next));
     }
     d.recorded.updates = current;
+}
+
+/// Alerts from monitors: each firing and each resolution recorded once (an alert that fires again
+/// has a new start, so it is recorded again).
+pub(super) fn alerts(d: &mut Draft, incident: &Incident) {
+    let mut current = Vec::with_capacity(incident.spec.alerts.len());
+    for alert in &incident.spec.alerts {
+        let state = format!("{:?}", alert.state);
+        let print = fingerprint(&[&alert.fingerprint, &state, &alert.starts_at.0.to_string()]);
+        if !d.recorded.alerts.contains(&print) {
+            let (type_, message, warning) = match alert.state {
+                AlertState::Firing => {
+                    let mut message = format!("Alert {} firing", alert.name);
+                    if let Some(summary) = &alert.summary {
+                        message.push_str(&format!(": {summary}"));
+                    }
+                    (EntryType::AlertFiring, message, true)
+                }
+                AlertState::Resolved => {
+                    let message = format!("Alert {} resolved", alert.name);
+                    (EntryType::AlertResolved, message, false)
+                }
+            };
+            let key = d.key(&["alert", &print]);
+            d.entry(type_, message, None, key, warning);
+        }
+        current.push(print);
+    }
+    d.recorded.alerts = current;
 }
 
 /// Remediation and runbooks: recorded as they happen. They are not updates for people: the update

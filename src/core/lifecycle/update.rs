@@ -24,6 +24,7 @@ pub fn update(
     record::acknowledge(&mut d, incident, detected_at);
     record::notes(&mut d, incident);
     record::updates(&mut d, incident);
+    record::alerts(&mut d, incident);
     record::actions(&mut d, related);
     record::resolution(&mut d, incident, detected_at, config);
     record::close(&mut d, incident);

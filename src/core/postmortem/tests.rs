@@ -64,6 +64,7 @@ fn spec() -> IncidentSpec {
         resolution: None,
         notes: Vec::new(),
         updates: Vec::new(),
+        alerts: Vec::new(),
         postmortem: None,
         actions: Vec::new(),
         signals: Vec::new(),

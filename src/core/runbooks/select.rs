@@ -10,7 +10,7 @@ use kube::{
 };
 
 use super::validate::validate;
-use crate::api::{Incident, Runbook};
+use crate::api::{AlertState, Incident, Runbook};
 
 /// The outcome of choosing.
 #[derive(Clone, Debug)]
@@ -100,11 +100,16 @@ fn specificity(
     let criteria = &runbook.spec.match_;
     let mut score = 0;
     if !criteria.signals.is_empty() {
-        let carried = incident
-            .spec
+        let spec = &incident.spec;
+        // A firing alert's name is a signal too: runbooks match alert incidents the same way.
+        let carried = spec
             .signals
             .iter()
-            .any(|s| criteria.signals.contains(&s.type_));
+            .any(|s| criteria.signals.contains(&s.type_))
+            || spec
+                .alerts
+                .iter()
+                .any(|a| a.state == AlertState::Firing && criteria.signals.contains(&a.name));
         if !carried {
             return None;
         }
@@ -238,6 +243,20 @@ mod tests {
             chosen(choose(&incident("X", "P1", None), &books, None)),
             "urgent"
         );
+    }
+
+    #[test]
+    fn a_firing_alerts_name_matches_like_a_signal_and_a_resolved_one_does_not() {
+        let books = [runbook("errors", json!({ "signals": ["HighErrorRate"] }))];
+        let mut alerting = incident("X", "P1", None);
+        alerting.spec.signals.clear();
+        alerting.spec.alerts = serde_json::from_value(json!([{
+            "fingerprint": "f1", "name": "HighErrorRate", "state": "firing",
+            "startsAt": "2026-11-30T09:00:00Z" }]))
+        .expect("alerts");
+        assert_eq!(chosen(choose(&alerting, &books, None)), "errors");
+        alerting.spec.alerts[0].state = AlertState::Resolved;
+        assert!(matches!(choose(&alerting, &books, None), Selection::None));
     }
 
     #[test]

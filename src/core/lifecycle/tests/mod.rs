@@ -44,6 +44,7 @@ fn spec(severity: Severity) -> IncidentSpec {
         resolution: None,
         notes: Vec::new(),
         updates: Vec::new(),
+        alerts: Vec::new(),
         postmortem: None,
         actions: Vec::new(),
         signals: Vec::new(),

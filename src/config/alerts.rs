@@ -1,0 +1,116 @@
+//! The alert receiver's flags (config): where it listens, the token Alertmanager presents, where
+//! incidents go, the limits. No token, no receiver: it never listens unauthenticated.
+
+use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf};
+
+use jiff::SignedDuration;
+
+use crate::core::detection::alerts::AlertSettings;
+
+/// Flags of the alert receiver (part of `incident-operator run`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AlertArgs {
+    /// Address of the alert receiver (Alertmanager's webhook, POST /alerts/alertmanager); off
+    /// unless given. Needs --alerts-token-file.
+    #[arg(long, env = "INCIDENT_ALERTS_ADDR")]
+    pub alerts_addr: Option<SocketAddr>,
+
+    /// File holding the bearer token Alertmanager must present (its
+    /// `http_config.authorization.credentials_file` holds the same).
+    #[arg(long, env = "INCIDENT_ALERTS_TOKEN_FILE")]
+    pub alerts_token_file: Option<PathBuf>,
+
+    /// Namespace of alert incidents whose `namespace` label is not an opted-in namespace
+    /// (default: --namespace, else the operator's own, else default).
+    #[arg(long)]
+    pub alerts_namespace: Option<String>,
+
+    /// Namespaces whose alerts open incidents in the namespace itself (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub alerts_namespaces: Vec<String>,
+
+    /// Largest request body accepted, in bytes (413 beyond) [default: 1048576].
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub alerts_max_body: usize,
+
+    /// Most alerts one message may carry (400 beyond) [default: 1000].
+    #[arg(long, default_value_t = 1000)]
+    pub alerts_max_alerts: usize,
+}
+
+/// The receiver as configured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertConfig {
+    pub addr: SocketAddr,
+    pub token: Vec<u8>,
+    pub max_body: usize,
+    pub settings: AlertSettings,
+}
+
+impl AlertArgs {
+    /// The receiver's configuration, None when it is off; a mistake is pushed to `errors`.
+    pub fn config(
+        &self,
+        fallback_namespace: &str,
+        reopen_cooldown: std::time::Duration,
+        errors: &mut Vec<String>,
+    ) -> Option<AlertConfig> {
+        let addr = match (self.alerts_addr, &self.alerts_token_file) {
+            (None, None) => return None,
+            (None, Some(_)) => {
+                errors.push("--alerts-token-file is given without --alerts-addr".to_owned());
+                return None;
+            }
+            (Some(_), None) => {
+                errors.push(
+                    "--alerts-addr needs --alerts-token-file: the receiver never listens without a token"
+                        .to_owned(),
+                );
+                return None;
+            }
+            (Some(addr), Some(_)) => addr,
+        };
+        let path = self.alerts_token_file.as_ref()?;
+        let token = match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => text.trim().as_bytes().to_vec(),
+            Ok(_) => {
+                errors.push(format!("the alerts token file {} is empty", path.display()));
+                return None;
+            }
+            Err(e) => {
+                errors.push(format!(
+                    "cannot read the alerts token file {}: {e}",
+                    path.display()
+                ));
+                return None;
+            }
+        };
+        if self.alerts_max_body < 1024 || self.alerts_max_alerts == 0 {
+            errors.push(
+                "--alerts-max-body must be at least 1024 and --alerts-max-alerts at least 1"
+                    .to_owned(),
+            );
+        }
+        let settings = AlertSettings {
+            default_namespace: self
+                .alerts_namespace
+                .clone()
+                .unwrap_or_else(|| fallback_namespace.to_owned()),
+            namespaces: self
+                .alerts_namespaces
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+            reopen_cooldown: SignedDuration::try_from(reopen_cooldown)
+                .unwrap_or(SignedDuration::MAX),
+            max_alerts: self.alerts_max_alerts,
+            ..AlertSettings::default()
+        };
+        Some(AlertConfig {
+            addr,
+            token,
+            max_body: self.alerts_max_body,
+            settings,
+        })
+    }
+}

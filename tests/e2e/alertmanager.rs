@@ -1,0 +1,126 @@
+//! A real Alertmanager for the e2e tests (built from its Go module by hack/cluster/monitoring.sh),
+//! on 127.0.0.1, routing every alert to the operator's receiver with a bearer token read from a
+//! file, the way users configure it (`http_config.authorization.credentials_file`).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use crate::support::{free_addr, get};
+
+/// The alertmanager binary: INCIDENT_E2E_ALERTMANAGER, else what `hack/cluster/monitoring.sh` builds.
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("INCIDENT_E2E_ALERTMANAGER") {
+        return PathBuf::from(path);
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/cluster/monitoring.sh");
+    let output = std::process::Command::new(script)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("run {script} (it builds Alertmanager): {e}"));
+    assert!(
+        output.status.success(),
+        "{script} failed: the alert tests need Alertmanager (make monitoring-build)"
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("alertmanager")
+}
+
+/// A scratch directory for one test, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "incident-e2e-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).expect("make a scratch directory");
+        Scratch(dir)
+    }
+
+    /// Writes `text` to a file in it; its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write a scratch file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One Alertmanager process; killed when dropped.
+pub struct Alertmanager {
+    _child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Alertmanager {
+    /// Starts one that sends every group to `webhook` (resolved too) with the token in
+    /// `token_file`, grouping by alertname, quickly (group_wait 1s, group_interval 2s).
+    pub async fn start(scratch: &Scratch, webhook: &str, token_file: &Path) -> Self {
+        let config = format!(
+            "route:\n  receiver: operator\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n\
+             receivers:\n- name: operator\n  webhook_configs:\n  - url: {webhook}\n    send_resolved: true\n    http_config:\n      authorization:\n        credentials_file: {}\n",
+            token_file.display()
+        );
+        let config = scratch.file("alertmanager.yml", &config);
+        let storage = scratch.0.join("alertmanager-data");
+        let addr = free_addr();
+        let child = Command::new(binary())
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", storage.display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start alertmanager");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = get(addr, "/-/ready").await {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alertmanager did not get ready on {addr} within 30s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Alertmanager {
+            _child: child,
+            addr,
+        }
+    }
+
+    /// Posts alerts to its API (`/api/v2/alerts`), as Prometheus does.
+    pub async fn post(&self, alerts: Value) {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/api/v2/alerts", self.addr))
+            .header("Content-Type", "application/json")
+            .body(alerts.to_string())
+            .send()
+            .await
+            .expect("post alerts to alertmanager");
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "alertmanager answered {status}: {body}"
+        );
+    }
+}
