@@ -140,7 +140,7 @@ pub struct StepCondition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = super::duration::PATTERN))]
     pub rolled_out_within: Option<String>,
-    /// Only when the incident carries this signal type.
+    /// Only when the incident carries this signal type (or a firing alert of this name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub signal: Option<String>,

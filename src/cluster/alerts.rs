@@ -12,15 +12,15 @@ use crate::{
     Error, Result,
     api::{
         Incident,
-        metadata::{ALERT_GROUP_LABEL, ALERTS_MANAGER},
+        metadata::ALERTS_MANAGER,
     },
 };
 
-/// The incidents of an alert group in `namespace` (read from the API server, not a cache: the
-/// answer to Alertmanager must reflect what is stored).
-pub async fn of_group(client: &Client, namespace: &str, group: &str) -> Result<Vec<Incident>> {
+/// The incidents of an alert group in `namespace`, by its label `selector` (read from the API
+/// server, not a cache: the answer to Alertmanager must reflect what is stored).
+pub async fn of_group(client: &Client, namespace: &str, selector: &str) -> Result<Vec<Incident>> {
     let api: Api<Incident> = Api::namespaced(client.clone(), namespace);
-    let params = ListParams::default().labels(&format!("{ALERT_GROUP_LABEL}={group}"));
+    let params = ListParams::default().labels(selector);
     Ok(api.list(&params).await.map_err(Error::Kube)?.items)
 }
 

@@ -131,7 +131,7 @@ async fn handle(
         .map_err(|why| Refusal(StatusCode::BAD_REQUEST, "invalid", why))?;
     let group = alerts::group(&message, &receiver.settings);
     for _ in 0..WRITE_ATTEMPTS {
-        let incidents = store::of_group(&receiver.client, &group.namespace, &group.label)
+        let incidents = store::of_group(&receiver.client, &group.namespace, &group.selector())
             .await
             .map_err(unavailable)?;
         let plan = alerts::plan(

@@ -1,6 +1,8 @@
-//! A real Alertmanager for the e2e tests (built from its Go module by hack/cluster/monitoring.sh),
-//! on 127.0.0.1, routing every alert to the operator's receiver with a bearer token read from a
-//! file, the way users configure it (`http_config.authorization.credentials_file`).
+//! A real Alertmanager and a real Prometheus for the e2e tests (built from their Go modules by
+//! hack/cluster/monitoring.sh), on 127.0.0.1: Alertmanager routes every alert to the operator's
+//! receiver with a bearer token read from a file, the way users configure it
+//! (`http_config.authorization.credentials_file`); Prometheus scrapes a test's target and sends
+//! what its rules fire to that Alertmanager.
 
 use std::{
     net::SocketAddr,
@@ -14,9 +16,9 @@ use tokio::process::{Child, Command};
 
 use crate::support::{free_addr, get};
 
-/// The alertmanager binary: INCIDENT_E2E_ALERTMANAGER, else what `hack/cluster/monitoring.sh` builds.
-fn binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("INCIDENT_E2E_ALERTMANAGER") {
+/// A monitoring binary: `variable` when set, else what `hack/cluster/monitoring.sh` builds.
+fn binary_of(variable: &str, name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
         return PathBuf::from(path);
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/cluster/monitoring.sh");
@@ -26,9 +28,24 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|e| panic!("run {script} (it builds Alertmanager): {e}"));
     assert!(
         output.status.success(),
-        "{script} failed: the alert tests need Alertmanager (make monitoring-build)"
+        "{script} failed: the alert tests need Alertmanager and Prometheus (make monitoring-build)"
     );
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("alertmanager")
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join(name)
+}
+
+/// Polls `path` on `addr` until it answers 200, or fails naming `what`.
+async fn await_ready(addr: SocketAddr, path: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((200, _)) = get(addr, path).await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not get ready on {addr} within 60s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A scratch directory for one test, removed when dropped.
@@ -79,7 +96,7 @@ impl Alertmanager {
         let config = scratch.file("alertmanager.yml", &config);
         let storage = scratch.0.join("alertmanager-data");
         let addr = free_addr();
-        let child = Command::new(binary())
+        let child = Command::new(binary_of("INCIDENT_E2E_ALERTMANAGER", "alertmanager"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", storage.display()))
             .arg(format!("--web.listen-address={addr}"))
@@ -90,17 +107,7 @@ impl Alertmanager {
             .kill_on_drop(true)
             .spawn()
             .expect("start alertmanager");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((200, _)) = get(addr, "/-/ready").await {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "alertmanager did not get ready on {addr} within 30s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        await_ready(addr, "/-/ready", "alertmanager").await;
         Alertmanager {
             _child: child,
             addr,
@@ -122,5 +129,52 @@ impl Alertmanager {
             status.is_success(),
             "alertmanager answered {status}: {body}"
         );
+    }
+}
+
+/// One Prometheus process; killed when dropped.
+pub struct Prometheus {
+    _child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Prometheus {
+    /// Starts one that scrapes `target` every second (with `labels` on its series), evaluates
+    /// `rules` (a rule file's text) every second, and sends alerts to `alertmanager`.
+    pub async fn start(
+        scratch: &Scratch,
+        target: SocketAddr,
+        labels: &Value,
+        rules: &str,
+        alertmanager: SocketAddr,
+    ) -> Self {
+        let rules = scratch.file("rules.yml", rules);
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [{}]\n\
+             alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['{alertmanager}']\n\
+             scrape_configs:\n- job_name: app\n  static_configs:\n  - targets: ['{target}']\n    labels: {labels}\n",
+            rules.display()
+        );
+        let config = scratch.file("prometheus.yml", &config);
+        let addr = free_addr();
+        let child = Command::new(binary_of("INCIDENT_E2E_PROMETHEUS", "prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                scratch.0.join("prometheus-data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start prometheus");
+        await_ready(addr, "/-/ready", "prometheus").await;
+        Prometheus {
+            _child: child,
+            addr,
+        }
     }
 }

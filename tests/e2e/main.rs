@@ -3,6 +3,7 @@
 
 mod alertmanager;
 mod alerts;
+mod alerts_after_deploy;
 mod chart;
 mod chart_operator;
 mod detection;

@@ -1,8 +1,10 @@
 //! Alerts from Alertmanager (core layer): its webhook message (payload version 4), checked, and
 //! what it means for the incident its group keeps — create it, record the alerts' states,
 //! resolve it once every alert resolved, reopen it when one fires again soon after. One incident
-//! per alert group: Alertmanager resends a group every `group_interval` and `repeat_interval`, so
-//! the same message must change nothing the second time.
+//! per problem: a group whose alerts name a workload joins the detector's incident for it (or opens
+//! it, under the detector's name and fingerprint); other groups get one incident each.
+//! Alertmanager resends a group every `group_interval` and `repeat_interval`, so the same message
+//! must change nothing the second time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,11 +18,14 @@ use crate::{
     api::{
         AlertSignal, AlertState, Incident, Resolution, Severity,
         metadata::{
-            ACTOR_ANNOTATION, ALERT_GROUP_LABEL, OPERATOR_ACTOR, SOURCE_ALERTMANAGER, SOURCE_LABEL,
+            ACTOR_ANNOTATION, ALERT_GROUP_LABEL, CLEARED_ANNOTATION, FINGERPRINT_LABEL,
+            OPERATOR_ACTOR, PROBLEM_LABEL, SOURCE_ALERTMANAGER, SOURCE_LABEL,
         },
     },
     core::text::{fingerprint, is_dns_label},
 };
+
+use super::group::Workload;
 
 /// Most alerts kept on one incident (the schema's bound); resolved ones go first.
 pub const MAX_ALERTS: usize = 50;
@@ -221,15 +226,60 @@ pub struct Group {
     pub label: String,
     /// The first incident's name; later ones add `-2`, `-3`.
     pub base_name: String,
+    /// The workload the group's alerts name, when they name one: its incident is the detector's.
+    pub workload: Option<Workload>,
+}
+
+impl Group {
+    /// The label selector that finds the group's incidents: the workload's problem, else the group.
+    pub fn selector(&self) -> String {
+        match &self.workload {
+            Some(workload) => format!("{FINGERPRINT_LABEL}={}", workload.fingerprint()),
+            None => format!("{ALERT_GROUP_LABEL}={}", self.label),
+        }
+    }
+}
+
+/// The workload a group's alerts name with kube-state-metrics' labels (`namespace` with
+/// `deployment`, `statefulset` or `daemonset`), in a namespace whose alerts may open incidents there.
+fn workload(message: &Message, settings: &AlertSettings) -> Option<Workload> {
+    let labels = &message.common_labels;
+    let namespace = labels.get("namespace").filter(|ns| allowed(ns, settings))?;
+    let (kind, name) = [
+        ("deployment", "Deployment"),
+        ("statefulset", "StatefulSet"),
+        ("daemonset", "DaemonSet"),
+    ]
+    .into_iter()
+    .find_map(|(label, kind)| labels.get(label).map(|name| (kind, name)))?;
+    is_dns_label(&name.replace('.', "-")).then(|| Workload {
+        namespace: namespace.clone(),
+        kind: kind.to_owned(),
+        name: name.clone(),
+    })
+}
+
+/// Whether alerts labelled with namespace `ns` open incidents there.
+fn allowed(ns: &str, settings: &AlertSettings) -> bool {
+    settings.namespaces.contains(ns) || settings.default_namespace == ns
 }
 
 /// The group a message belongs to.
 pub fn group(message: &Message, settings: &AlertSettings) -> Group {
     let print = fingerprint(&[&message.group_key]);
+    let workload = workload(message, settings);
+    if let Some(workload) = workload {
+        return Group {
+            namespace: workload.namespace.clone(),
+            base_name: workload.incident_name(),
+            label: print,
+            workload: Some(workload),
+        };
+    }
     let namespace = message
         .common_labels
         .get("namespace")
-        .filter(|ns| settings.namespaces.contains(*ns))
+        .filter(|ns| allowed(ns, settings))
         .cloned()
         .unwrap_or_else(|| settings.default_namespace.clone());
     let alertname = message
@@ -253,6 +303,7 @@ pub fn group(message: &Message, settings: &AlertSettings) -> Group {
         namespace,
         base_name: format!("alert-{slug}-{}", &print[..8]),
         label: print,
+        workload: None,
     }
 }
 
@@ -351,7 +402,10 @@ fn update(incident: &Incident, heard: &[Heard], firing: bool) -> Plan {
     if alerts != incident.spec.alerts {
         spec.insert("alerts".into(), json!(alerts));
     }
-    if ours && all_resolved && incident.spec.resolution.is_none() {
+    // Signals the detector still sees keep the incident open; the detector resolves it then.
+    let detector_quiet =
+        incident.spec.signals.is_empty() || incident.annotations().contains_key(CLEARED_ANNOTATION);
+    if ours && all_resolved && detector_quiet && incident.spec.resolution.is_none() {
         let names: BTreeSet<&str> = alerts.iter().map(|a| a.name.as_str()).collect();
         let names: Vec<&str> = names.into_iter().collect();
         let resolution = Resolution {
@@ -436,7 +490,7 @@ fn create_body(
             message.truncated_alerts
         ));
     }
-    json!({
+    let mut body = json!({
         "apiVersion": crate::api::metadata::API_VERSION,
         "kind": "Incident",
         "metadata": {
@@ -451,7 +505,15 @@ fn create_body(
             "description": cut(&description, MAX_DESCRIPTION),
             "alerts": merge(&[], heard),
         },
-    })
+    });
+    // The workload's problem, as the detector names it: whichever sees it first opens the one
+    // incident, the other joins it; remediation and runbooks act on the affected workload.
+    if let Some(workload) = &group.workload {
+        body["metadata"]["labels"][FINGERPRINT_LABEL] = json!(workload.fingerprint());
+        body["metadata"]["labels"][PROBLEM_LABEL] = json!("workload");
+        body["spec"]["affected"] = json!([{ "kind": workload.kind, "name": workload.name }]);
+    }
+    body
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::{
     group::{Problem, Workload},
 };
 use crate::api::{
-    Incident, Severity, Signal,
+    AlertState, Incident, Severity, Signal,
     metadata::{
         ACTOR_ANNOTATION, AUTO_RESOLVE_LABEL, CLEARED_ANNOTATION, DETECTOR_MANAGER,
         FINGERPRINT_LABEL, OPERATOR_ACTOR, PROBLEM_LABEL, SEEN_ANNOTATION,
@@ -257,6 +257,15 @@ pub fn auto_resolve(
 ) -> AutoResolve {
     let opted_in = opted_in(incident);
     if incident.spec.resolution.is_some() || !(detected(incident) || opted_in) {
+        return AutoResolve::Leave;
+    }
+    // A monitor's alert still firing says the problem is not over, whatever the pods look like.
+    if incident
+        .spec
+        .alerts
+        .iter()
+        .any(|a| a.state == AlertState::Firing)
+    {
         return AutoResolve::Leave;
     }
     let active = if opted_in {

@@ -235,7 +235,14 @@ fn every_alert_resolved_resolves_the_incident_and_a_new_firing_reopens_it() {
     // One of two resolved: recorded, the incident stays open.
     let partly = message("firing", json!([alert("f1", "resolved", json!({}))]));
     let heard = check(&partly, &s).expect("valid");
-    let step = plan(&partly, &heard, &g, std::slice::from_ref(&incident), &s, now());
+    let step = plan(
+        &partly,
+        &heard,
+        &g,
+        std::slice::from_ref(&incident),
+        &s,
+        now(),
+    );
     let incident = patched(&incident, &step);
     assert!(incident.spec.resolution.is_none());
     assert_eq!(incident.spec.alerts[0].state, AlertState::Resolved);
@@ -253,13 +260,27 @@ fn every_alert_resolved_resolves_the_incident_and_a_new_firing_reopens_it() {
     let heard = check(&done, &s).expect("valid");
     let mut incident = patched(
         &incident,
-        &plan(&done, &heard, &g, std::slice::from_ref(&incident), &s, now()),
+        &plan(
+            &done,
+            &heard,
+            &g,
+            std::slice::from_ref(&incident),
+            &s,
+            now(),
+        ),
     );
     let resolution = incident.spec.resolution.clone().expect("resolved");
     assert_eq!(resolution.by, OPERATOR_ACTOR);
     assert_eq!(resolution.summary, "Every alert resolved: HighErrorRate");
     assert_eq!(
-        plan(&done, &heard, &g, std::slice::from_ref(&incident), &s, now()),
+        plan(
+            &done,
+            &heard,
+            &g,
+            std::slice::from_ref(&incident),
+            &s,
+            now()
+        ),
         Plan::Nothing,
         "the resolved resend changes nothing"
     );
@@ -273,13 +294,27 @@ fn every_alert_resolved_resolves_the_incident_and_a_new_firing_reopens_it() {
     let heard = check(&firing, &s).expect("valid");
     let reopened = patched(
         &incident,
-        &plan(&firing, &heard, &g, std::slice::from_ref(&incident), &s, now()),
+        &plan(
+            &firing,
+            &heard,
+            &g,
+            std::slice::from_ref(&incident),
+            &s,
+            now(),
+        ),
     );
     assert!(reopened.spec.resolution.is_none());
 
     // An hour later it is a new incident, numbered.
     let later = now() + SignedDuration::from_hours(1);
-    match plan(&firing, &heard, &g, std::slice::from_ref(&incident), &s, later) {
+    match plan(
+        &firing,
+        &heard,
+        &g,
+        std::slice::from_ref(&incident),
+        &s,
+        later,
+    ) {
         Plan::Create { name, .. } => assert_eq!(name, format!("{}-2", g.base_name)),
         other => panic!("{other:?}"),
     }
@@ -353,4 +388,67 @@ fn the_alert_list_stays_bounded_dropping_the_oldest_resolved_first() {
         "firing ones stay"
     );
     assert!(merged.iter().any(|a| a.fingerprint == "f1000"));
+}
+
+#[test]
+fn a_group_naming_a_workload_joins_the_detectors_incident_for_it() {
+    let s = settings();
+    let mut m = message("firing", json!([alert("f1", "firing", json!({}))]));
+    m.common_labels
+        .insert("deployment".into(), "checkout".into());
+    let g = group(&m, &s);
+    let workload = g.workload.clone().expect("the workload");
+    assert_eq!(
+        (workload.kind.as_str(), workload.name.as_str()),
+        ("Deployment", "checkout")
+    );
+    assert_eq!(g.namespace, "shop");
+    assert_eq!(g.base_name, workload.incident_name(), "the detector's name");
+    assert_eq!(
+        g.selector(),
+        format!("{FINGERPRINT_LABEL}={}", workload.fingerprint())
+    );
+
+    let heard = check(&m, &s).expect("valid");
+    let plan = plan(&m, &heard, &g, &[], &s, now());
+    let Plan::Create { body, .. } = &plan else {
+        panic!("{plan:?}");
+    };
+    assert_eq!(
+        body["metadata"]["labels"][FINGERPRINT_LABEL],
+        workload.fingerprint()
+    );
+    assert_eq!(
+        body["spec"]["affected"],
+        json!([{ "kind": "Deployment", "name": "checkout" }])
+    );
+
+    // The detector's incident, already open: the alert joins it and resolves nothing of it.
+    let mut detected = created(&plan, "7");
+    detected
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert(SOURCE_LABEL.into(), "detector".into());
+    detected.spec.alerts.clear();
+    let joined = patched(
+        &detected,
+        &super::plan(&m, &heard, &g, std::slice::from_ref(&detected), &s, now()),
+    );
+    assert_eq!(joined.spec.alerts.len(), 1);
+    let done = message("resolved", json!([alert("f1", "resolved", json!({}))]));
+    let heard = check(&done, &s).expect("valid");
+    let after = patched(
+        &joined,
+        &super::plan(&done, &heard, &g, std::slice::from_ref(&joined), &s, now()),
+    );
+    assert!(
+        after.spec.resolution.is_none(),
+        "the detector resolves its own incident"
+    );
+
+    // A namespace that did not opt in: no workload, the default namespace.
+    let elsewhere = AlertSettings::default();
+    let g = group(&m, &elsewhere);
+    assert_eq!((g.workload, g.namespace.as_str()), (None, "default"));
 }

@@ -206,6 +206,25 @@ fn the_body_claims_the_actor_only_for_a_severity_it_sets() {
 }
 
 #[test]
+fn a_firing_alert_keeps_the_detected_incident_open_after_its_pods_recover() {
+    let after = SignedDuration::from_mins(5);
+    let alert = |state: &str| {
+        json!({ "alerts": [{ "fingerprint": "f1", "name": "HighErrorRate", "state": state,
+                             "startsAt": "2026-11-30T09:00:00Z" }] })
+    };
+    let alerting = detected_incident("i", 0, json!({}), alert("firing"));
+    assert_eq!(
+        auto_resolve(&alerting, &[], at(10), after),
+        AutoResolve::Leave
+    );
+    let quiet = detected_incident("i", 0, json!({}), alert("resolved"));
+    assert_eq!(
+        auto_resolve(&quiet, &[], at(10), after),
+        AutoResolve::MarkCleared
+    );
+}
+
+#[test]
 fn a_detected_incident_is_cleared_then_resolved_after_the_wait() {
     let after = SignedDuration::from_mins(5);
     let p = problem(web(), Severity::P2);

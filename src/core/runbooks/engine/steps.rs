@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::{Advance, RunFacts, action_for, action_name};
 use crate::{
     api::{
-        ActionPhase, Approval, EntryType, Incident, RunbookStep, Severity, StepCondition, StepKind,
-        StepPhase, StepProgress, duration,
+        ActionPhase, AlertState, Approval, EntryType, Incident, RunbookStep, Severity,
+        StepCondition, StepKind, StepPhase, StepProgress, duration,
     },
     core::{
         text::{counted, humanize},
@@ -297,8 +297,16 @@ pub(super) fn not_now(
     incident: &Incident,
     facts: &RunFacts,
 ) -> Option<String> {
+    let carried = |signal: &String| {
+        incident.spec.signals.iter().any(|s| &s.type_ == signal)
+            || incident
+                .spec
+                .alerts
+                .iter()
+                .any(|a| a.state == AlertState::Firing && &a.name == signal)
+    };
     if let Some(signal) = &when.signal
-        && !incident.spec.signals.iter().any(|s| &s.type_ == signal)
+        && !carried(signal)
     {
         return Some(format!("the incident has no {signal} signal"));
     }
