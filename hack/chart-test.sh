@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Chart checks for charts/incident-operator, run by `make test` (and `make chart-test`), in seconds:
-#   helm lint (default values, then hack/chart/values-custom.yaml), strict;
-#   helm template for both value sets, compared with the golden files in charts/incident-operator/tests/golden/.
+#   helm lint (default values, then hack/chart/values-custom.yaml, then hack/chart/values-alerts.yaml), strict;
+#   helm template for each value set, compared with the golden files in charts/incident-operator/tests/golden/;
+#   value sets the chart must refuse (alerts without a token or without NetworkPolicy peers) fail with the reason.
 # UPDATE_GOLDEN=1 rewrites the golden files instead of comparing (review the diff, then commit).
 # helm comes from the cluster cache (hack/cluster/build.sh builds it); INCIDENT_HELM overrides.
 set -euo pipefail
@@ -12,12 +13,16 @@ helm="${INCIDENT_HELM:-$(hack/cluster/build.sh)/helm}"
 chart=charts/incident-operator
 golden="$chart/tests/golden"
 custom=hack/chart/values-custom.yaml
+alerts=hack/chart/values-alerts.yaml
 # Helm must not read or write the user's own Helm configuration or repositories.
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 export HELM_CONFIG_HOME="$tmp/config" HELM_CACHE_HOME="$tmp/cache" HELM_DATA_HOME="$tmp/data"
 
 "$helm" lint --strict "$chart" >"$tmp/lint.out" 2>&1 || { cat "$tmp/lint.out" >&2; exit 1; }
 "$helm" lint --strict "$chart" -f "$custom" >"$tmp/lint.out" 2>&1 || { cat "$tmp/lint.out" >&2; exit 1; }
+"$helm" lint --strict "$chart" -f "$alerts" >"$tmp/lint.out" 2>&1 || { cat "$tmp/lint.out" >&2; exit 1; }
+"$helm" lint --strict "$chart" -f "$alerts" --set alerts.tokenSecret.create=true >"$tmp/lint.out" 2>&1 \
+  || { cat "$tmp/lint.out" >&2; exit 1; }
 
 failed=0
 render() { # NAME HELM_TEMPLATE_ARGS...
@@ -31,7 +36,20 @@ render() { # NAME HELM_TEMPLATE_ARGS...
     failed=1
   fi
 }
+refuse() { # REASON HELM_TEMPLATE_ARGS...: rendering must fail and say REASON
+  local reason="$1"; shift
+  if "$helm" template incident-operator "$chart" --namespace incident-operator "$@" >/dev/null 2>"$tmp/refused"; then
+    echo "chart-test: helm template $* rendered; it must fail with: $reason" >&2; failed=1
+  elif ! grep -qF -- "$reason" "$tmp/refused"; then
+    echo "chart-test: helm template $* failed without saying \"$reason\":" >&2; cat "$tmp/refused" >&2; failed=1
+  fi
+}
 render default
 render custom -f "$custom"
+render alerts -f "$alerts"
+refuse "alerts.enabled needs a bearer token" --set alerts.enabled=true
+refuse "networkPolicy.alertsIngress must name who may post alerts" -f "$alerts" --set-json networkPolicy.alertsIngress=[]
+refuse "alerts.port must differ from operator.port" -f "$alerts" --set alerts.port=8080
+refuse "outside operator.watchNamespace" -f "$alerts" --set operator.watchNamespace=shop
 [[ "$failed" == 0 ]] || exit 1
 echo "chart-test: helm lint and golden templates OK" >&2

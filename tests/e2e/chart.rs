@@ -83,6 +83,8 @@ fn helm(home: &Path, args: &[&str]) -> Output {
 /// An installed release; uninstalled when dropped (its ClusterRole and binding are cluster-scoped, so
 /// deleting the namespace alone would leave them behind).
 pub struct Release {
+    /// What `helm install` printed after NOTES:.
+    pub notes: String,
     name: String,
     namespace: String,
     home: PathBuf,
@@ -115,13 +117,39 @@ impl Release {
             stdout.contains("STATUS: deployed"),
             "helm install: {stdout}"
         );
-        assert!(stdout.contains("NOTES:"), "NOTES.txt is shown: {stdout}");
+        let notes = stdout
+            .split_once("NOTES:")
+            .map(|(_, notes)| notes.to_owned())
+            .unwrap_or_else(|| panic!("NOTES.txt is shown: {stdout}"));
         Self {
+            notes,
             name: name.to_owned(),
             namespace: namespace.to_owned(),
             home,
             installed: true,
         }
+    }
+
+    /// `helm upgrade` of the release with `extra` arguments (e.g. `--reuse-values`), waiting for it.
+    pub fn upgrade(&self, extra: &[&str]) {
+        let mut args = vec![
+            "upgrade",
+            &self.name,
+            CHART,
+            "--namespace",
+            &self.namespace,
+            "--wait",
+            "--timeout",
+            "120s",
+        ];
+        args.extend_from_slice(extra);
+        let out = helm(&self.home, &args);
+        assert!(
+            out.status.success(),
+            "helm upgrade failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn uninstall(&mut self) {

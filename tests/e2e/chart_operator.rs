@@ -72,7 +72,30 @@ fn token_kubeconfig(token: &str, file: &Path) {
     std::fs::write(file, serde_json::to_vec_pretty(&config).expect("JSON")).expect("write");
 }
 
-async fn client_from(file: &Path) -> Client {
+/// Writes to `file` a kubeconfig that authenticates as the ServiceAccount `name` (a TokenRequest
+/// token valid for an hour).
+pub async fn service_account_kubeconfig(accounts: &Api<ServiceAccount>, name: &str, file: &Path) {
+    let token = accounts
+        .create_token_request(
+            name,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..TokenRequestSpec::default()
+                }),
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("TokenRequest for the ServiceAccount {name}: {e}"))
+        .status
+        .and_then(|s| s.token)
+        .expect("token");
+    token_kubeconfig(&token, file);
+}
+
+pub async fn client_from(file: &Path) -> Client {
     let kubeconfig = Kubeconfig::read_from(file).expect("read token kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -222,27 +245,10 @@ async fn the_chart_installs_and_its_service_account_runs_the_operator() {
     ConfigFile::parse(&text).expect("the chart's configuration file parses");
 
     // Run the operator as the chart's ServiceAccount, out of cluster.
-    let token = accounts
-        .create_token_request(
-            &full,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    expiration_seconds: Some(3600),
-                    ..TokenRequestSpec::default()
-                }),
-                ..TokenRequest::default()
-            },
-        )
-        .await
-        .expect("TokenRequest for the chart's ServiceAccount")
-        .status
-        .and_then(|s| s.token)
-        .expect("token");
     let dir = std::env::temp_dir().join(format!("incident-e2e-chart-{}", ns.name));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let kubeconfig = dir.join("kubeconfig");
-    token_kubeconfig(&token, &kubeconfig);
+    service_account_kubeconfig(&accounts, &full, &kubeconfig).await;
     let config_file = dir.join("operator.yaml");
     std::fs::write(&config_file, &text).expect("write config");
 

@@ -5,6 +5,7 @@ mod alertmanager;
 mod alerts;
 mod alerts_after_deploy;
 mod chart;
+mod chart_alerts;
 mod chart_operator;
 mod detection;
 mod detection_config;

@@ -134,3 +134,52 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
   resources: [namespaces]
   verbs: [get, list, watch]
 {{- end }}
+
+{{/* The Secret holding the alert receiver's bearer token. */}}
+{{- define "incident-operator.alertsTokenSecret" -}}
+{{- if .Values.alerts.tokenSecret.create }}
+{{- default (printf "%s-alerts-token" (include "incident-operator.fullname" .)) .Values.alerts.tokenSecret.name }}
+{{- else }}
+{{- required "alerts.enabled needs a bearer token: alerts.tokenSecret.name (an existing Secret in the release namespace, e.g. `kubectl create secret generic incident-operator-alerts --from-literal=token=$(openssl rand -hex 32)`) or alerts.tokenSecret.create=true" .Values.alerts.tokenSecret.name }}
+{{- end }}
+{{- end }}
+
+{{/* Where the token Secret is mounted (never inside the ConfigMap's mount) and the file the flag names. */}}
+{{- define "incident-operator.alertsTokenDir" -}}
+/var/run/secrets/incident-operator/alerts
+{{- end }}
+{{- define "incident-operator.alertsTokenFile" -}}
+{{- printf "%s/%s" (include "incident-operator.alertsTokenDir" .) .Values.alerts.tokenSecret.key }}
+{{- end }}
+
+{{/* The receiver's settings that cannot work, refused at render time with the reason. */}}
+{{- define "incident-operator.alertsChecks" -}}
+{{- if .Values.alerts.enabled }}
+{{- if eq (int .Values.alerts.port) (int .Values.operator.port) }}
+{{- fail "alerts.port must differ from operator.port: the receiver never shares the metrics port" }}
+{{- end }}
+{{- if not .Values.alerts.tokenSecret.key }}
+{{- fail "alerts.tokenSecret.key must name the Secret's key holding the token" }}
+{{- end }}
+{{- if lt (int64 .Values.alerts.maxBody) 1024 }}
+{{- fail "alerts.maxBody must be at least 1024" }}
+{{- end }}
+{{- if lt (int64 .Values.alerts.maxAlerts) 1 }}
+{{- fail "alerts.maxAlerts must be at least 1" }}
+{{- end }}
+{{- with .Values.operator.watchNamespace }}
+{{- $watch := . }}
+{{- if and $.Values.alerts.namespace (ne $.Values.alerts.namespace $watch) }}
+{{- fail (printf "alerts.namespace %q is outside operator.watchNamespace %q: the operator could not write or follow those incidents" $.Values.alerts.namespace $watch) }}
+{{- end }}
+{{- range $.Values.alerts.namespaces }}
+{{- if ne . $watch }}
+{{- fail (printf "alerts.namespaces lists %q, outside operator.watchNamespace %q: the operator could not write or follow those incidents" . $watch) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.alertsIngress) }}
+{{- fail "networkPolicy.alertsIngress must name who may post alerts (Alertmanager's pods, NetworkPolicyPeer list) when alerts.enabled and networkPolicy.enabled" }}
+{{- end }}
+{{- end }}
+{{- end }}
