@@ -52,6 +52,26 @@ pub struct IncidentSpec {
     #[schemars(length(min = 1, max = 128))]
     pub commander: Option<String>,
 
+    /// How the incident came to us (e.g. `user-report`, `support-ticket`, `monitoring`): a
+    /// lowercase word, or words joined by dashes. Incidents the operator opens itself say where
+    /// they came from in the `incident.dev/source` label instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+    )]
+    pub source: Option<String>,
+
+    /// Who reported it: a person, a team, a customer's contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub reporter: Option<String>,
+
+    /// Where the report lives (a support ticket, a chat thread): an http(s) URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub ticket: Option<String>,
+
     /// Objects the incident is about; a namespace left empty means the incident's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]

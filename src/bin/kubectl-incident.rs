@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, error::ErrorKind};
 use incident_operator::{
     api::{Incident, ResponseStatus, Severity, duration},
     core::postmortem,
@@ -16,6 +16,7 @@ use incident_operator::{
         ops::{self, Session, Target},
         patch::UpdateRequest,
         render,
+        report::{self, Report},
     },
 };
 use serde::Serialize;
@@ -99,6 +100,8 @@ enum Command {
         #[arg(short, long, value_enum)]
         output: Option<Output>,
     },
+    /// Open an incident someone reported (a user, a support ticket, a monitor outside the cluster).
+    Create(CreateArgs),
     /// An incident for people: facts, timeline, actions, runbook steps, evidence and notes.
     Show {
         name: String,
@@ -163,6 +166,54 @@ enum Command {
         #[arg(long, default_value_t = 720)]
         timeout: u64,
     },
+}
+
+/// `create`: each flag checked as the Incident's schema checks it (see `plugin::report`).
+#[derive(Args)]
+struct CreateArgs {
+    /// The incident's name (default: report-xxxxx, chosen by the API server).
+    #[arg(value_parser = report::object_name)]
+    name: Option<String>,
+    /// What is wrong, in a line a responder understands at a glance.
+    #[arg(long, value_parser = report::title)]
+    title: String,
+    /// How bad it is: P0, P1, P2 or P3.
+    #[arg(long, value_parser = parse_severity)]
+    severity: Severity,
+    /// How it came to us: user-report, support-ticket, monitoring, ... (lowercase, dashes).
+    #[arg(long, default_value = report::DEFAULT_SOURCE, value_parser = report::source)]
+    source: String,
+    /// Who reported it (default: you).
+    #[arg(long, value_parser = report::person)]
+    reporter: Option<String>,
+    /// Where the report lives: an http(s) URL.
+    #[arg(long, value_name = "URL", value_parser = report::ticket)]
+    ticket: Option<String>,
+    /// An affected Deployment in the namespace (repeat for several).
+    #[arg(long = "deployment", value_name = "NAME", value_parser = report::object_name)]
+    deployments: Vec<String>,
+    /// Symptoms and scope, as known.
+    #[arg(long, value_parser = report::description)]
+    description: Option<String>,
+    /// Who leads the response.
+    #[arg(long, value_parser = report::person)]
+    commander: Option<String>,
+}
+
+impl From<&CreateArgs> for Report {
+    fn from(args: &CreateArgs) -> Self {
+        Report {
+            name: args.name.clone(),
+            title: args.title.clone(),
+            severity: args.severity,
+            source: args.source.clone(),
+            reporter: args.reporter.clone(),
+            ticket: args.ticket.clone(),
+            deployments: args.deployments.clone(),
+            description: args.description.clone(),
+            commander: args.commander.clone(),
+        }
+    }
 }
 
 fn parse_severity(text: &str) -> Result<Severity, String> {
@@ -237,6 +288,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if hidden > 0 && output.is_none() {
                 eprintln!("{hidden} closed incident(s) not shown; --all lists them.");
+            }
+        }
+        Command::Create(args) => {
+            let (name, dropped) = session.create(&Report::from(&args)).await?;
+            writeln!(stdout, "{} created", ops::reference(&name))?;
+            if !dropped.is_empty() {
+                eprintln!(
+                    "Warning: the cluster's Incident CRD does not know {}; they were not kept. \
+                     Install the CRDs of this version (crds/).",
+                    dropped.join(", ")
+                );
             }
         }
         Command::Show { name, output } => {
@@ -350,6 +412,18 @@ fn message(error: &anyhow::Error) -> String {
 fn main() -> ExitCode {
     // clap prints usage errors and exits with code 2 itself.
     let cli = Cli::parse();
+    // What the flags cannot check one by one (e.g. how many Deployments), before any request.
+    if let Command::Create(args) = &cli.command
+        && let Err(problem) = Report::from(args).check()
+    {
+        let mut command = Cli::command();
+        command.build();
+        let create = command.find_subcommand_mut("create");
+        create
+            .unwrap_or(&mut Cli::command())
+            .error(ErrorKind::ValueValidation, problem)
+            .exit();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

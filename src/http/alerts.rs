@@ -1,5 +1,5 @@
-//! The alert receiver (http layer): Alertmanager's webhook on a listener of its own, never the
-//! metrics port. A request is authenticated (bearer token, compared in constant time), bounded
+//! The alert receiver (http layer): Alertmanager's webhook, and events in the PagerDuty Events
+//! API v2 shape from other monitors, on a listener of its own, never the metrics port. A request is authenticated (bearer token, compared in constant time), bounded
 //! (body size, alerts per message), checked (400 with the reason: Alertmanager does not retry a
 //! 4xx), and answered 200 only once the incident change is stored; an API server that cannot take
 //! the write gets a 503, which Alertmanager retries.
@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Instant};
 
 use axum::{
     Router,
-    body::to_bytes,
+    body::{Bytes, to_bytes},
     extract::{Request, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
@@ -23,13 +23,21 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     Error, Result,
+    api::Incident,
     cluster::alerts as store,
-    core::detection::alerts::{self, AlertSettings, Plan},
+    core::detection::{
+        alerts::{self, AlertSettings, Plan},
+        events_api,
+    },
     metrics::{AlertRequestLabels, Metrics},
 };
 
 /// Where Alertmanager posts (its `webhook_configs[].url` path).
 pub const ALERTMANAGER_PATH: &str = "/alerts/alertmanager";
+/// Where other monitors post events in the PagerDuty Events API v2 shape.
+pub const EVENTS_PATH: &str = "/alerts/events";
+/// The same, at the Events API's own path, for tools that only let you change the host.
+pub const EVENTS_V2_PATH: &str = "/v2/enqueue";
 /// Writes of one message tried before answering 503 (each after a fresh read).
 const WRITE_ATTEMPTS: usize = 5;
 
@@ -46,6 +54,8 @@ pub struct Receiver {
 pub fn router(receiver: Arc<Receiver>) -> Router {
     Router::new()
         .route(ALERTMANAGER_PATH, post(alertmanager))
+        .route(EVENTS_PATH, post(events_api))
+        .route(EVENTS_V2_PATH, post(events_api))
         .with_state(receiver)
 }
 
@@ -111,15 +121,7 @@ async fn handle(
             "a valid bearer token is required (http_config.authorization.credentials_file)".into(),
         ));
     }
-    let bytes = to_bytes(request.into_body(), receiver.max_body)
-        .await
-        .map_err(|_| {
-            Refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("the body is over {} bytes", receiver.max_body),
-            )
-        })?;
+    let bytes = body(receiver, request).await?;
     let message: alerts::Message = serde_json::from_slice(&bytes).map_err(|e| {
         Refusal(
             StatusCode::BAD_REQUEST,
@@ -127,21 +129,48 @@ async fn handle(
             format!("not an Alertmanager webhook message: {e}"),
         )
     })?;
-    let heard = alerts::check(&message, &receiver.settings)
+    store_alerts(receiver, &message).await
+}
+
+/// The body, within the receiver's limit (413 beyond).
+async fn body(receiver: &Receiver, request: Request) -> std::result::Result<Bytes, Refusal> {
+    to_bytes(request.into_body(), receiver.max_body)
+        .await
+        .map_err(|_| {
+            Refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body is over {} bytes", receiver.max_body),
+            )
+        })
+}
+
+/// Checks a message and stores what it means for its group's incident.
+async fn store_alerts(
+    receiver: &Receiver,
+    message: &alerts::Message,
+) -> std::result::Result<(bool, serde_json::Value), Refusal> {
+    let heard = alerts::check(message, &receiver.settings)
         .map_err(|why| Refusal(StatusCode::BAD_REQUEST, "invalid", why))?;
-    let group = alerts::group(&message, &receiver.settings);
+    let group = alerts::group(message, &receiver.settings);
+    let now = Timestamp::now();
+    store(receiver, &group, |incidents| {
+        alerts::plan(message, &heard, &group, incidents, &receiver.settings, now)
+    })
+    .await
+}
+
+/// Reads the group's incidents, plans, writes; again on a conflict. 200's body once stored.
+async fn store(
+    receiver: &Receiver,
+    group: &alerts::Group,
+    plan_for: impl Fn(&[Incident]) -> Plan,
+) -> std::result::Result<(bool, serde_json::Value), Refusal> {
     for _ in 0..WRITE_ATTEMPTS {
         let incidents = store::of_group(&receiver.client, &group.namespace, &group.selector())
             .await
             .map_err(unavailable)?;
-        let plan = alerts::plan(
-            &message,
-            &heard,
-            &group,
-            &incidents,
-            &receiver.settings,
-            Timestamp::now(),
-        );
+        let plan = plan_for(&incidents);
         let (written, name) = match &plan {
             Plan::Nothing => {
                 let name = incidents.last().and_then(|i| i.metadata.name.clone());
@@ -163,7 +192,7 @@ async fn handle(
                 } else {
                     "updated"
                 };
-                info!(namespace = %group.namespace, incident = %name, change, alerts = heard.len(), "stored alerts");
+                info!(namespace = %group.namespace, incident = %name, change, "stored alerts");
                 return Ok((true, stored(change, &group.namespace, Some(name.clone()))));
             }
             // Someone else wrote in between (another replica, a person): read again and redo.
@@ -179,6 +208,78 @@ async fn handle(
         }
     }
     Err(unavailable(Error::Conflict))
+}
+
+/// An event in the PagerDuty Events API v2 shape: answered like that API (202 with the dedup key;
+/// 400 "invalid event" with the errors), the `routing_key` being the credential.
+async fn events_api(State(receiver): State<Arc<Receiver>>, request: Request) -> Response {
+    let started = Instant::now();
+    let outcome = handle_event(&receiver, request)
+        .instrument(info_span!("events_api"))
+        .await;
+    receiver
+        .metrics
+        .alert_request_duration
+        .observe(started.elapsed().as_secs_f64());
+    let (result, reason, response) = match outcome {
+        Ok((changed, key)) => {
+            let body =
+                json!({ "status": "success", "message": "Event processed", "dedup_key": key });
+            let result = if changed { "accepted" } else { "duplicate" };
+            (result, "", json_response(StatusCode::ACCEPTED, &body))
+        }
+        Err(Refusal(status, reason, message)) => {
+            let body =
+                json!({ "status": "invalid event", "message": message, "errors": [message] });
+            ("rejected", reason, json_response(status, &body))
+        }
+    };
+    receiver
+        .metrics
+        .alert_requests
+        .get_or_create(&AlertRequestLabels {
+            source: "events-api".to_owned(),
+            result: result.to_owned(),
+            reason: reason.to_owned(),
+        })
+        .inc();
+    response
+}
+
+async fn handle_event(
+    receiver: &Receiver,
+    request: Request,
+) -> std::result::Result<(bool, String), Refusal> {
+    let bytes = body(receiver, request).await?;
+    let event: events_api::Event = serde_json::from_slice(&bytes).map_err(|e| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("not an Events API v2 event: {e}"),
+        )
+    })?;
+    if !same(event.routing_key.trim().as_bytes(), &receiver.token) {
+        return Err(Refusal(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "routing_key is not the receiver's token".into(),
+        ));
+    }
+    let key = events_api::dedup_key(&event).unwrap_or_default();
+    let request = events_api::read(&event, Timestamp::now())
+        .map_err(|why| Refusal(StatusCode::BAD_REQUEST, "invalid", why))?;
+    let (changed, _) = match request {
+        events_api::Request::Alert(message) => store_alerts(receiver, &message).await?,
+        events_api::Request::Acknowledge { message, by } => {
+            let group = alerts::group(&message, &receiver.settings);
+            let note = format!("acknowledged in {by} (dedup_key {key})");
+            store(receiver, &group, |incidents| {
+                alerts::acknowledge(incidents, &by, &note)
+            })
+            .await?
+        }
+    };
+    Ok((changed, key))
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {

@@ -1,13 +1,15 @@
 //! The `kubectl incident` plugin (plugin layer): the pager's view of Incidents and the responder's
 //! commands.
 //!
-//! Rendering ([`render`]) and patch building ([`patch`]) are pure and unit-tested; [`ops`] does the
-//! API calls; the binary (`src/bin/kubectl-incident.rs`) parses flags and prints.
+//! Rendering ([`render`]), patch building ([`patch`]) and reports ([`report`]) are pure and
+//! unit-tested; [`ops`] does the API calls; the binary (`src/bin/kubectl-incident.rs`) parses flags
+//! and prints.
 
 pub mod kubeconfig;
 pub mod ops;
 pub mod patch;
 pub mod render;
+pub mod report;
 
 /// Recorded as the actor when the kubeconfig names no user (e.g. in a pod).
 pub const DEFAULT_ACTOR: &str = "kubectl-incident";
@@ -33,6 +35,13 @@ pub enum PluginError {
 
     #[error("incident {name:?} {message}")]
     Refused { name: String, message: String },
+
+    #[error("incident {0:?} already exists")]
+    AlreadyExists(String),
+
+    /// The API server (its schema, CEL rules or an admission policy) refused a new incident.
+    #[error("the API server refused the incident: {0}")]
+    Rejected(String),
 
     #[error("incident {0:?} kept changing while it was being updated; try again")]
     Contended(String),

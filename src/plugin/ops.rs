@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::{
     PluginError, Result, kubeconfig,
     patch::{self, UpdateRequest},
+    report::{self, Report},
 };
 use crate::{
     api::metadata::PLUGIN_MANAGER,
@@ -243,6 +244,34 @@ impl Session {
         Ok(format!("{} severity set to {severity}", reference(name)))
     }
 
+    /// Creates a reported incident (see [`super::report`]); returns its name (the API server
+    /// chooses it when the report names none) and the report's fields the server did not keep.
+    pub async fn create(&self, report: &Report) -> Result<(String, Vec<&'static str>)> {
+        let incident = report.incident(&self.actor);
+        let params = PostParams {
+            field_manager: Some(PLUGIN_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match self.api().create(&params, &incident).await {
+            Ok(created) => Ok((created.name_any(), report::dropped(&incident, &created))),
+            Err(kube::Error::Api(status)) if status.is_already_exists() => Err(
+                PluginError::AlreadyExists(report.name.clone().unwrap_or_default()),
+            ),
+            Err(kube::Error::Api(status))
+                if status.is_invalid() || status.is_forbidden() || status.code == 400 =>
+            {
+                Err(PluginError::Rejected(status.message))
+            }
+            Err(source) => Err(PluginError::Api {
+                what: format!(
+                    "cannot create an incident in namespace {:?}",
+                    self.namespace
+                ),
+                source,
+            }),
+        }
+    }
+
     /// Requests a rollback of `deployment`: on `incident` when given, else on a new incident the
     /// actor has acknowledged. Returns the incident's name and the action's name.
     pub async fn request_rollback(
@@ -300,6 +329,9 @@ impl Session {
                         severity,
                         description: None,
                         commander: Some(self.actor.clone()),
+                        source: None,
+                        reporter: None,
+                        ticket: None,
                         affected: vec![AffectedRef {
                             kind: AffectedKind::Deployment,
                             name: deployment.to_owned(),

@@ -4,6 +4,7 @@
 mod alertmanager;
 mod alerts;
 mod alerts_after_deploy;
+mod alerts_events;
 mod chart;
 mod chart_alerts;
 mod chart_operator;

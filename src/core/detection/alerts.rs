@@ -34,7 +34,7 @@ const MAX_TITLE: usize = 200;
 const MAX_DESCRIPTION: usize = 2000;
 
 /// Alertmanager's webhook message (`notify/webhook`, `template.Data`); unknown fields are ignored.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub version: String,
@@ -54,7 +54,7 @@ pub struct Message {
 }
 
 /// One alert of a message.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub status: String,
@@ -97,6 +97,7 @@ impl Default for AlertSettings {
             severity_label: "severity".to_owned(),
             severities: BTreeMap::from([
                 ("critical".to_owned(), Severity::P1),
+                ("error".to_owned(), Severity::P2),
                 ("warning".to_owned(), Severity::P2),
                 ("info".to_owned(), Severity::P3),
             ]),
@@ -356,6 +357,33 @@ pub fn plan(
     }
 }
 
+/// An acknowledgment from a monitor (`by`, with `note`) for the group's open incident, unless
+/// someone already acknowledged it.
+pub fn acknowledge(incidents: &[Incident], by: &str, note: &str) -> Plan {
+    let open = incidents
+        .iter()
+        .filter(|i| i.spec.resolution.is_none())
+        .max_by_key(|i| {
+            (
+                i.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                i.name_any(),
+            )
+        });
+    match open {
+        Some(incident) if incident.spec.acknowledgment.is_none() => Plan::Update {
+            name: incident.name_any(),
+            patch: json!({
+                "metadata": {
+                    "resourceVersion": incident.metadata.resource_version,
+                    "annotations": { ACTOR_ANNOTATION: by },
+                },
+                "spec": { "acknowledgment": { "by": by, "note": note } },
+            }),
+        },
+        _ => Plan::Nothing,
+    }
+}
+
 /// Whether the incident resolved less than `cooldown` ago.
 fn within(incident: &Incident, now: Timestamp, cooldown: SignedDuration) -> bool {
     incident
@@ -374,7 +402,12 @@ pub fn merge(current: &[AlertSignal], heard: &[Heard]) -> Vec<AlertSignal> {
             .iter_mut()
             .find(|a| a.fingerprint == h.signal.fingerprint)
         {
-            Some(known) => *known = h.signal.clone(),
+            Some(known) if h.signal.labels.contains_key("alertname") => *known = h.signal.clone(),
+            // A resolution that says only which alert (an Events API resolve): keep what is known.
+            Some(known) => {
+                known.state = h.signal.state;
+                known.ends_at = h.signal.ends_at.clone();
+            }
             None => alerts.push(h.signal.clone()),
         }
     }

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod classify;
 pub mod debounce;
+pub mod events_api;
 pub mod evidence;
 pub mod group;
 pub mod incidents;

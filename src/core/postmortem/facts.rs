@@ -1,5 +1,6 @@
 //! Post-mortem draft, the facts section (core layer): the table of what the operator recorded —
-//! severity, phase, people, times, response durations, the SLA and the affected objects.
+//! severity, phase, people, how it was reported, times, response durations, the SLA and the
+//! affected objects.
 
 use std::fmt::{self, Write};
 
@@ -36,6 +37,16 @@ pub(super) fn write_facts(out: &mut String, incident: &Incident) -> fmt::Result 
                 .map_or_else(|| "_Unassigned_".to_string(), str::to_string),
         ),
     ];
+    // How it came to us, when someone reported it.
+    for (label, value) in [
+        ("Reported via", &spec.source),
+        ("Reported by", &spec.reporter),
+        ("Ticket", &spec.ticket),
+    ] {
+        if let Some(value) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            facts.push((label, value.to_string()));
+        }
+    }
     if let Some(ack) = &spec.acknowledgment {
         facts.push(("Acknowledged by", ack.by.clone()));
     }

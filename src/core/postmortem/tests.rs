@@ -43,6 +43,9 @@ fn spec() -> IncidentSpec {
         severity: Severity::P0,
         description: Some("Half of checkout requests fail since the 10:00 deploy.".into()),
         commander: Some("ana".into()),
+        source: None,
+        reporter: None,
+        ticket: None,
         affected: vec![
             AffectedRef {
                 kind: AffectedKind::Deployment,
@@ -320,6 +323,29 @@ fn a_bare_incident_still_renders() {
     position(&doc, "| **Affected** | None recorded |");
     position(&doc, "No affected objects were recorded.");
     position(&doc, "from Incident x.");
+}
+
+#[test]
+fn a_reported_incident_says_how_it_came_to_us() {
+    let mut incident = resolved();
+    incident.spec.source = Some("user-report".into());
+    incident.spec.reporter = Some("dana | support".into());
+    incident.spec.ticket = Some("https://tickets.example/T-42".into());
+    let doc = render(&incident);
+    let rows = [
+        "| **Commander** | ana |",
+        "| **Reported via** | user-report |",
+        "| **Reported by** | dana \\| support |",
+        "| **Ticket** | https://tickets.example/T-42 |",
+        "| **Acknowledged by** | bo |",
+    ];
+    let positions: Vec<usize> = rows.iter().map(|r| position(&doc, r)).collect();
+    assert!(positions.is_sorted(), "rows out of order:\n{doc}");
+    // Nothing about a report when there was none.
+    let detected = render(&resolved());
+    for label in ["Reported via", "Reported by", "**Ticket**"] {
+        assert!(!detected.contains(label), "{label}:\n{detected}");
+    }
 }
 
 #[test]

@@ -236,6 +236,17 @@ pub fn show(incident: &Incident, now: Timestamp) -> String {
         "Commander",
         spec.commander.as_deref().unwrap_or(NONE),
     );
+    // How it came to us, when someone reported it.
+    for (label, value) in [
+        ("Source", &spec.source),
+        ("Reporter", &spec.reporter),
+        ("Ticket", &spec.ticket),
+    ] {
+        if let Some(value) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+            // Whole (the ticket is a link to follow); one line.
+            field(&mut out, label, &truncate(value, 2048));
+        }
+    }
     field(&mut out, "Age", &incident_age(incident, now));
     if let Some(sla) = status.and_then(|s| s.sla.as_ref()) {
         let mut respond = format!("{} ({})", clock(sla.respond_by.0), time_left(incident, now));

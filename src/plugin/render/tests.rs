@@ -291,3 +291,38 @@ fn show_works_before_the_controller_ran() {
     assert!(text.contains("Phase:        Pending"), "{text}");
     assert!(text.contains("(nothing recorded yet)"), "{text}");
 }
+
+#[test]
+fn show_says_how_a_reported_incident_came_to_us() {
+    let mut reported = incident("report-x1", "P2", None, "");
+    reported.spec.source = Some("support-ticket".to_owned());
+    reported.spec.reporter = Some("carla@example.com".to_owned());
+    let ticket = format!("https://tickets.example/T-1?q={}", "a".repeat(300));
+    reported.spec.ticket = Some(ticket.clone());
+    let text = show(&reported, now());
+    let lines: Vec<&str> = text.lines().collect();
+    let commander = lines.iter().position(|l| l.starts_with("Commander:"));
+    let report: Vec<&str> = lines
+        .iter()
+        .skip(commander.map_or(0, |c| c + 1))
+        .take(3)
+        .copied()
+        .collect();
+    assert_eq!(
+        report,
+        [
+            "Source:       support-ticket",
+            "Reporter:     carla@example.com",
+            &format!("Ticket:       {ticket}"),
+        ],
+        "after the commander, the ticket whole (a link to follow):\n{text}"
+    );
+
+    let detected = show(&incident("detected", "P2", None, ""), now());
+    for label in ["Source:", "Reporter:", "Ticket:"] {
+        assert!(
+            !detected.contains(label),
+            "{label} without a report:\n{detected}"
+        );
+    }
+}
