@@ -122,6 +122,18 @@ async fn invalid_incidents_are_rejected_at_admission() {
             "spec.postmortem.url: Invalid value",
         ),
         (
+            json!({ "title": "x", "severity": "P1", "ticket": "tickets.example/T-1" }),
+            "spec.ticket: Invalid value",
+        ),
+        (
+            json!({ "title": "x", "severity": "P1", "source": "User Report" }),
+            "spec.source: Invalid value",
+        ),
+        (
+            json!({ "title": "x", "severity": "P1", "reporter": "r".repeat(129) }),
+            "spec.reporter: Too long",
+        ),
+        (
             json!({ "title": "x", "severity": "P1", "acknowledgment": { "by": "" } }),
             "spec.acknowledgment.by: Invalid value",
         ),

@@ -28,6 +28,7 @@ mod notifications_table;
 mod notifications_updates;
 mod parity;
 mod plugin;
+mod plugin_create;
 mod receiver;
 mod remediation;
 mod runbook_flow;

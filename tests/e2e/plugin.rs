@@ -62,7 +62,7 @@ pub async fn ok(ns: &str, args: &[&str]) -> String {
 }
 
 /// The user of the e2e kubeconfig's current context: who the plugin must record.
-fn kubeconfig_user() -> String {
+pub fn kubeconfig_user() -> String {
     let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("read e2e kubeconfig");
     let current = kubeconfig.current_context.clone().expect("current context");
     kubeconfig
