@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo bench-detection bench-rollback chart-crds chart-test test cluster cluster-down cluster-build cluster-pin run crds lint
+.PHONY: demo bench-detection bench-notifications bench-rollback chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -23,6 +23,10 @@ cluster-build:
 ## cluster-pin: rewrite hack/cluster/modules/*/go.mod from hack/cluster/versions.env
 cluster-pin:
 	hack/cluster/pin.sh
+
+## monitoring-build: build alertmanager, amtool and prometheus into the cache (no cluster; `make test` does it when missing)
+monitoring-build:
+	@bin="$$(hack/cluster/monitoring.sh)"; echo "alertmanager, amtool, prometheus: $$bin"
 
 ## run: run the operator from source against the local cluster
 run:
@@ -50,6 +54,10 @@ bench-rollback:
 ## bench-detection: detection latency and operator memory with 5,000 pods (needs `make cluster`; PART=latency|memory|all)
 bench-detection:
 	cargo bench --bench detection
+
+## bench-notifications: incident opened → first webhook message, alone and beside a dead receiver (needs `make cluster`; INCIDENTS=n, ACKS=n)
+bench-notifications:
+	cargo bench --bench notifications
 
 ## demo: the whole story on the local cluster (starts it if needed): broken rollout → incident → runbook rollback → resolved
 demo:
