@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf};
 
 use jiff::SignedDuration;
 
-use crate::core::detection::alerts::AlertSettings;
+use crate::{api::Severity, core::detection::alerts::AlertSettings};
 
 /// Flags of the alert receiver (part of `incident-operator run`).
 #[derive(Debug, Clone, clap::Args)]
@@ -36,6 +36,35 @@ pub struct AlertArgs {
     /// Most alerts one message may carry (400 beyond) [default: 1000].
     #[arg(long, default_value_t = 1000)]
     pub alerts_max_alerts: usize,
+
+    /// The alert label whose value picks the incident's severity [default: severity].
+    #[arg(long)]
+    pub alerts_severity_label: Option<String>,
+
+    /// A value of that label and the severity it means, e.g. `page=P1` (repeatable; replaces the
+    /// defaults critical=P1 error=P2 warning=P2 info=P3 when given).
+    #[arg(long = "alerts-severity", value_name = "VALUE=SEVERITY", value_parser = parse_mapping)]
+    pub alerts_severities: Vec<(String, Severity)>,
+
+    /// The severity of an alert whose label is missing or not mapped [default: P2].
+    #[arg(long, value_parser = parse_severity)]
+    pub alerts_default_severity: Option<Severity>,
+}
+
+fn parse_severity(text: &str) -> Result<Severity, String> {
+    Severity::ALL
+        .into_iter()
+        .find(|s| s.as_str() == text.trim())
+        .ok_or_else(|| format!("`{text}` is not a severity: use P0, P1, P2 or P3"))
+}
+
+/// `VALUE=SEVERITY`, the value compared without case.
+fn parse_mapping(text: &str) -> Result<(String, Severity), String> {
+    let (value, severity) = text
+        .split_once('=')
+        .filter(|(value, _)| !value.trim().is_empty())
+        .ok_or_else(|| format!("`{text}` is not VALUE=SEVERITY, e.g. critical=P1"))?;
+    Ok((value.trim().to_lowercase(), parse_severity(severity)?))
 }
 
 /// The receiver as configured.
@@ -91,7 +120,21 @@ impl AlertArgs {
                     .to_owned(),
             );
         }
+        let defaults = AlertSettings::default();
+        let severities = if self.alerts_severities.is_empty() {
+            defaults.severities.clone()
+        } else {
+            self.alerts_severities.iter().cloned().collect()
+        };
         let settings = AlertSettings {
+            severity_label: self
+                .alerts_severity_label
+                .clone()
+                .unwrap_or(defaults.severity_label.clone()),
+            severities,
+            default_severity: self
+                .alerts_default_severity
+                .unwrap_or(defaults.default_severity),
             default_namespace: self
                 .alerts_namespace
                 .clone()
@@ -112,5 +155,29 @@ impl AlertArgs {
             max_body: self.alerts_max_body,
             settings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_mappings_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_mapping("Page=P1"),
+            Ok(("page".to_owned(), Severity::P1))
+        );
+        assert!(
+            parse_mapping("page")
+                .unwrap_err()
+                .contains("VALUE=SEVERITY")
+        );
+        assert!(parse_mapping("=P1").is_err());
+        assert!(
+            parse_mapping("page=P7")
+                .unwrap_err()
+                .contains("not a severity")
+        );
     }
 }

@@ -233,6 +233,54 @@ async fn a_resend_writes_nothing_and_bad_requests_are_refused_before_anything_is
 }
 
 #[tokio::test]
+async fn the_severity_mapping_is_the_operators_to_choose() {
+    let (_client, ns, api) = setup("alerts-severity").await;
+    let scratch = Scratch::new("alerts-severity");
+    let token = scratch.file("operator-token", TOKEN);
+    let addr = free_addr().to_string();
+    let token = token.to_string_lossy().into_owned();
+    let flags = [
+        "--alerts-addr",
+        addr.as_str(),
+        "--alerts-token-file",
+        token.as_str(),
+        "--alerts-namespace",
+        ns.name.as_str(),
+        "--alerts-severity-label",
+        "urgency",
+        "--alerts-severity",
+        "wake-someone=P0",
+        "--alerts-default-severity",
+        "P3",
+    ];
+    let _operator = Operator::start(&ns.name, &flags).await;
+    let url = format!("http://{addr}/alerts/alertmanager");
+    for (name, urgency) in [("PaymentsDown", "Wake-Someone"), ("CacheCold", "whenever")] {
+        let message = json!({
+            "version": "4", "groupKey": format!("{{}}:{{alertname=\"{name}\"}}"), "status": "firing",
+            "groupLabels": { "alertname": name }, "commonLabels": { "alertname": name },
+            "alerts": [{ "status": "firing", "labels": { "alertname": name, "urgency": urgency },
+                         "startsAt": "2026-11-30T09:00:00Z", "fingerprint": format!("fp-{name}") }],
+        });
+        let (status, body) = post(&url, Some(TOKEN), message.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut stored: Vec<(String, String)> = incidents(&api)
+        .await
+        .iter()
+        .map(|i| (i.spec.title.clone(), i.spec.severity.to_string()))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("CacheCold is firing".to_owned(), "P3".to_owned()),
+            ("PaymentsDown is firing".to_owned(), "P0".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn without_a_token_the_receiver_refuses_to_start() {
     let scratch = Scratch::new("alerts-no-token");
     let empty = scratch.file("empty-token", "  \n");
