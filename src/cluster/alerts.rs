@@ -10,10 +10,7 @@ use serde_json::Value;
 use super::conflict_or_kube;
 use crate::{
     Error, Result,
-    api::{
-        Incident,
-        metadata::ALERTS_MANAGER,
-    },
+    api::{Incident, metadata::ALERTS_MANAGER},
 };
 
 /// The incidents of an alert group in `namespace`, by its label `selector` (read from the API

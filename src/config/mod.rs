@@ -323,11 +323,9 @@ impl RunArgs {
             .clone()
             .or_else(|| own.clone())
             .unwrap_or_else(|| "default".to_owned());
-        let alerts = self.alerts.config(
-            &alerts_fallback,
-            detection.reopen_cooldown,
-            &mut errors,
-        );
+        let alerts = self
+            .alerts
+            .config(&alerts_fallback, detection.reopen_cooldown, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigError::Invalid {
                 path: self.config.clone().unwrap_or_default(),
