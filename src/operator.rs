@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::{
     Error, Result,
-    config::{RunArgs, Settings, instance_name},
+    config::{ConfigError, RunArgs, Settings, instance_name},
     controllers::{channel, detector, incident, leader, notifications, runbook},
     http as server,
     metrics::Metrics,
@@ -48,7 +48,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 source,
             })?;
         let local = listener.local_addr().map_err(Error::Serve)?;
-        info!(addr = %local, path = server::alerts::ALERTMANAGER_PATH, "receiving alerts");
+        let tls =
+            match &alerts.tls {
+                None => None,
+                Some((cert, key)) => Some(server::tls::acceptor(cert, key).map_err(|message| {
+                    ConfigError::Invalid {
+                        path: args.alerts.alerts_tls_cert_file.clone().unwrap_or_default(),
+                        message,
+                    }
+                })?),
+            };
+        info!(addr = %local, tls = tls.is_some(), path = server::alerts::ALERTMANAGER_PATH, "receiving alerts");
         let receiver = Arc::new(server::alerts::Receiver {
             client: client.clone(),
             settings: alerts.settings,
@@ -56,7 +66,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
             max_body: alerts.max_body,
             metrics: health.metrics.clone(),
         });
-        tasks.spawn(server::alerts::serve(listener, receiver, shutdown.clone()));
+        tasks.spawn(server::alerts::serve(
+            listener,
+            receiver,
+            tls,
+            shutdown.clone(),
+        ));
     }
     tasks.spawn(await_apiserver(
         client.clone(),

@@ -46,6 +46,14 @@ pub struct AlertArgs {
     #[arg(long = "alerts-severity", value_name = "VALUE=SEVERITY", value_parser = parse_mapping)]
     pub alerts_severities: Vec<(String, Severity)>,
 
+    /// Serve TLS with this PEM certificate chain (with --alerts-tls-key-file); plain HTTP without.
+    #[arg(long, env = "INCIDENT_ALERTS_TLS_CERT_FILE")]
+    pub alerts_tls_cert_file: Option<PathBuf>,
+
+    /// The PEM private key of --alerts-tls-cert-file.
+    #[arg(long, env = "INCIDENT_ALERTS_TLS_KEY_FILE")]
+    pub alerts_tls_key_file: Option<PathBuf>,
+
     /// The severity of an alert whose label is missing or not mapped [default: P2].
     #[arg(long, value_parser = parse_severity)]
     pub alerts_default_severity: Option<Severity>,
@@ -72,6 +80,8 @@ fn parse_mapping(text: &str) -> Result<(String, Severity), String> {
 pub struct AlertConfig {
     pub addr: SocketAddr,
     pub token: Vec<u8>,
+    /// The PEM certificate chain and key, when the receiver serves TLS.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
     pub max_body: usize,
     pub settings: AlertSettings,
 }
@@ -114,6 +124,26 @@ impl AlertArgs {
                 return None;
             }
         };
+        let tls = match (&self.alerts_tls_cert_file, &self.alerts_tls_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => match (std::fs::read(cert), std::fs::read(key)) {
+                (Ok(cert), Ok(key)) => Some((cert, key)),
+                (Err(e), _) => {
+                    errors.push(format!("cannot read {}: {e}", cert.display()));
+                    None
+                }
+                (_, Err(e)) => {
+                    errors.push(format!("cannot read {}: {e}", key.display()));
+                    None
+                }
+            },
+            _ => {
+                errors.push(
+                    "--alerts-tls-cert-file and --alerts-tls-key-file go together".to_owned(),
+                );
+                None
+            }
+        };
         if self.alerts_max_body < 1024 || self.alerts_max_alerts == 0 {
             errors.push(
                 "--alerts-max-body must be at least 1024 and --alerts-max-alerts at least 1"
@@ -147,11 +177,11 @@ impl AlertArgs {
             reopen_cooldown: SignedDuration::try_from(reopen_cooldown)
                 .unwrap_or(SignedDuration::MAX),
             max_alerts: self.alerts_max_alerts,
-            ..AlertSettings::default()
         };
         Some(AlertConfig {
             addr,
             token,
+            tls,
             max_body: self.alerts_max_body,
             settings,
         })

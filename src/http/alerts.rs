@@ -18,6 +18,7 @@ use jiff::Timestamp;
 use kube::Client;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -31,6 +32,8 @@ use crate::{
     },
     metrics::{AlertRequestLabels, Metrics},
 };
+
+use super::tls::TlsListener;
 
 /// Where Alertmanager posts (its `webhook_configs[].url` path).
 pub const ALERTMANAGER_PATH: &str = "/alerts/alertmanager";
@@ -59,16 +62,29 @@ pub fn router(receiver: Arc<Receiver>) -> Router {
         .with_state(receiver)
 }
 
-/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests; over TLS when given
+/// an acceptor.
 pub async fn serve(
     listener: TcpListener,
     receiver: Arc<Receiver>,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    axum::serve(listener, router(receiver))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(Error::Serve)
+    let app = router(receiver);
+    match tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .map_err(Error::Serve),
+        Some(acceptor) => {
+            let listener =
+                TlsListener::new(listener, acceptor, shutdown.clone()).map_err(Error::Serve)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .map_err(Error::Serve)
+        }
+    }
 }
 
 /// A refusal: the status, the metric's reason, and what the sender is told.

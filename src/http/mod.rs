@@ -3,6 +3,7 @@
 //! listener.
 
 pub mod alerts;
+pub mod tls;
 
 use std::sync::{
     Arc,

@@ -88,9 +88,22 @@ impl Alertmanager {
     /// Starts one that sends every group to `webhook` (resolved too) with the token in
     /// `token_file`, grouping by alertname, quickly (group_wait 1s, group_interval 2s).
     pub async fn start(scratch: &Scratch, webhook: &str, token_file: &Path) -> Self {
+        Self::start_with_ca(scratch, webhook, token_file, None).await
+    }
+
+    /// Like [`Alertmanager::start`], trusting the receiver's TLS certificate through `ca_file`.
+    pub async fn start_with_ca(
+        scratch: &Scratch,
+        webhook: &str,
+        token_file: &Path,
+        ca_file: Option<&Path>,
+    ) -> Self {
+        let tls = ca_file.map_or(String::new(), |ca| {
+            format!("      tls_config:\n        ca_file: {}\n", ca.display())
+        });
         let config = format!(
             "route:\n  receiver: operator\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n\
-             receivers:\n- name: operator\n  webhook_configs:\n  - url: {webhook}\n    send_resolved: true\n    http_config:\n      authorization:\n        credentials_file: {}\n",
+             receivers:\n- name: operator\n  webhook_configs:\n  - url: {webhook}\n    send_resolved: true\n    http_config:\n      authorization:\n        credentials_file: {}\n{tls}",
             token_file.display()
         );
         let config = scratch.file("alertmanager.yml", &config);

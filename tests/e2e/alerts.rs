@@ -317,3 +317,73 @@ async fn without_a_token_the_receiver_refuses_to_start() {
         assert!(stderr.contains(expected), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn alertmanager_reaches_the_receiver_over_tls_with_its_ca_file() {
+    let (_client, ns, api) = setup("alerts-tls").await;
+    let scratch = Scratch::new("alerts-tls");
+    // A CA of the test's own, and a serving certificate for 127.0.0.1 signed by it.
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("server params");
+    let cert = params.signed_by(&key, &issuer).expect("server certificate");
+    let ca_file = scratch.file("ca.pem", &ca.pem());
+    let cert_file = scratch.file("tls.crt", &cert.pem());
+    let key_file = scratch.file("tls.key", &key.serialize_pem());
+
+    let token = scratch.file("operator-token", TOKEN);
+    let addr = free_addr();
+    let (addr_s, token_s) = (addr.to_string(), token.to_string_lossy().into_owned());
+    let (cert_s, key_s) = (
+        cert_file.to_string_lossy().into_owned(),
+        key_file.to_string_lossy().into_owned(),
+    );
+    let flags = [
+        "--alerts-addr",
+        addr_s.as_str(),
+        "--alerts-token-file",
+        token_s.as_str(),
+        "--alerts-namespace",
+        ns.name.as_str(),
+        "--alerts-tls-cert-file",
+        cert_s.as_str(),
+        "--alerts-tls-key-file",
+        key_s.as_str(),
+    ];
+    let _operator = Operator::start(&ns.name, &flags).await;
+    let am_token = scratch.file("am-token", TOKEN);
+    let am = Alertmanager::start_with_ca(
+        &scratch,
+        &format!("https://{addr}/alerts/alertmanager"),
+        &am_token,
+        Some(&ca_file),
+    )
+    .await;
+    am.post(json!([alert("TlsCheck", "warning", None)])).await;
+    let opened = wait_for_all(
+        &api,
+        "incident.dev/source=alertmanager",
+        "an incident over TLS",
+        ARRIVAL,
+        |all| all.len() == 1,
+    )
+    .await;
+    assert_eq!(opened[0].spec.title, "TlsCheck: checkout answers 5xx");
+
+    // Plain HTTP to a TLS listener is no request at all.
+    let plain = reqwest::Client::new()
+        .post(format!("http://{addr}/alerts/alertmanager"))
+        .bearer_auth(TOKEN)
+        .body("{}")
+        .send()
+        .await;
+    assert!(
+        plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()),
+        "plain HTTP must not be served"
+    );
+}
