@@ -40,8 +40,9 @@ fi
 
 say "Building the operator and the kubectl plugin"
 cargo build --quiet --bins
-operator="$root/target/debug/incident-operator"
-plugin="$root/target/debug/kubectl-incident"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+operator="$target_dir/debug/incident-operator"
+plugin="$target_dir/debug/kubectl-incident"
 
 say "Installing the CRDs and the example runbooks into namespace $ns"
 # Forced: this checkout's CRDs win over whatever applied them before (a benchmark, another checkout).
@@ -153,7 +154,7 @@ say "kubectl incident postmortem $incident"
 
 say "Explore"
 cat <<MSG
-  export KUBECONFIG=$KUBECONFIG_PATH PATH=$bin:$root/target/debug:\$PATH
+  export KUBECONFIG=$KUBECONFIG_PATH PATH=$bin:$target_dir/debug:\$PATH
   kubectl -n $ns get incidents,runbooks,channels
   kubectl incident -n $ns list
   kubectl -n $ns get incident $incident -o yaml
