@@ -1,5 +1,6 @@
-//! The alert receiver's reads and writes (cluster layer): a group's incidents by label, and the
-//! one change a message makes — a new incident, or a merge patch at the version read.
+//! The alert receiver's reads and writes (cluster layer): the workload owning a pod an alert names,
+//! a group's incidents by label, and the one change a message makes — a new incident, or a merge
+//! patch at the version read.
 
 use kube::{
     Api, Client,
@@ -7,11 +8,48 @@ use kube::{
 };
 use serde_json::Value;
 
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, core::v1::Pod},
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
+
 use super::conflict_or_kube;
 use crate::{
     Error, Result,
     api::{Incident, metadata::ALERTS_MANAGER},
 };
+
+/// The workload (kind, name) that owns pod `pod`: its StatefulSet or DaemonSet, or the Deployment of
+/// its ReplicaSet; None when the pod is gone or has no such owner.
+pub async fn owner_of_pod(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+) -> Result<Option<(String, String)>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let Some(pod) = pods.get_opt(pod).await.map_err(Error::Kube)? else {
+        return Ok(None);
+    };
+    let Some(owner) = controller(pod.metadata.owner_references.as_deref()) else {
+        return Ok(None);
+    };
+    match owner.kind.as_str() {
+        "StatefulSet" | "DaemonSet" => Ok(Some((owner.kind.clone(), owner.name.clone()))),
+        "ReplicaSet" => {
+            let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+            let set = sets.get_opt(&owner.name).await.map_err(Error::Kube)?;
+            Ok(set
+                .and_then(|s| controller(s.metadata.owner_references.as_deref()).cloned())
+                .filter(|o| o.kind == "Deployment")
+                .map(|o| (o.kind, o.name)))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn controller(owners: Option<&[OwnerReference]>) -> Option<&OwnerReference> {
+    owners?.iter().find(|o| o.controller == Some(true))
+}
 
 /// The incidents of an alert group in `namespace`, by its label `selector` (read from the API
 /// server, not a cache: the answer to Alertmanager must reflect what is stored).

@@ -91,6 +91,7 @@ impl AlertArgs {
     pub fn config(
         &self,
         fallback_namespace: &str,
+        node_namespace: Option<&str>,
         reopen_cooldown: std::time::Duration,
         errors: &mut Vec<String>,
     ) -> Option<AlertConfig> {
@@ -177,6 +178,7 @@ impl AlertArgs {
             reopen_cooldown: SignedDuration::try_from(reopen_cooldown)
                 .unwrap_or(SignedDuration::MAX),
             max_alerts: self.alerts_max_alerts,
+            node_namespace: node_namespace.map(str::to_owned),
         };
         Some(AlertConfig {
             addr,

@@ -323,16 +323,21 @@ impl RunArgs {
             .clone()
             .or_else(|| own.clone())
             .unwrap_or_else(|| "default".to_owned());
-        let alerts = self
-            .alerts
-            .config(&alerts_fallback, detection.reopen_cooldown, &mut errors);
+        let enabled = self.detection.or(file.detection.enabled).unwrap_or(true);
+        // Node alerts join the detector's node incidents only when the detector keeps them.
+        let node_namespace = enabled.then_some(detection.node_incident_namespace.as_str());
+        let alerts = self.alerts.config(
+            &alerts_fallback,
+            node_namespace,
+            detection.reopen_cooldown,
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(ConfigError::Invalid {
                 path: self.config.clone().unwrap_or_default(),
                 message: errors.join("; "),
             });
         }
-        let enabled = self.detection.or(file.detection.enabled).unwrap_or(true);
         Ok(Settings {
             lifecycle,
             detection: enabled.then_some(detection),

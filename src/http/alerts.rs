@@ -29,6 +29,7 @@ use crate::{
     core::detection::{
         alerts::{self, AlertSettings, Plan},
         events_api,
+        group::Workload,
     },
     metrics::{AlertRequestLabels, Metrics},
 };
@@ -168,7 +169,18 @@ async fn store_alerts(
 ) -> std::result::Result<(bool, serde_json::Value), Refusal> {
     let heard = alerts::check(message, &receiver.settings)
         .map_err(|why| Refusal(StatusCode::BAD_REQUEST, "invalid", why))?;
-    let group = alerts::group(message, &receiver.settings);
+    let owner = match alerts::pod_of(message, &receiver.settings) {
+        None => None,
+        Some((namespace, pod)) => store::owner_of_pod(&receiver.client, &namespace, &pod)
+            .await
+            .map_err(unavailable)?
+            .map(|(kind, name)| Workload {
+                namespace,
+                kind,
+                name,
+            }),
+    };
+    let group = alerts::group(message, &receiver.settings, owner);
     let now = Timestamp::now();
     store(receiver, &group, |incidents| {
         alerts::plan(message, &heard, &group, incidents, &receiver.settings, now)
@@ -287,7 +299,7 @@ async fn handle_event(
     let (changed, _) = match request {
         events_api::Request::Alert(message) => store_alerts(receiver, &message).await?,
         events_api::Request::Acknowledge { message, by } => {
-            let group = alerts::group(&message, &receiver.settings);
+            let group = alerts::group(&message, &receiver.settings, None);
             let note = format!("acknowledged in {by} (dedup_key {key})");
             store(receiver, &group, |incidents| {
                 alerts::acknowledge(incidents, &by, &note)

@@ -387,3 +387,50 @@ async fn alertmanager_reaches_the_receiver_over_tls_with_its_ca_file() {
         "plain HTTP must not be served"
     );
 }
+
+#[tokio::test]
+async fn an_alert_naming_a_pod_opens_the_incident_of_the_deployment_that_owns_it() {
+    use incident_operator::core::detection::group::Workload;
+    use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
+
+    let (client, ns, api) = setup("alerts-pod").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let web = crate::remediation::deployment("web", &["registry.local/web:1"], None);
+    crate::remediation::create_rolled_out(&deployments, &web, crate::remediation::ROLLOUT).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let pod = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .next()
+        .and_then(|p| p.metadata.name)
+        .expect("a pod of web");
+    let scratch = Scratch::new("alerts-pod");
+    let (_operator, url) = operator(&ns.name, &scratch).await;
+    let message = json!({
+        "version": "4", "groupKey": "{}:{alertname=\"PodOOMKilled\"}", "status": "firing",
+        "groupLabels": { "alertname": "PodOOMKilled" },
+        "commonLabels": { "alertname": "PodOOMKilled", "namespace": ns.name, "pod": pod,
+                          "severity": "warning" },
+        "alerts": [{ "status": "firing",
+                     "labels": { "alertname": "PodOOMKilled", "namespace": ns.name, "pod": pod },
+                     "startsAt": "2026-11-30T09:00:00Z", "fingerprint": "00ff00ff00ff00ff" }],
+    });
+    let (status, body) = post(&url, Some(TOKEN), message.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let stored = incidents(&api).await;
+    assert_eq!(stored.len(), 1);
+    let expected = Workload {
+        namespace: ns.name.clone(),
+        kind: "Deployment".into(),
+        name: "web".into(),
+    };
+    assert_eq!(
+        stored[0].metadata.name.as_deref(),
+        Some(expected.incident_name().as_str()),
+        "the detector's name for the Deployment's problem"
+    );
+    assert_eq!(stored[0].spec.affected[0].name, "web");
+}

@@ -87,6 +87,9 @@ pub struct AlertSettings {
     pub reopen_cooldown: SignedDuration,
     /// Most alerts one message may carry.
     pub max_alerts: usize,
+    /// Where the detector keeps node incidents: alerts naming a node join them there (None: they
+    /// group like any other).
+    pub node_namespace: Option<String>,
 }
 
 impl Default for AlertSettings {
@@ -104,6 +107,7 @@ impl Default for AlertSettings {
             default_severity: Severity::P2,
             reopen_cooldown: SignedDuration::from_mins(10),
             max_alerts: 1000,
+            node_namespace: None,
         }
     }
 }
@@ -242,8 +246,37 @@ impl Group {
 }
 
 /// The workload a group's alerts name with kube-state-metrics' labels (`namespace` with
-/// `deployment`, `statefulset` or `daemonset`), in a namespace whose alerts may open incidents there.
+/// `deployment`, `statefulset` or `daemonset`), in a namespace whose alerts may open incidents there;
+/// else the node a `node` label names, when node incidents have a namespace.
 fn workload(message: &Message, settings: &AlertSettings) -> Option<Workload> {
+    namespaced(message, settings).or_else(|| node(message, settings))
+}
+
+fn node(message: &Message, settings: &AlertSettings) -> Option<Workload> {
+    let name = message.common_labels.get("node")?;
+    let namespace = settings.node_namespace.clone()?;
+    is_dns_label(&name.replace('.', "-")).then(|| Workload {
+        namespace,
+        kind: "Node".to_owned(),
+        name: name.clone(),
+    })
+}
+
+/// The pod a group's alerts name (`namespace` and `pod`, no workload label), in a namespace whose
+/// alerts may open incidents there: the shell finds the workload that owns it.
+pub fn pod_of(message: &Message, settings: &AlertSettings) -> Option<(String, String)> {
+    let labels = &message.common_labels;
+    if namespaced(message, settings).is_some() {
+        return None;
+    }
+    let namespace = labels.get("namespace").filter(|ns| allowed(ns, settings))?;
+    let pod = labels
+        .get("pod")
+        .filter(|p| is_dns_label(&p.replace('.', "-")))?;
+    Some((namespace.clone(), pod.clone()))
+}
+
+fn namespaced(message: &Message, settings: &AlertSettings) -> Option<Workload> {
     let labels = &message.common_labels;
     let namespace = labels.get("namespace").filter(|ns| allowed(ns, settings))?;
     let (kind, name) = [
@@ -265,10 +298,11 @@ fn allowed(ns: &str, settings: &AlertSettings) -> bool {
     settings.namespaces.contains(ns) || settings.default_namespace == ns
 }
 
-/// The group a message belongs to.
-pub fn group(message: &Message, settings: &AlertSettings) -> Group {
+/// The group a message belongs to; `owner` is the workload owning the pod the alerts name, when
+/// the shell found one (see [`pod_of`]).
+pub fn group(message: &Message, settings: &AlertSettings, owner: Option<Workload>) -> Group {
     let print = fingerprint(&[&message.group_key]);
-    let workload = workload(message, settings);
+    let workload = owner.or_else(|| workload(message, settings));
     if let Some(workload) = workload {
         return Group {
             namespace: workload.namespace.clone(),
@@ -402,7 +436,17 @@ pub fn merge(current: &[AlertSignal], heard: &[Heard]) -> Vec<AlertSignal> {
             .iter_mut()
             .find(|a| a.fingerprint == h.signal.fingerprint)
         {
-            Some(known) if h.signal.labels.contains_key("alertname") => *known = h.signal.clone(),
+            Some(known) if h.signal.labels.contains_key("alertname") => {
+                // Still firing: the same firing, whatever start a resend claims (an Events API
+                // trigger without a timestamp says "now" each time).
+                let start = (known.state == AlertState::Firing
+                    && h.signal.state == AlertState::Firing)
+                    .then(|| known.starts_at.clone());
+                *known = h.signal.clone();
+                if let Some(start) = start {
+                    known.starts_at = start;
+                }
+            }
             // A resolution that says only which alert (an Events API resolve): keep what is known.
             Some(known) => {
                 known.state = h.signal.state;
@@ -543,7 +587,12 @@ fn create_body(
     // incident, the other joins it; remediation and runbooks act on the affected workload.
     if let Some(workload) = &group.workload {
         body["metadata"]["labels"][FINGERPRINT_LABEL] = json!(workload.fingerprint());
-        body["metadata"]["labels"][PROBLEM_LABEL] = json!("workload");
+        let problem = if workload.kind == "Node" {
+            "node"
+        } else {
+            "workload"
+        };
+        body["metadata"]["labels"][PROBLEM_LABEL] = json!(problem);
         body["spec"]["affected"] = json!([{ "kind": workload.kind, "name": workload.name }]);
     }
     body

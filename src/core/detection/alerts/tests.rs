@@ -135,15 +135,15 @@ fn alertmanagers_message_is_read_with_unknown_fields_and_checked() {
 #[test]
 fn a_group_lives_in_its_namespace_when_that_opted_in_else_the_default_one() {
     let m = message("firing", json!([alert("f1", "firing", json!({}))]));
-    let g = group(&m, &settings());
+    let g = group(&m, &settings(), None);
     assert_eq!(g.namespace, "shop");
     assert!(
         g.base_name.starts_with("alert-higherrorrate-"),
         "{}",
         g.base_name
     );
-    assert_eq!(g, group(&m, &settings()), "stable");
-    let elsewhere = group(&m, &AlertSettings::default());
+    assert_eq!(g, group(&m, &settings(), None), "stable");
+    let elsewhere = group(&m, &AlertSettings::default(), None);
     assert_eq!(elsewhere.namespace, "default");
 }
 
@@ -152,7 +152,7 @@ fn a_firing_group_opens_one_incident_and_a_repeat_writes_nothing() {
     let m = message("firing", json!([alert("f1", "firing", json!({}))]));
     let s = settings();
     let heard = check(&m, &s).expect("valid");
-    let g = group(&m, &s);
+    let g = group(&m, &s, None);
     let plan = plan(&m, &heard, &g, &[], &s, now());
     let Plan::Create { name, body } = &plan else {
         panic!("{plan:?}");
@@ -186,7 +186,7 @@ fn severity_comes_from_the_label_map_and_p0_only_when_asked() {
     let sev = |extra: serde_json::Value| {
         let m = message("firing", json!([alert("f1", "firing", extra)]));
         let heard = check(&m, &s).expect("valid");
-        match plan(&m, &heard, &group(&m, &s), &[], &s, now()) {
+        match plan(&m, &heard, &group(&m, &s, None), &[], &s, now()) {
             Plan::Create { body, .. } => body["spec"]["severity"].clone(),
             other => panic!("{other:?}"),
         }
@@ -228,7 +228,7 @@ fn every_alert_resolved_resolves_the_incident_and_a_new_firing_reopens_it() {
             alert("f2", "firing", json!({}))
         ]),
     );
-    let g = group(&firing, &s);
+    let g = group(&firing, &s, None);
     let heard = check(&firing, &s).expect("valid");
     let incident = created(&plan(&firing, &heard, &g, &[], &s, now()), "1");
 
@@ -324,7 +324,7 @@ fn every_alert_resolved_resolves_the_incident_and_a_new_firing_reopens_it() {
 fn a_persons_resolution_is_never_undone_and_resolved_alerts_alone_open_nothing() {
     let s = settings();
     let firing = message("firing", json!([alert("f1", "firing", json!({}))]));
-    let g = group(&firing, &s);
+    let g = group(&firing, &s, None);
     let heard = check(&firing, &s).expect("valid");
     let mut incident = created(&plan(&firing, &heard, &g, &[], &s, now()), "1");
     incident.spec.resolution = Some(Resolution {
@@ -396,7 +396,7 @@ fn a_group_naming_a_workload_joins_the_detectors_incident_for_it() {
     let mut m = message("firing", json!([alert("f1", "firing", json!({}))]));
     m.common_labels
         .insert("deployment".into(), "checkout".into());
-    let g = group(&m, &s);
+    let g = group(&m, &s, None);
     let workload = g.workload.clone().expect("the workload");
     assert_eq!(
         (workload.kind.as_str(), workload.name.as_str()),
@@ -449,6 +449,63 @@ fn a_group_naming_a_workload_joins_the_detectors_incident_for_it() {
 
     // A namespace that did not opt in: no workload, the default namespace.
     let elsewhere = AlertSettings::default();
-    let g = group(&m, &elsewhere);
+    let g = group(&m, &elsewhere, None);
     assert_eq!((g.workload, g.namespace.as_str()), (None, "default"));
+}
+
+#[test]
+fn a_node_alert_joins_the_node_incident_and_a_pod_alert_asks_for_its_owner() {
+    let with_nodes = AlertSettings {
+        node_namespace: Some("ops".into()),
+        ..settings()
+    };
+    let mut m = message("firing", json!([alert("f1", "firing", json!({}))]));
+    m.common_labels.remove("namespace");
+    m.common_labels.insert("node".into(), "worker-3".into());
+    let g = group(&m, &with_nodes, None);
+    let node = g.workload.clone().expect("the node");
+    assert_eq!(
+        (node.kind.as_str(), node.name.as_str()),
+        ("Node", "worker-3")
+    );
+    assert_eq!(
+        g.namespace, "ops",
+        "where the detector keeps node incidents"
+    );
+    let heard = check(&m, &with_nodes).expect("valid");
+    let Plan::Create { body, .. } = plan(&m, &heard, &g, &[], &with_nodes, now()) else {
+        panic!("a create");
+    };
+    assert_eq!(body["metadata"]["labels"][PROBLEM_LABEL], "node");
+    assert_eq!(
+        body["spec"]["affected"],
+        json!([{ "kind": "Node", "name": "worker-3" }])
+    );
+    assert_eq!(
+        group(&m, &settings(), None).workload,
+        None,
+        "no node incidents: a plain group"
+    );
+
+    let mut m = message("firing", json!([alert("f1", "firing", json!({}))]));
+    m.common_labels
+        .insert("pod".into(), "checkout-7d9f-x2x".into());
+    assert_eq!(
+        pod_of(&m, &settings()),
+        Some(("shop".to_owned(), "checkout-7d9f-x2x".to_owned()))
+    );
+    let owner = Workload {
+        namespace: "shop".into(),
+        kind: "Deployment".into(),
+        name: "checkout".into(),
+    };
+    let g = group(&m, &settings(), Some(owner.clone()));
+    assert_eq!(g.base_name, owner.incident_name());
+    m.common_labels
+        .insert("deployment".into(), "checkout".into());
+    assert_eq!(
+        pod_of(&m, &settings()),
+        None,
+        "the workload label says it already"
+    );
 }

@@ -45,7 +45,10 @@ fn a_trigger_is_a_firing_alert_grouped_by_its_dedup_key() {
         panic!("a resolve is an alert");
     };
     let settings = AlertSettings::default();
-    let (opened, closing) = (group(&message, &settings), group(&resolve, &settings));
+    let (opened, closing) = (
+        group(&message, &settings, None),
+        group(&resolve, &settings, None),
+    );
     assert_eq!(
         (opened.selector(), opened.namespace),
         (closing.selector(), closing.namespace),
@@ -81,4 +84,31 @@ fn a_trigger_without_a_key_gets_a_stable_one_and_an_acknowledge_names_the_client
         Ok(Request::Acknowledge { by, .. }) => assert_eq!(by, "Uptime Kuma"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_repeated_trigger_without_a_timestamp_changes_nothing() {
+    use crate::core::detection::alerts::{Plan, merge, plan};
+    let settings = AlertSettings::default();
+    let read_at = |at: &str| match read(&event("trigger", json!({})), at.parse().expect("time")) {
+        Ok(Request::Alert(message)) => message,
+        other => panic!("{other:?}"),
+    };
+    let first = read_at("2026-11-30T10:00:00Z");
+    let heard = check(&first, &settings).expect("valid");
+    let known = merge(&[], &heard);
+    let again = read_at("2026-11-30T10:05:00Z");
+    let heard_again = check(&again, &settings).expect("valid");
+    assert_eq!(merge(&known, &heard_again), known, "the same firing");
+    let g = group(&again, &settings, None);
+    let incident: crate::api::Incident = serde_json::from_value(json!({
+        "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
+        "metadata": { "name": "i", "labels": { "incident.dev/source": "alertmanager" } },
+        "spec": { "title": "t", "severity": "P2", "alerts": known },
+    }))
+    .expect("incident");
+    assert_eq!(
+        plan(&again, &heard_again, &g, &[incident], &settings, now()),
+        Plan::Nothing
+    );
 }
