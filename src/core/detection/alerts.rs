@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
@@ -25,6 +24,7 @@ use crate::{
     core::text::{fingerprint, is_dns_label},
 };
 
+pub use self::payload::{Alert, Message};
 use super::group::Workload;
 
 /// Most alerts kept on one incident (the schema's bound); resolved ones go first.
@@ -32,44 +32,6 @@ pub const MAX_ALERTS: usize = 50;
 const MAX_LABELS: usize = 32;
 const MAX_TITLE: usize = 200;
 const MAX_DESCRIPTION: usize = 2000;
-
-/// Alertmanager's webhook message (`notify/webhook`, `template.Data`); unknown fields are ignored.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Message {
-    pub version: String,
-    pub group_key: String,
-    #[serde(default)]
-    pub truncated_alerts: u64,
-    pub status: String,
-    #[serde(default)]
-    pub group_labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub common_labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub common_annotations: BTreeMap<String, String>,
-    #[serde(default, rename = "externalURL")]
-    pub external_url: String,
-    pub alerts: Vec<Alert>,
-}
-
-/// One alert of a message.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Alert {
-    pub status: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-    pub starts_at: String,
-    /// `0001-01-01T00:00:00Z` while firing.
-    #[serde(default)]
-    pub ends_at: String,
-    #[serde(default, rename = "generatorURL")]
-    pub generator_url: String,
-    pub fingerprint: String,
-}
 
 /// How alerts become incidents (the operator's configuration).
 #[derive(Clone, Debug, PartialEq)]
@@ -598,5 +560,6 @@ fn create_body(
     body
 }
 
+mod payload;
 #[cfg(test)]
 mod tests;
