@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo bench-detection bench-notifications bench-rollback chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build run crds lint
+.PHONY: demo bench-detection bench-notifications bench-alerts bench-rollback chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -58,6 +58,10 @@ bench-detection:
 ## bench-notifications: incident opened → first webhook message, alone and beside a dead receiver (needs `make cluster`; INCIDENTS=n, ACKS=n)
 bench-notifications:
 	cargo bench --bench notifications
+
+## bench-alerts: webhook → Incident latency, a burst of 1,000 alerts, and error spike → Prometheus → Alertmanager → Incident (needs `make cluster`; REQUESTS=n, ROUNDS=n, PART=webhook|burst|pipeline|all)
+bench-alerts:
+	cargo bench --bench alerts
 
 ## demo: the whole story on the local cluster (starts it if needed): broken rollout → incident → runbook rollback → resolved
 demo:
