@@ -18,20 +18,32 @@ use crate::{
 const TOKEN: &str = "am-e2e-token-6f1c0d";
 const ARRIVAL: Duration = Duration::from_secs(60);
 
-/// The operator with its alert receiver on, incidents going to `ns`; the receiver's URL.
-async fn operator(ns: &str, scratch: &Scratch) -> (Operator, String) {
-    let token = scratch.file("operator-token", &format!("{TOKEN}\n"));
-    let addr = free_addr().to_string();
-    let token = token.to_string_lossy().into_owned();
-    let flags = [
+/// The operator with its alert receiver on (token `token`, `extra` flags), incidents going to
+/// `ns`; the receiver's address.
+pub async fn receiver(
+    ns: &str,
+    scratch: &Scratch,
+    token: &str,
+    extra: &[&str],
+) -> (Operator, std::net::SocketAddr) {
+    let token = scratch.file("operator-token", &format!("{token}\n"));
+    let addr = free_addr();
+    let (addr_s, token) = (addr.to_string(), token.to_string_lossy().into_owned());
+    let mut flags = vec![
         "--alerts-addr",
-        addr.as_str(),
+        addr_s.as_str(),
         "--alerts-token-file",
         token.as_str(),
         "--alerts-namespace",
         ns,
     ];
-    let operator = Operator::start(ns, &flags).await;
+    flags.extend_from_slice(extra);
+    (Operator::start(ns, &flags).await, addr)
+}
+
+/// The operator with its alert receiver on; the URL Alertmanager posts to.
+async fn operator(ns: &str, scratch: &Scratch) -> (Operator, String) {
+    let (operator, addr) = receiver(ns, scratch, TOKEN, &[]).await;
     (operator, format!("http://{addr}/alerts/alertmanager"))
 }
 
@@ -236,16 +248,7 @@ async fn a_resend_writes_nothing_and_bad_requests_are_refused_before_anything_is
 async fn the_severity_mapping_is_the_operators_to_choose() {
     let (_client, ns, api) = setup("alerts-severity").await;
     let scratch = Scratch::new("alerts-severity");
-    let token = scratch.file("operator-token", TOKEN);
-    let addr = free_addr().to_string();
-    let token = token.to_string_lossy().into_owned();
-    let flags = [
-        "--alerts-addr",
-        addr.as_str(),
-        "--alerts-token-file",
-        token.as_str(),
-        "--alerts-namespace",
-        ns.name.as_str(),
+    let extra = [
         "--alerts-severity-label",
         "urgency",
         "--alerts-severity",
@@ -253,7 +256,7 @@ async fn the_severity_mapping_is_the_operators_to_choose() {
         "--alerts-default-severity",
         "P3",
     ];
-    let _operator = Operator::start(&ns.name, &flags).await;
+    let (_operator, addr) = receiver(&ns.name, &scratch, TOKEN, &extra).await;
     let url = format!("http://{addr}/alerts/alertmanager");
     for (name, urgency) in [("PaymentsDown", "Wake-Someone"), ("CacheCold", "whenever")] {
         let message = json!({
@@ -336,26 +339,17 @@ async fn alertmanager_reaches_the_receiver_over_tls_with_its_ca_file() {
     let cert_file = scratch.file("tls.crt", &cert.pem());
     let key_file = scratch.file("tls.key", &key.serialize_pem());
 
-    let token = scratch.file("operator-token", TOKEN);
-    let addr = free_addr();
-    let (addr_s, token_s) = (addr.to_string(), token.to_string_lossy().into_owned());
     let (cert_s, key_s) = (
         cert_file.to_string_lossy().into_owned(),
         key_file.to_string_lossy().into_owned(),
     );
-    let flags = [
-        "--alerts-addr",
-        addr_s.as_str(),
-        "--alerts-token-file",
-        token_s.as_str(),
-        "--alerts-namespace",
-        ns.name.as_str(),
+    let extra = [
         "--alerts-tls-cert-file",
         cert_s.as_str(),
         "--alerts-tls-key-file",
         key_s.as_str(),
     ];
-    let _operator = Operator::start(&ns.name, &flags).await;
+    let (_operator, addr) = receiver(&ns.name, &scratch, TOKEN, &extra).await;
     let am_token = scratch.file("am-token", TOKEN);
     let am = Alertmanager::start_with_ca(
         &scratch,

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use crate::{
     alertmanager::Scratch,
+    alerts::receiver,
     lifecycle::{entries, setup},
-    support::{Operator, free_addr, wait_for_all},
+    support::wait_for_all,
 };
 
 const TOKEN: &str = "R0ut1ngK3yOfTh3Op3rat0r000000001";
@@ -53,18 +54,7 @@ fn event(action: &str) -> Value {
 async fn one_dedup_key_is_one_incident_triggered_acknowledged_and_resolved() {
     let (_client, ns, api) = setup("alerts-events").await;
     let scratch = Scratch::new("alerts-events");
-    let token = scratch.file("token", TOKEN);
-    let addr = free_addr().to_string();
-    let token = token.to_string_lossy().into_owned();
-    let flags = [
-        "--alerts-addr",
-        addr.as_str(),
-        "--alerts-token-file",
-        token.as_str(),
-        "--alerts-namespace",
-        ns.name.as_str(),
-    ];
-    let _operator = Operator::start(&ns.name, &flags).await;
+    let (_operator, addr) = receiver(&ns.name, &scratch, TOKEN, &[]).await;
     let url = format!("http://{addr}/v2/enqueue");
 
     let mut forged = event("trigger");
