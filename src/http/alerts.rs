@@ -1,8 +1,9 @@
 //! The alert receiver (http layer): Alertmanager's webhook, and events in the PagerDuty Events
-//! API v2 shape from other monitors, on a listener of its own, never the metrics port. A request is authenticated (bearer token, compared in constant time), bounded
-//! (body size, alerts per message), checked (400 with the reason: Alertmanager does not retry a
-//! 4xx), and answered 200 only once the incident change is stored; an API server that cannot take
-//! the write gets a 503, which Alertmanager retries.
+//! API v2 shape from other monitors, on a listener of its own, never the metrics port. A request
+//! is authenticated (bearer token or routing key, compared in constant time), bounded (body size,
+//! alerts per message), checked (400 with the reason: Alertmanager does not retry a 4xx), and
+//! answered 2xx only once the incident change is stored; an API server that cannot take the write
+//! gets a 503, which Alertmanager retries.
 
 use std::{sync::Arc, time::Instant};
 
