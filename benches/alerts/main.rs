@@ -44,6 +44,8 @@ mod burst;
 mod common;
 mod cpu;
 mod monitoring;
+#[path = "../common/namespaces.rs"]
+mod namespaces;
 mod observer;
 mod operator;
 mod pipeline;
@@ -51,8 +53,9 @@ mod webhook;
 
 use common::{Result, connect, install_crds, kubeconfig_path};
 use cpu::Cpu;
+use namespaces::{cleanup, namespace};
 use observer::Observer;
-use operator::{Operator, Scratch, cleanup, namespace};
+use operator::{Operator, Scratch};
 use webhook::{Order, Poster};
 
 /// Marks everything this benchmark creates.
@@ -143,7 +146,7 @@ async fn run(
 ) -> Result<()> {
     let started = Instant::now();
     eprintln!("load average at start: {}", load_average());
-    let ns = namespace(client, "bench-alerts", namespaces).await?;
+    let ns = namespace(client, "bench-alerts", BENCH_LABEL, namespaces).await?;
     let scratch = Scratch::new()?;
     let operator = Operator::start(kubeconfig, &ns, &scratch).await?;
     let observer = Observer::start(client, &ns);

@@ -8,20 +8,17 @@ use std::{
 };
 
 use incident_operator::api::Channel;
-use k8s_openapi::{
-    ByteString,
-    api::core::v1::{Namespace, Secret, ServiceAccount},
-};
+use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
-    Api, Client, ResourceExt,
-    api::{DeleteParams, ObjectMeta, PostParams},
+    Api, Client,
+    api::{ObjectMeta, PostParams},
     runtime::wait::await_condition,
 };
 use serde_json::json;
 use tokio::process::{Child, Command};
 
 use crate::{
-    BENCH_LABEL, SIGNING_KEY,
+    SIGNING_KEY,
     common::{Result, TIMEOUT},
     receivers::get,
 };
@@ -106,29 +103,6 @@ impl Operator {
     }
 }
 
-pub async fn namespace(
-    client: &Client,
-    prefix: &str,
-    namespaces: &mut Vec<String>,
-) -> Result<String> {
-    let mut ns = Namespace::default();
-    ns.metadata.generate_name = Some(format!("{prefix}-"));
-    ns.labels_mut()
-        .insert(BENCH_LABEL.0.to_owned(), BENCH_LABEL.1.to_owned());
-    let created = Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
-    let name = created.name_any();
-    namespaces.push(name.clone());
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-    tokio::time::timeout(
-        TIMEOUT,
-        await_condition(accounts, "default", |sa: Option<&_>| sa.is_some()),
-    )
-    .await??;
-    Ok(name)
-}
-
 /// A Secret with the receiver's `url` and the signing `key`.
 pub async fn hook_secret(client: &Client, ns: &str, name: &str, url: &str) -> Result<()> {
     let data = [("url", url), ("key", SIGNING_KEY)]
@@ -175,24 +149,4 @@ pub async fn channel_ready(client: &Client, ns: &str, name: &str) -> Result<()> 
         .await
         .map_err(|_| format!("Channel {ns}/{name} not Ready within {TIMEOUT:?}"))??;
     Ok(())
-}
-
-/// Deletes the namespaces and waits until they are gone.
-pub async fn cleanup(client: &Client, namespaces: &[String]) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    for ns in namespaces {
-        match api.delete(ns, &DeleteParams::background()).await {
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(error) => eprintln!("warning: deleting namespace {ns}: {error}"),
-            Ok(_) => {}
-        }
-    }
-    for ns in namespaces {
-        let gone = await_condition(api.clone(), ns, |n: Option<&Namespace>| n.is_none());
-        match tokio::time::timeout(TIMEOUT, gone).await {
-            Ok(Ok(_)) => eprintln!("namespace {ns} deleted"),
-            Ok(Err(error)) => eprintln!("warning: watching namespace {ns} go: {error}"),
-            Err(_) => eprintln!("warning: namespace {ns} still terminating after {TIMEOUT:?}"),
-        }
-    }
 }

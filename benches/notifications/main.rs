@@ -48,10 +48,13 @@ use serde_json::json;
 mod cluster;
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/namespaces.rs"]
+mod namespaces;
 mod receivers;
 
-use cluster::{Operator, channel_ready, cleanup, hook_secret, namespace, webhook_channel};
+use cluster::{Operator, channel_ready, hook_secret, webhook_channel};
 use common::{Result, TIMEOUT, connect, install_crds, kubeconfig_path, ms};
+use namespaces::{cleanup, namespace};
 use receivers::{DeadCounts, DeadReceiver, LiveReceiver, python};
 
 /// Marks everything this benchmark creates.
@@ -148,7 +151,13 @@ async fn phase(
     namespaces: &mut Vec<String>,
 ) -> Result<Measured> {
     let label = if with_dead { "dead" } else { "anchor" };
-    let ns = namespace(client, &format!("bench-notify-{label}"), namespaces).await?;
+    let ns = namespace(
+        client,
+        &format!("bench-notify-{label}"),
+        BENCH_LABEL,
+        namespaces,
+    )
+    .await?;
     let live = LiveReceiver::start(python).await?;
     hook_secret(client, &ns, "live-hook", &live.url()).await?;
     webhook_channel(client, &ns, "live", "live-hook").await?;

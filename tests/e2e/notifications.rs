@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use incident_operator::api::{Channel, Incident};
+use incident_operator::api::{Channel, DeliveryRecord, DeliveryState, Incident};
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api, Client,
@@ -100,6 +100,26 @@ pub fn reason_of(channel: &Channel, type_: &str) -> (String, String) {
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
         .map(|c| (c.reason.clone(), c.message.clone()))
         .unwrap_or_default()
+}
+
+/// The first message of incident `name` given up on, once there is one.
+pub async fn failed_delivery(api: &Api<Incident>, name: &str) -> DeliveryRecord {
+    let incident = wait_for(api, name, "a message given up", DELIVERY, |i| {
+        i.and_then(|i| i.status.as_ref()).is_some_and(|s| {
+            s.deliveries
+                .iter()
+                .any(|d| d.state == DeliveryState::Failed)
+        })
+    })
+    .await;
+    incident
+        .and_then(|i| i.status)
+        .and_then(|s| {
+            s.deliveries
+                .into_iter()
+                .find(|d| d.state == DeliveryState::Failed)
+        })
+        .expect("a failed delivery")
 }
 
 /// Opens an incident of `severity` named `name`.

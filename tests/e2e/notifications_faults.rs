@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::{
     notifications::{
-        DELIVERY, acknowledge, await_condition, channel, open, pages_setup, reason_of, resolve,
-        secret,
+        DELIVERY, acknowledge, await_condition, channel, failed_delivery, open, pages_setup,
+        reason_of, resolve, secret,
     },
     receiver::{Receiver, delivered, events},
     support::{Operator, wait_for},
@@ -148,16 +148,7 @@ async fn a_refused_message_is_given_up_with_the_receivers_reason() {
     receiver
         .wait_for("the refused attempt", DELIVERY, |r| r.len() == 1)
         .await;
-    let stored = wait_for(&api, "db-down", "the message given up", DELIVERY, |i| {
-        i.and_then(|i| i.status.as_ref()).is_some_and(|s| {
-            s.deliveries
-                .iter()
-                .any(|d| d.state == DeliveryState::Failed)
-        })
-    })
-    .await
-    .expect("incident");
-    let record = &stored.status.expect("status").deliveries[0];
+    let record = &failed_delivery(&api, "db-down").await;
     assert_eq!(record.attempts, 1, "a refusal is not retried");
     assert_eq!(
         record.last_error.as_deref(),

@@ -2,13 +2,15 @@
 //! alert per incident — triggered, acknowledged and resolved under the incident's uid — and its
 //! refusals are reported with PagerDuty's own message.
 
-use incident_operator::api::{Channel, DeliveryState};
+use incident_operator::api::Channel;
 use kube::{Api, ResourceExt, api::PostParams};
 use serde_json::{Value, json};
 
 use crate::{
     lifecycle::setup,
-    notifications::{DELIVERY, acknowledge, await_condition, open, put_secret, resolve},
+    notifications::{
+        DELIVERY, acknowledge, await_condition, failed_delivery, open, put_secret, resolve,
+    },
     receiver::Receiver,
     support::{Operator, wait_for},
 };
@@ -127,16 +129,7 @@ async fn pagerdutys_refusal_is_reported_with_its_own_message_and_rate_limits_are
         ]))
         .await;
     open(&api, "api-down", "P0").await;
-    let stored = wait_for(&api, "api-down", "the trigger given up", DELIVERY, |i| {
-        i.and_then(|i| i.status.as_ref()).is_some_and(|s| {
-            s.deliveries
-                .iter()
-                .any(|d| d.state == DeliveryState::Failed)
-        })
-    })
-    .await
-    .expect("incident");
-    let record = &stored.status.expect("status").deliveries[0];
+    let record = &failed_delivery(&api, "api-down").await;
     assert_eq!(record.attempts, 2, "the 429 was retried, the 400 was not");
     assert_eq!(
         record.last_error.as_deref(),

@@ -3,13 +3,16 @@
 //! per incident, keeps it current with `chat.update` (green once resolved) and replies in its
 //! thread; Slack's `ok: false` refusals are reported with Slack's error word.
 
-use incident_operator::api::{Channel, DeliveryState, Incident};
+use incident_operator::api::{Channel, DeliveryState};
 use kube::{Api, Client, api::PostParams};
 use serde_json::{Value, json};
 
 use crate::{
     lifecycle::setup,
-    notifications::{DELIVERY, acknowledge, await_condition, open, put_secret, reason_of, resolve},
+    notifications::{
+        DELIVERY, acknowledge, await_condition, failed_delivery, open, put_secret, reason_of,
+        resolve,
+    },
     receiver::Receiver,
     support::{Operator, wait_for},
 };
@@ -204,17 +207,7 @@ async fn slacks_refusal_fails_the_message_with_slacks_reason() {
     let _operator = bot(&client, &ns.name, &slack, "#no-such-channel", json!({})).await;
 
     open(&api, "queue-stuck", "P2").await;
-    let incident: Option<Incident> =
-        wait_for(&api, "queue-stuck", "a failed delivery", DELIVERY, |i| {
-            i.and_then(|i| i.status.as_ref()).is_some_and(|s| {
-                s.deliveries
-                    .iter()
-                    .any(|d| d.state == DeliveryState::Failed)
-            })
-        })
-        .await;
-    let status = incident.and_then(|i| i.status).expect("status");
-    let failed = &status.deliveries[0];
+    let failed = &failed_delivery(&api, "queue-stuck").await;
     let error = failed.last_error.as_deref().unwrap_or_default();
     assert!(error.contains("channel_not_found"), "{error}");
     assert_eq!(failed.attempts, 1, "a refusal is not retried");
