@@ -55,8 +55,8 @@ pub struct ChannelSpec {
 
     /// Message templates (minijinja) by event, instead of the built-in ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 12))]
-    #[x_kube(validation = Rule::new("self.all(k, k in ['Opened', 'Acknowledged', 'Update', 'UpdateDue', 'SeverityChanged', 'Escalated', 'ApprovalNeeded', 'ActionFailed', 'Resolved', 'Reopened', 'Closed'])").message("templates are keyed by event: Opened, Acknowledged, Update, UpdateDue, SeverityChanged, Escalated, ApprovalNeeded, ActionFailed, Resolved, Reopened, Closed"))]
+    #[schemars(extend("maxProperties" = 13))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['Opened', 'Acknowledged', 'Update', 'UpdateDue', 'SeverityChanged', 'Escalated', 'Paged', 'CommanderChanged', 'ApprovalNeeded', 'ActionFailed', 'Resolved', 'Reopened', 'Closed'])").message("templates are keyed by event: Opened, Acknowledged, Update, UpdateDue, SeverityChanged, Escalated, Paged, CommanderChanged, ApprovalNeeded, ActionFailed, Resolved, Reopened, Closed"))]
     #[x_kube(validation = Rule::new("self.all(k, size(self[k]) <= 8192)").message("a template is at most 8192 characters"))]
     pub templates: BTreeMap<String, String>,
 }
@@ -174,9 +174,9 @@ pub struct Route {
     #[schemars(length(max = 4))]
     pub severities: Vec<Severity>,
     /// The events to send (empty: Opened, Acknowledged, Update, UpdateDue, SeverityChanged,
-    /// Escalated, ApprovalNeeded, ActionFailed, Resolved, Reopened).
+    /// Escalated, Paged, CommanderChanged, ApprovalNeeded, ActionFailed, Resolved, Reopened).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 11))]
+    #[schemars(length(max = 13))]
     pub events: Vec<NotificationEvent>,
     /// Labels the incident must carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,6 +203,10 @@ pub enum NotificationEvent {
     SeverityChanged,
     /// Not acknowledged within the response time, or a runbook escalated.
     Escalated,
+    /// A person is paged by the escalation policy (the message names them, with their handle).
+    Paged,
+    /// Someone took command, or handed it over.
+    CommanderChanged,
     /// A runbook step waits for a person (an approval or a checkpoint).
     ApprovalNeeded,
     /// A remediation action failed.
@@ -214,13 +218,15 @@ pub enum NotificationEvent {
 }
 
 impl NotificationEvent {
-    pub const ALL: [NotificationEvent; 11] = [
+    pub const ALL: [NotificationEvent; 13] = [
         NotificationEvent::Opened,
         NotificationEvent::Acknowledged,
         NotificationEvent::Update,
         NotificationEvent::UpdateDue,
         NotificationEvent::SeverityChanged,
         NotificationEvent::Escalated,
+        NotificationEvent::Paged,
+        NotificationEvent::CommanderChanged,
         NotificationEvent::ApprovalNeeded,
         NotificationEvent::ActionFailed,
         NotificationEvent::Resolved,
@@ -236,6 +242,8 @@ impl NotificationEvent {
             NotificationEvent::UpdateDue => "UpdateDue",
             NotificationEvent::SeverityChanged => "SeverityChanged",
             NotificationEvent::Escalated => "Escalated",
+            NotificationEvent::Paged => "Paged",
+            NotificationEvent::CommanderChanged => "CommanderChanged",
             NotificationEvent::ApprovalNeeded => "ApprovalNeeded",
             NotificationEvent::ActionFailed => "ActionFailed",
             NotificationEvent::Resolved => "Resolved",

@@ -29,7 +29,7 @@ pub const MAX_TIMELINE: usize = 100;
     printcolumn = r#"{"name":"Severity","type":"string","jsonPath":".spec.severity"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Title","type":"string","jsonPath":".spec.title"}"#,
-    printcolumn = r#"{"name":"Commander","type":"string","jsonPath":".spec.commander"}"#,
+    printcolumn = r#"{"name":"Commander","type":"string","jsonPath":".status.commander"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +121,15 @@ pub struct IncidentSpec {
     /// The runbook to follow, instead of the one matching would choose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook_ref: Option<RunbookRef>,
+
+    /// The EscalationPolicy (in the incident's namespace) that pages people until someone
+    /// acknowledges, instead of the namespace's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub escalation_policy: Option<String>,
 
     /// Runbook steps a person approved (a remediation waiting for approval) or marked done (a
     /// checkpoint).

@@ -39,6 +39,12 @@ pub struct IncidentStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla: Option<Sla>,
+    /// Who leads the response: `spec.commander`, else whoever acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commander: Option<String>,
+    /// Who was paged, when and how, and when the next level is due (written with the timeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<ResponseMetrics>,
     /// Time of the last update from responders (detection, acknowledgment, an update, reopening).
@@ -111,6 +117,98 @@ pub struct Notification {
     /// Who did it, when a person did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The person a page is for, with their handle on this channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<Recipient>,
+}
+
+/// Whom a page asks to respond.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipient {
+    /// The member's name on the schedule.
+    pub name: String,
+    /// Why them: e.g. `primary on call (level 1)`.
+    pub role: String,
+    /// Their handle on this channel's type (a Slack member id, a webhook handle), if they have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+}
+
+/// Most pages kept in `status.escalation.pages`; the oldest go first.
+pub const MAX_PAGES: usize = 50;
+
+/// The escalation of an incident: a climb per opening (the first at detection, one more on each
+/// reopening), each step recorded before its messages go out.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Escalation {
+    /// The EscalationPolicy followed, as namespace/name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    pub state: EscalationState,
+    /// Which climb: 1 from detection, one more for each reopening.
+    pub episode: i32,
+    /// When this climb started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// Steps of this climb taken so far (round × levels + level): the next step's index.
+    pub steps: i32,
+    /// The level last paged (its name) and the round it was in (1 = the first run of the chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    #[serde(default)]
+    pub round: i32,
+    /// When the next level is due, while climbing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<Time>,
+    /// The next level's name, while climbing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_level: Option<String>,
+    /// What stopped the climb, or what could not be paged (a missing schedule, an empty layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Who was paged, oldest first; bounded (see MAX_PAGES).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<Page>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EscalationState {
+    /// No policy applies (none named, no default).
+    #[default]
+    None,
+    /// Business-time incident opened outside business hours: the first page waits for them.
+    Waiting,
+    /// Paging level after level until someone acknowledges.
+    Climbing,
+    /// Someone acknowledged or took command.
+    Acknowledged,
+    Resolved,
+    /// Every level of every round was paged and nobody answered.
+    Exhausted,
+    /// The named policy does not exist.
+    PolicyNotFound,
+}
+
+/// One person (or channel) paged at one step.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub time: Time,
+    pub episode: i32,
+    /// The round of the chain (1 = first).
+    pub round: i32,
+    /// The level's name, or `expert:<rule>` for a domain expert.
+    pub level: String,
+    /// The member paged; absent when a channel was paged without a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// Why them: `primary on call`, `named`, `expert payments`.
+    pub role: String,
+    /// The Channels the page went out through (namespace/name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
 }
 
 /// How the delivery of one message stands.
@@ -179,6 +277,10 @@ pub enum EntryType {
     RootCauseIdentified,
     /// Not acknowledged within the severity's response time.
     Escalated,
+    /// A level of the escalation policy paged people (or a domain expert was paged).
+    Paged,
+    /// The escalation could not page someone it should have (a missing schedule, nobody on call).
+    PageFailed,
     /// A P0/P1 incident went too long without an update.
     UpdateDue,
     Resolved,

@@ -349,6 +349,7 @@ impl Session {
                         actions: vec![action],
                         signals: Vec::new(),
                         runbook_ref: None,
+                        escalation_policy: None,
                         approvals: Vec::new(),
                     },
                 );

@@ -111,6 +111,7 @@ impl Report {
                 actions: Vec::new(),
                 signals: Vec::new(),
                 runbook_ref: None,
+                escalation_policy: None,
                 approvals: Vec::new(),
             },
         );

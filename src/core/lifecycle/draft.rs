@@ -136,6 +136,8 @@ fn reason(type_: EntryType) -> &'static str {
         EntryType::AlertResolved => "AlertResolved",
         EntryType::RootCauseIdentified => "RootCauseIdentified",
         EntryType::Escalated => "AcknowledgeOverdue",
+        EntryType::Paged => "Paged",
+        EntryType::PageFailed => "PageFailed",
         EntryType::UpdateDue => "UpdateOverdue",
         EntryType::Resolved => "Resolved",
         EntryType::Reopened => "Reopened",

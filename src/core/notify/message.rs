@@ -225,6 +225,8 @@ fn headline(event: NotificationEvent) -> &'static str {
     match event {
         NotificationEvent::SeverityChanged => "⚠️ Severity changed",
         NotificationEvent::Escalated => "📣 Escalated",
+        NotificationEvent::Paged => "📟 Paged",
+        NotificationEvent::CommanderChanged => "🧭 Commander changed",
         NotificationEvent::ApprovalNeeded => "✋ A runbook step waits for a person",
         NotificationEvent::ActionFailed => "❌ A remediation action failed",
         NotificationEvent::Reopened => "🔁 Incident reopened",

@@ -44,6 +44,7 @@ pub fn enqueue(
                 time: Time(notice.time),
                 summary: notice.message.chars().take(MAX_SUMMARY).collect(),
                 actor: notice.actor.clone(),
+                recipient: None,
             });
         }
     }

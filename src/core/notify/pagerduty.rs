@@ -116,6 +116,7 @@ mod tests {
             time: Time("2026-11-30T07:00:00Z".parse::<Timestamp>().expect("time")),
             summary: "opened".into(),
             actor: None,
+            recipient: None,
         }
     }
 

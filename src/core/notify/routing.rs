@@ -12,13 +12,15 @@ use kube::{
 use crate::api::{Channel, Incident, NotificationEvent};
 
 /// The events a channel hears when its route names none: everything but Closed.
-pub const DEFAULT_EVENTS: [NotificationEvent; 10] = [
+pub const DEFAULT_EVENTS: [NotificationEvent; 12] = [
     NotificationEvent::Opened,
     NotificationEvent::Acknowledged,
     NotificationEvent::Update,
     NotificationEvent::UpdateDue,
     NotificationEvent::SeverityChanged,
     NotificationEvent::Escalated,
+    NotificationEvent::Paged,
+    NotificationEvent::CommanderChanged,
     NotificationEvent::ApprovalNeeded,
     NotificationEvent::ActionFailed,
     NotificationEvent::Resolved,
@@ -34,6 +36,8 @@ pub fn event_of(reason: &str) -> Option<NotificationEvent> {
         "UpdateOverdue" => NotificationEvent::UpdateDue,
         "SeverityChanged" => NotificationEvent::SeverityChanged,
         "AcknowledgeOverdue" | "Escalated" => NotificationEvent::Escalated,
+        "Paged" => NotificationEvent::Paged,
+        "CommanderChanged" => NotificationEvent::CommanderChanged,
         "StepWaiting" => NotificationEvent::ApprovalNeeded,
         "ActionFailed" => NotificationEvent::ActionFailed,
         "Resolved" => NotificationEvent::Resolved,
@@ -136,6 +140,8 @@ mod tests {
                     "UpdateOverdue",
                     "SeverityChanged",
                     "Escalated",
+                    "Paged",
+                    "CommanderChanged",
                     "StepWaiting",
                     "ActionFailed",
                     "Resolved",

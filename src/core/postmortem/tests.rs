@@ -72,6 +72,7 @@ fn spec() -> IncidentSpec {
         actions: Vec::new(),
         signals: Vec::new(),
         runbook_ref: None,
+        escalation_policy: None,
         approvals: Vec::new(),
     }
 }

@@ -52,6 +52,7 @@ fn spec(severity: Severity) -> IncidentSpec {
         actions: Vec::new(),
         signals: Vec::new(),
         runbook_ref: None,
+        escalation_policy: None,
         approvals: Vec::new(),
     }
 }

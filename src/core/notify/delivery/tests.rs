@@ -17,6 +17,7 @@ fn message(key: &str, channel: &str) -> Notification {
         time: Time(at(0)),
         summary: "opened".into(),
         actor: None,
+        recipient: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn notification(event: NotificationEvent, at: &str, summary: &str) -> Notificati
         time: Time(at.parse::<Timestamp>().expect("time")),
         summary: summary.into(),
         actor: Some("bo".into()),
+        recipient: None,
     }
 }
 
@@ -190,10 +191,10 @@ fn templates_are_checked_before_use_naming_the_event_and_line() {
     let unclosed = BTreeMap::from([("Resolved".to_owned(), "a\nb\n{% if fix %}fixed".to_owned())]);
     let error = check(&unclosed).expect_err("an unclosed block");
     assert!(error.starts_with("template Resolved (line"), "{error}");
-    let unknown = BTreeMap::from([("Paged".to_owned(), "x".to_owned())]);
+    let unknown = BTreeMap::from([("Pinged".to_owned(), "x".to_owned())]);
     assert_eq!(
         check(&unknown),
-        Err("templates.Paged: not an event".to_owned())
+        Err("templates.Pinged: not an event".to_owned())
     );
 }
 

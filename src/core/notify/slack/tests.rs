@@ -27,6 +27,7 @@ fn ctx(phase: &str, resolution: Value) -> Context {
         time: Time("2026-11-30T07:12:00Z".parse::<Timestamp>().expect("time")),
         summary: "opened".into(),
         actor: None,
+        recipient: None,
     };
     context(
         &incident,
