@@ -4,6 +4,7 @@
 //! each other; what they share lives in [`text`] and [`timeline`].
 
 pub mod detection;
+pub mod escalation;
 pub mod leader;
 pub mod lifecycle;
 pub mod notify;
