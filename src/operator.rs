@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::{
     Error, Result,
     config::{ConfigError, RunArgs, Settings, instance_name},
-    controllers::{channel, detector, incident, leader, notifications, runbook},
+    controllers::{channel, detector, incident, leader, notifications, oncall, runbook},
     http as server,
     metrics::Metrics,
     notifiers,
@@ -190,6 +190,13 @@ async fn controllers(
         shutdown.clone(),
     ));
     loops.spawn(channel::run(
+        client.clone(),
+        namespace.clone(),
+        settings.operator_namespace.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    loops.spawn(oncall::run(
         client.clone(),
         namespace.clone(),
         settings.operator_namespace.clone(),

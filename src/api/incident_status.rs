@@ -152,6 +152,10 @@ pub struct Escalation {
     /// When this climb started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// Who owned the incident when this climb started (`acknowledger/commander`): a change of it
+    /// (an acknowledgment, someone taking command) stops the climb.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_by: Option<String>,
     /// Steps of this climb taken so far (round × levels + level): the next step's index.
     pub steps: i32,
     /// The level last paged (its name) and the round it was in (1 = the first run of the chain).
@@ -327,6 +331,9 @@ pub struct Sla {
     pub respond_by: Time,
     /// The response time was missed.
     pub breached: bool,
+    /// The time zone whose business hours the response clock counts in; absent: 24x7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<String>,
     /// The post-mortem is due by then (set once resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postmortem_due_by: Option<Time>,

@@ -77,6 +77,8 @@ pub const REMEDIATION_MANAGER: &str = "incident-operator-remediation";
 pub const NOTIFICATIONS_MANAGER: &str = "incident-operator-notifications";
 /// The channel controller's status writes.
 pub const CHANNEL_STATUS_MANAGER: &str = "incident-operator-channels";
+/// The on-call controller's status writes (OnCallSchedule, EscalationPolicy).
+pub const ONCALL_STATUS_MANAGER: &str = "incident-operator-oncall";
 /// The kubectl plugin's writes.
 pub const PLUGIN_MANAGER: &str = "kubectl-incident";
 /// The alert receiver (opens incidents from alerts and keeps `spec.alerts`).

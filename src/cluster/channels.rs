@@ -1,10 +1,12 @@
-//! The Channels a controller needs to know (cluster layer): a watch cache over the namespace the
-//! operator serves (or all), plus the operator's own namespace, whose channels may serve every
-//! namespace. Controllers wait for it before acting, so no transition is judged without them.
+//! The Channels, EscalationPolicies and OnCallSchedules a controller needs to know (cluster layer):
+//! a watch cache over the namespace the operator serves (or all), plus the operator's own
+//! namespace, whose channels and default policy may serve every namespace. Controllers wait for it
+//! before acting, so no transition is judged without them.
 
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
+use kube::Resource;
 use kube::{
     Client,
     runtime::{
@@ -13,19 +15,39 @@ use kube::{
         watcher,
     },
 };
+use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use crate::{Error, Result, api::Channel};
+use crate::{
+    Error, Result,
+    api::{Channel, EscalationPolicy, OnCallSchedule},
+};
 
-/// Watch caches of Channels, and the tasks that keep them.
-pub struct Channels {
-    stores: Vec<Store<Channel>>,
+/// Watch caches of one kind, and the tasks that keep them.
+pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
+    stores: Vec<Store<K>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Channels {
-    /// Starts watching Channels in `namespace` (all when None) and in `operator_namespace`.
+/// The Channels that may hear the incidents served.
+pub type Channels = Cache<Channel>;
+/// The EscalationPolicies the incidents served may follow.
+pub type Policies = Cache<EscalationPolicy>;
+/// The OnCallSchedules those policies page through.
+pub type Schedules = Cache<OnCallSchedule>;
+
+impl<K> Cache<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    /// Starts watching in `namespace` (all when None) and in `operator_namespace`.
     pub fn watch(
         client: &Client,
         namespace: Option<&str>,
@@ -42,7 +64,7 @@ impl Channels {
         for scope in scopes {
             let (store, writer) = reflector::store();
             let stream = watcher(
-                super::scoped::<Channel>(client, scope.as_deref()),
+                super::scoped::<K>(client, scope.as_deref()),
                 watcher::Config::default(),
             )
             .default_backoff()
@@ -51,45 +73,45 @@ impl Channels {
                 let mut stream = std::pin::pin!(stream);
                 while let Some(event) = stream.next().await {
                     if let Err(error) = event {
-                        debug!(%error, "channel watch error; the watcher retries");
+                        debug!(%error, kind = %K::kind(&()), "watch error; the watcher retries");
                     }
                 }
             }));
             stores.push(store);
         }
-        Channels { stores, tasks }
+        Cache { stores, tasks }
     }
 
-    /// Waits until every cache has listed once; an error after `limit` (the Channel CRD is
-    /// probably not installed).
+    /// Waits until every cache has listed once; an error after `limit` (the CRD is probably not
+    /// installed).
     pub async fn ready(&self, limit: Duration) -> Result<()> {
         let all = futures::future::join_all(self.stores.iter().map(|s| s.wait_until_ready()));
         match tokio::time::timeout(limit, all).await {
             Ok(results) if results.iter().all(|r| r.is_ok()) => Ok(()),
-            _ => Err(Error::Unavailable(
-                "the Channel resources cannot be listed: install the CRDs (kubectl apply -f crds/)"
-                    .to_owned(),
-            )),
+            _ => Err(Error::Unavailable(format!(
+                "the {} resources cannot be listed: install the CRDs (kubectl apply -f crds/)",
+                K::kind(&())
+            ))),
         }
     }
 
-    /// Every Channel known.
-    pub fn all(&self) -> Vec<Arc<Channel>> {
-        let mut all: Vec<Arc<Channel>> = self.stores.iter().flat_map(|s| s.state()).collect();
-        all.sort_by(|a, b| a.metadata.uid.cmp(&b.metadata.uid));
-        all.dedup_by(|a, b| a.metadata.uid == b.metadata.uid);
+    /// Every object known.
+    pub fn all(&self) -> Vec<Arc<K>> {
+        let mut all: Vec<Arc<K>> = self.stores.iter().flat_map(|s| s.state()).collect();
+        all.sort_by(|a, b| a.meta().uid.cmp(&b.meta().uid));
+        all.dedup_by(|a, b| a.meta().uid == b.meta().uid);
         all
     }
 
-    /// The Channel `namespace/name`, if known.
-    pub fn get(&self, reference: &str) -> Option<Arc<Channel>> {
+    /// The object `namespace/name`, if known.
+    pub fn get(&self, reference: &str) -> Option<Arc<K>> {
         let (namespace, name) = reference.split_once('/')?;
         let object = ObjectRef::new(name).within(namespace);
         self.stores.iter().find_map(|s| s.get(&object))
     }
 }
 
-impl Drop for Channels {
+impl<K: Resource<DynamicType = ()> + 'static> Drop for Cache<K> {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();

@@ -6,4 +6,5 @@ pub mod detector;
 pub mod incident;
 pub mod leader;
 pub mod notifications;
+pub mod oncall;
 pub mod runbook;

@@ -20,7 +20,21 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::{BusinessHours, Weekday};
+use crate::api::{BusinessHours, Severity, Weekday};
+
+/// A response deadline on a business clock: P3's is the close of the next business day (the seeds'
+/// "next business day"), any other severity's `response_time` of business time after `from`.
+pub fn deadline(
+    calendar: &Calendar,
+    severity: Severity,
+    from: Timestamp,
+    response_time: Duration,
+) -> Timestamp {
+    match severity {
+        Severity::P3 => calendar.next_business_day_close(from),
+        _ => calendar.add(from, response_time),
+    }
+}
 
 /// Days without business hours after which a search gives up (about three years).
 const HORIZON_DAYS: u32 = 3 * 366;

@@ -13,6 +13,7 @@ mod detection_config;
 mod detection_restart;
 mod detection_scale;
 mod detection_updates;
+mod escalation;
 mod harness;
 mod leader;
 mod lifecycle;

@@ -84,6 +84,15 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
 - apiGroups: [incident.dev]
   resources: [channels/status]
   verbs: [patch]
+# On call: schedules and escalation policies, watched by the incident controller (who to page) and
+# the on-call controller (their Ready condition).
+- apiGroups: [incident.dev]
+  resources: [oncallschedules, escalationpolicies]
+  verbs: [get, list, watch]
+# Their status: Ready/Stalled naming what they reference that does not exist.
+- apiGroups: [incident.dev]
+  resources: [oncallschedules/status, escalationpolicies/status]
+  verbs: [patch]
 # Pods: the detector watches them for crash loops, image pulls, OOM kills; runbook collect steps list
 # them; an incident's affected Pod is read for its metadata (get).
 - apiGroups: [""]

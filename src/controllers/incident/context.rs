@@ -5,7 +5,10 @@ use std::sync::Arc;
 use kube::{Client, runtime::reflector::Store};
 
 use crate::{
-    api::Incident, cluster::channels::Channels, core::lifecycle::LifecycleConfig, metrics::Metrics,
+    api::Incident,
+    cluster::channels::{Channels, Policies, Schedules},
+    core::lifecycle::LifecycleConfig,
+    metrics::Metrics,
 };
 
 /// What every reconcile needs.
@@ -20,6 +23,9 @@ pub(super) struct Context {
     pub store: Store<Incident>,
     /// The Channels that may hear this controller's incidents.
     pub channels: Channels,
+    /// The escalation policies the incidents may follow, and the schedules they page through.
+    pub policies: Policies,
+    pub schedules: Schedules,
     /// Where Channels may serve every namespace.
     pub operator_namespace: Option<String>,
 }

@@ -28,7 +28,11 @@ use self::{
 use crate::{
     Error, Result,
     api::{ActionStatus, Incident, Runbook},
-    cluster::{self, channels::Channels, workloads},
+    cluster::{
+        self,
+        channels::{Channels, Policies, Schedules},
+        workloads,
+    },
     core::lifecycle::{LifecycleConfig, wakes},
     metrics::Metrics,
 };
@@ -46,6 +50,11 @@ pub async fn run(
     // Transitions are judged against the Channels that hear them: know them before the first one.
     let channels = Channels::watch(&client, namespace.as_deref(), operator_namespace.as_deref());
     channels.ready(CHANNELS_READY).await?;
+    // Escalation pages through them from the first reconcile on.
+    let policies = Policies::watch(&client, namespace.as_deref(), operator_namespace.as_deref());
+    let schedules = Schedules::watch(&client, namespace.as_deref(), operator_namespace.as_deref());
+    policies.ready(CHANNELS_READY).await?;
+    schedules.ready(CHANNELS_READY).await?;
     let incidents: Api<Incident> = cluster::scoped(&client, namespace.as_deref());
     let controller = Controller::new(incidents, watcher::Config::default().any_semantic());
     let store = controller.store();
@@ -85,6 +94,8 @@ pub async fn run(
             .filter(|v| !v.is_empty()),
         store,
         channels,
+        policies,
+        schedules,
         operator_namespace,
     });
     info!(

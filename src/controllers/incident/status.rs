@@ -8,11 +8,15 @@ use tracing::info;
 use super::context::Context;
 use crate::{
     Result,
-    api::{ActionPhase, ActionStatus, Incident, IncidentStatus, Phase},
+    api::{ActionPhase, ActionStatus, Incident, IncidentStatus, NotificationEvent, Phase},
     cluster::{events, incidents},
     core::{
+        escalation::{
+            self, Inputs, climb,
+            policy::{self, Choice, Clock},
+        },
         lifecycle::{self, Observation, Related, RunbookProblem, Update, phase_label},
-        notify::outbox,
+        notify::{outbox, routing},
         remediation::step::kind_label,
         timeline::Entry,
     },
@@ -29,27 +33,89 @@ pub(super) async fn persist(
     action_entries: Vec<Entry>,
     now: Timestamp,
 ) -> Result<Update> {
+    let escalation = Escalation::of(ctx, incident);
     let related = Related {
         missing_affected: missing.to_vec(),
         runbook_problem: runbook_problem.cloned(),
         action_entries,
+        business_hours: escalation.clock.calendar.clone(),
     };
     let mut decision = lifecycle::update(incident, &related, now, &ctx.config);
+    let climbed = escalate(ctx, incident, &mut decision.status, &escalation, now);
     // The news goes into the outbox in the same write that records it: never lost, never twice.
-    let added = outbox::enqueue(
+    let channels = ctx.channels.all();
+    let mut news = decision.notices.clone();
+    news.extend(climbed.news);
+    let mut added = outbox::enqueue(
         incident,
-        &decision.notices,
-        &ctx.channels.all(),
+        &news,
+        &channels,
         ctx.operator_namespace.as_deref(),
     );
+    added.extend(climbed.pages);
     let status = &mut decision.status;
     outbox::append(&mut status.notifications, &status.deliveries, added);
+    // Every step is an Event (the news among them was only routed above, not published yet).
+    decision.notices.extend(climbed.notices);
+    decision.wake_at = [decision.wake_at, climbed.wake_at]
+        .into_iter()
+        .flatten()
+        .min();
     if stored.as_ref() != Some(&decision.status) {
         apply(ctx, incident, &decision, now).await?;
         *stored = Some(decision.status.clone());
     }
     incident.status = Some(decision.status.clone());
     Ok(decision)
+}
+
+/// The policy an incident follows and how its clocks count.
+struct Escalation {
+    choice: Choice,
+    clock: Clock,
+}
+
+impl Escalation {
+    fn of(ctx: &Context, incident: &Incident) -> Escalation {
+        let choice = policy::choose(
+            incident,
+            &ctx.policies.all(),
+            ctx.operator_namespace.as_deref(),
+        );
+        let chosen = match &choice {
+            Choice::Policy(p) => Some(p.as_ref()),
+            _ => None,
+        };
+        let severity = incident.spec.severity;
+        let clock = Clock::new(chosen, severity, ctx.config.response_time(severity));
+        Escalation { choice, clock }
+    }
+}
+
+/// Takes the escalation steps that are due, into `status`.
+fn escalate(
+    ctx: &Context,
+    incident: &Incident,
+    status: &mut IncidentStatus,
+    escalation: &Escalation,
+    now: Timestamp,
+) -> climb::Outcome {
+    let operator_namespace = ctx.operator_namespace.as_deref();
+    let channels = ctx.channels.all();
+    let page_channels: Vec<_> = channels
+        .iter()
+        .filter(|c| routing::hears(c, incident, NotificationEvent::Paged, operator_namespace))
+        .cloned()
+        .collect();
+    let inputs = Inputs {
+        choice: &escalation.choice,
+        clock: &escalation.clock,
+        schedules: &ctx.schedules.all(),
+        page_channels: &page_channels,
+        channels: &channels,
+        operator_namespace,
+    };
+    escalation::advance(incident, status, &inputs, now)
 }
 
 /// Emits the Events, then writes status. Event names are derived from the transition, so a retry

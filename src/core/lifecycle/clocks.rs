@@ -10,8 +10,11 @@ use super::{
     draft::{Draft, at, plus, seconds_between},
 };
 use crate::{
-    api::{EntryType, Incident},
-    core::text::{humanize, spelled_seconds as spelled},
+    api::{EntryType, Incident, Severity},
+    core::{
+        calendar::{self, Calendar},
+        text::{humanize, spelled_seconds as spelled, to_second},
+    },
 };
 
 /// The last reminder time at or before `now`: the deadline, then every `interval` after it.
@@ -50,11 +53,21 @@ pub(super) fn run(
     incident: &Incident,
     detected_at: Timestamp,
     config: &LifecycleConfig,
+    business_hours: Option<&Calendar>,
 ) -> Clocks {
     let spec = &incident.spec;
     let now = d.now;
     let resolved = d.metrics.resolved_at.is_some();
-    let respond_by = plus(detected_at, config.response_time(spec.severity));
+    let response_time = config.response_time(spec.severity);
+    let respond_by = match business_hours {
+        Some(calendar) => to_second(calendar::deadline(
+            calendar,
+            spec.severity,
+            detected_at,
+            response_time,
+        )),
+        None => plus(detected_at, response_time),
+    };
     let mut wake_at: Option<Timestamp> = None;
     let mut wake = |t: Timestamp| wake_at = Some(wake_at.map_or(t, |w: Timestamp| w.min(t)));
 
@@ -67,11 +80,20 @@ pub(super) fn run(
             clock: "acknowledge",
         });
         let key = d.key(&["escalated", &respond_by.to_string()]);
-        let message = format!(
-            "Not acknowledged within the {} response time of {}",
-            spec.severity,
-            humanize(config.response_time(spec.severity))
-        );
+        let severity = spec.severity;
+        let message = match business_hours {
+            Some(_) if severity == Severity::P3 => {
+                format!("Not acknowledged by the next business day (the {severity} response time)")
+            }
+            Some(_) => format!(
+                "Not acknowledged within the {severity} response time of {} of business time",
+                humanize(response_time)
+            ),
+            None => format!(
+                "Not acknowledged within the {severity} response time of {}",
+                humanize(response_time)
+            ),
+        };
         d.entry(EntryType::Escalated, message, None, key, true);
     } else if acknowledged_at.is_none() && !resolved && now < respond_by {
         wake(respond_by);

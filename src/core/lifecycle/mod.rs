@@ -24,7 +24,10 @@ use jiff::Timestamp;
 
 use crate::{
     api::{IncidentStatus, Severity},
-    core::timeline::{Entry, Notice},
+    core::{
+        calendar::Calendar,
+        timeline::{Entry, Notice},
+    },
 };
 
 /// Facts about the world the update needs besides the incident itself.
@@ -36,6 +39,8 @@ pub struct Related {
     pub runbook_problem: Option<RunbookProblem>,
     /// What remediation and the runbook did since the last status write, to record in the timeline.
     pub action_entries: Vec<Entry>,
+    /// The business hours the response clock counts in (P2/P3 under a policy that has them).
+    pub business_hours: Option<Calendar>,
 }
 
 /// A named runbook that cannot be followed: `reason` is the condition reason (NotFound, NotUsable).

@@ -30,7 +30,8 @@ pub fn update(
     record::close(&mut d, incident);
     let missing = record::missing(&mut d, related);
     record::runbook_problem(&mut d, related);
-    let clocks = clocks::run(&mut d, incident, detected_at, config);
+    let business_hours = related.business_hours.as_ref();
+    let clocks = clocks::run(&mut d, incident, detected_at, config, business_hours);
 
     let generation = incident.metadata.generation.unwrap_or(0);
     let mut status = d.status;
@@ -46,11 +47,18 @@ pub fn update(
     status.sla = Some(Sla {
         respond_by: Time(clocks.respond_by),
         breached: clocks.breached,
+        business_hours: business_hours.map(|c| c.time_zone().to_owned()),
         postmortem_due_by: clocks
             .postmortem_due_by
             .filter(|_| !clocks.closed)
             .map(Time),
     });
+    // Whoever acknowledged leads, unless someone was named.
+    let spec = &incident.spec;
+    status.commander = spec
+        .commander
+        .clone()
+        .or_else(|| spec.acknowledgment.as_ref().map(|a| a.by.clone()));
     status.metrics = Some(d.metrics);
     status.last_update_time = d.last_update.map(Time);
     status.next_update_time = d.next_update.map(Time);

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
-    api::{Incident, Notification, NotificationEvent, Phase},
+    api::{Incident, Notification, NotificationEvent, Phase, Recipient},
     core::text::{humanize, spelled_seconds},
 };
 
@@ -66,6 +66,10 @@ pub struct Context {
     pub affected: Vec<String>,
     /// A command that shows the incident.
     pub show: String,
+    /// Whom a page asks to respond (Paged messages).
+    pub recipient: Option<Recipient>,
+    /// How to acknowledge, for a page.
+    pub ack: String,
 }
 
 /// The context of `notification` about `incident` as it stands.
@@ -96,7 +100,9 @@ pub fn context(incident: &Incident, notification: &Notification, clocks: Clocks)
         status: status_word(incident, phase).to_owned(),
         phase: phase.to_string(),
         incident: format!("{namespace}/{name}"),
-        commander: spec.commander.clone(),
+        commander: status
+            .and_then(|s| s.commander.clone())
+            .or_else(|| spec.commander.clone()),
         summary: notification.summary.clone(),
         actor: notification.actor.clone(),
         duration,
@@ -112,6 +118,8 @@ pub fn context(incident: &Incident, notification: &Notification, clocks: Clocks)
             .map(|a| format!("{:?} {}", a.kind, a.name))
             .collect(),
         show: format!("kubectl incident show {name} -n {namespace}"),
+        recipient: notification.recipient.clone(),
+        ack: format!("kubectl incident ack {name} -n {namespace}"),
         name,
         namespace,
     }
@@ -199,6 +207,23 @@ pub fn default_template(event: NotificationEvent) -> &'static str {
              {{ summary }}\n\n\
              {% if next_update_at %}Next update by {{ next_update_at }}.\n{% endif %}\
              {% if actor %}Posted by {{ actor }}.{% endif %}"
+        }
+        NotificationEvent::Paged => {
+            "📟 {% if recipient %}{{ recipient.name }}, you are paged as {{ recipient.role }}\
+             {% else %}A responder is needed{% endif %}: {{ title }}\n\
+             Time: {{ time }}\n\
+             Severity: {{ severity }}\n\
+             Status: {{ status }}\n\n\
+             {{ summary }}\n\
+             Nobody has acknowledged yet. To take it: {{ ack }}\n\
+             {{ show }}"
+        }
+        NotificationEvent::CommanderChanged => {
+            "🧭 {{ commander or 'Nobody' }} leads the response: {{ title }}\n\
+             Time: {{ time }}\n\
+             Severity: {{ severity }}\n\
+             Status: {{ status }}\n\n\
+             {{ summary }}"
         }
         NotificationEvent::Resolved => {
             "✅ Incident resolved: {{ title }}\n\
@@ -332,6 +357,12 @@ fn sample_context() -> Context {
         postmortem_due: "48h".into(),
         affected: vec!["Deployment checkout".into()],
         show: "kubectl incident show checkout-down -n shop".into(),
+        recipient: Some(Recipient {
+            name: "ana".into(),
+            role: "primary on call".into(),
+            handle: Some("U024BE7LH".into()),
+        }),
+        ack: "kubectl incident ack checkout-down -n shop".into(),
     }
 }
 
@@ -371,6 +402,7 @@ pub fn webhook_body(
             "summary": notification.summary,
             "actor": notification.actor,
         },
+        "recipient": notification.recipient,
     })
 }
 

@@ -30,9 +30,19 @@ pub fn text(
     ctx: &Context,
     rendered: &str,
 ) -> String {
-    match mentions.get(&ctx.severity).filter(|_| mentions_for(event)) {
-        Some(mention) => format!("{mention} {rendered}"),
-        None => rendered.to_owned(),
+    // A page mentions its person (Slack turns `<@U…>` into a notification for them).
+    let person = ctx
+        .recipient
+        .as_ref()
+        .and_then(|r| r.handle.as_ref())
+        .map(|id| format!("<@{id}>"));
+    let severity = mentions
+        .get(&ctx.severity)
+        .filter(|_| mentions_for(event))
+        .cloned();
+    match [person, severity].into_iter().flatten().collect::<Vec<_>>() {
+        prefix if prefix.is_empty() => rendered.to_owned(),
+        prefix => format!("{} {rendered}", prefix.join(" ")),
     }
 }
 
