@@ -118,6 +118,9 @@ pub async fn run(
 /// How long the Channel cache may take to fill at start.
 const CHANNELS_READY: Duration = Duration::from_secs(30);
 
+/// How long after a deadline the controller looks again.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+
 /// Most remediation steps taken in one reconcile; the rest continue on the next.
 const MAX_STEPS: usize = 8;
 
@@ -236,10 +239,11 @@ fn upsert_action(incident: &mut Incident, action: ActionStatus) {
 
 fn requeue(wake_at: Option<Timestamp>, now: Timestamp) -> Action {
     match wake_at {
-        // A second late rather than early: the deadline must have passed when we look again.
+        // A moment late rather than early: the deadline (a whole second) must have passed when we
+        // look again; a whole second late would add up along an escalation chain.
         Some(at) => {
-            let wait = at.duration_since(now).as_secs().max(0) as u64 + 1;
-            Action::requeue(Duration::from_secs(wait))
+            let wait = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+            Action::requeue(wait + DEADLINE_MARGIN)
         }
         None => Action::await_change(),
     }
