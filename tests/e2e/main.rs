@@ -14,6 +14,7 @@ mod detection_restart;
 mod detection_scale;
 mod detection_updates;
 mod escalation;
+mod escalation_policies;
 mod harness;
 mod leader;
 mod lifecycle;

@@ -27,13 +27,16 @@ use self::{
 };
 use crate::{
     Error, Result,
-    api::{ActionStatus, Incident, Runbook},
+    api::{ActionStatus, EscalationPolicy, Incident, Runbook},
     cluster::{
         self,
         channels::{Channels, Policies, Schedules},
         workloads,
     },
-    core::lifecycle::{LifecycleConfig, wakes},
+    core::{
+        escalation::policy as escalation_policy,
+        lifecycle::{LifecycleConfig, wakes},
+    },
     metrics::Metrics,
 };
 
@@ -82,6 +85,18 @@ pub async fn run(
             .into_iter()
             .filter(|incident| wakes::by_runbook(incident, namespace.as_deref()))
             .map(|incident| ObjectRef::from_obj(incident.as_ref()))
+            .collect::<Vec<_>>()
+    });
+    // A policy that appears (or is fixed) starts the climb of the open incidents that had none.
+    let policy_api: Api<EscalationPolicy> = cluster::scoped(&client, namespace.as_deref());
+    let idle = store.clone();
+    let own = operator_namespace.clone();
+    let controller = controller.watches(policy_api, watcher::Config::default(), move |policy| {
+        let namespace = policy.namespace();
+        idle.state()
+            .into_iter()
+            .filter(|i| escalation_policy::wakes(i, namespace.as_deref(), own.as_deref()))
+            .map(|i| ObjectRef::from_obj(i.as_ref()))
             .collect::<Vec<_>>()
     });
     let context = Arc::new(Context {

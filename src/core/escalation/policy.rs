@@ -13,8 +13,8 @@ use kube::{
 
 use crate::{
     api::{
-        Channel, EscalationLevel, EscalationPolicy, ExpertRule, Incident, OnCallSchedule,
-        OutsideHours, Severity, Target, duration,
+        Channel, EscalationLevel, EscalationPolicy, EscalationState, ExpertRule, Incident,
+        OnCallSchedule, OutsideHours, Severity, Target, duration,
     },
     core::calendar::{self, Calendar},
 };
@@ -68,6 +68,27 @@ pub fn choose(
         Some(policy) => Choice::Policy(policy),
         None => Choice::Nothing,
     }
+}
+
+/// Whether a new or edited policy of `namespace` may concern `incident`: it is unresolved and not
+/// climbing under a policy yet (none applied, or the one it names was missing). A policy of the
+/// operator's namespace concerns every namespace.
+pub fn wakes(
+    incident: &Incident,
+    namespace: Option<&str>,
+    operator_namespace: Option<&str>,
+) -> bool {
+    let waiting = incident.status.as_ref().is_none_or(|s| {
+        s.escalation.as_ref().is_none_or(|e| {
+            matches!(
+                e.state,
+                EscalationState::None | EscalationState::PolicyNotFound
+            )
+        })
+    });
+    let near = namespace.is_some()
+        && (incident.namespace().as_deref() == namespace || namespace == operator_namespace);
+    near && waiting && incident.spec.resolution.is_none()
 }
 
 /// `namespace/name` of a policy.

@@ -134,3 +134,23 @@ fn a_policy_naming_what_does_not_exist_says_what() {
     let fine = policy("shop", "team", json!({}));
     assert!(super::problems(&fine, &[schedule], &[], None).is_empty());
 }
+
+#[test]
+fn a_policy_wakes_the_open_incidents_of_its_namespace_that_follow_none() {
+    let open = incident(None);
+    assert!(wakes(&open, Some("shop"), Some("ops")));
+    assert!(
+        wakes(&open, Some("ops"), Some("ops")),
+        "the operator's default serves everyone"
+    );
+    assert!(!wakes(&open, Some("ads"), Some("ops")));
+    let mut climbing = open.clone();
+    climbing.status = Some(crate::api::IncidentStatus {
+        escalation: Some(crate::api::Escalation {
+            state: crate::api::EscalationState::Climbing,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert!(!wakes(&climbing, Some("shop"), Some("ops")));
+}
