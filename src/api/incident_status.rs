@@ -327,6 +327,9 @@ pub struct Sla {
     pub respond_by: Time,
     /// The response time was missed.
     pub breached: bool,
+    /// The time zone whose business hours the response clock counts in; absent: 24x7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<String>,
     /// The post-mortem is due by then (set once resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postmortem_due_by: Option<Time>,

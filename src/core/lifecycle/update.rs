@@ -46,6 +46,8 @@ pub fn update(
     status.sla = Some(Sla {
         respond_by: Time(clocks.respond_by),
         breached: clocks.breached,
+        // Business-hours clocks come with the escalation (issue 16); 24x7 until then.
+        business_hours: None,
         postmortem_due_by: clocks
             .postmortem_due_by
             .filter(|_| !clocks.closed)

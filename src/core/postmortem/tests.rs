@@ -159,6 +159,7 @@ fn resolved() -> Incident {
         sla: Some(Sla {
             respond_by: at("2025-05-03T10:17:00Z"),
             breached: false,
+            business_hours: None,
             postmortem_due_by: Some(at("2025-05-05T12:05:00Z")),
         }),
         metrics: Some(ResponseMetrics {
@@ -379,6 +380,7 @@ fn sla_breached_met_and_pending_are_told_apart() {
         status.sla = Some(Sla {
             respond_by: at("2025-05-03T10:17:00Z"),
             breached: false,
+            business_hours: None,
             postmortem_due_by: None,
         });
         status.metrics = Some(ResponseMetrics {
