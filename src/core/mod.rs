@@ -1,8 +1,9 @@
 //! The pure core (core layer): every decision of the operator as a function of (object snapshot,
 //! related objects, now, settings) returning plain data. No I/O, no clock, no async: the shell
 //! (`cluster`, `controllers`, `http`, `plugin`) fetches, calls and applies. Domains do not import
-//! each other; what they share lives in [`text`] and [`timeline`].
+//! each other; what they share lives in [`text`], [`timeline`] and [`calendar`] (business time).
 
+pub mod calendar;
 pub mod detection;
 pub mod leader;
 pub mod lifecycle;

@@ -44,8 +44,9 @@ const CLOCKS: &[&str] = &[
     "Local",
 ];
 
-/// Domains every core domain may use.
-const SHARED_DOMAINS: &[&str] = &["text", "timeline"];
+/// Domains every core domain may use (`calendar`: the lifecycle clocks and the escalation engine
+/// both count business time).
+const SHARED_DOMAINS: &[&str] = &["text", "timeline", "calendar"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
