@@ -5,6 +5,7 @@
 
 pub mod calendar;
 pub mod detection;
+pub mod escalation;
 pub mod leader;
 pub mod lifecycle;
 pub mod notify;
