@@ -1,5 +1,6 @@
-//! `kubectl incident` (plugin layer, the binary): the pager queue and the responder's commands on
-//! Incidents. Put the binary on PATH and kubectl finds it. See docs/plugin.md.
+//! `kubectl incident` (plugin layer, the binary): the pager queue, who is on call, and the
+//! responder's commands on Incidents. Put the binary on PATH and kubectl finds it. See
+//! docs/plugin.md.
 
 use std::{
     io::{IsTerminal, Write},
@@ -61,7 +62,8 @@ fn parse_next(text: &str) -> Result<String, String> {
     name = "kubectl-incident",
     bin_name = "kubectl incident",
     version,
-    about = "Respond to incidents: the pager queue, acknowledge, notes, approvals, resolution"
+    about = "Respond to incidents: the pager queue, who is on call, acknowledge, who leads, notes, \
+             approvals, resolution"
 )]
 struct Cli {
     /// Namespace of the incidents (default: the kubeconfig context's namespace, else default).
@@ -115,6 +117,31 @@ enum Command {
         /// What you are doing about it.
         #[arg(long)]
         note: Option<String>,
+    },
+    /// Lead the response yourself (sets spec.commander to you).
+    Take { name: String },
+    /// Hand the lead of the response to someone else (sets spec.commander).
+    Handover {
+        name: String,
+        /// Who leads from now on (as the timeline and the schedules name people).
+        #[arg(long, value_name = "PERSON", value_parser = report::person)]
+        to: String,
+    },
+    /// Who is on call, per OnCallSchedule and layer, and the next handoffs.
+    ///
+    /// For each schedule of the namespace and each of its layers: who answers at TIME (default
+    /// now), since and until when, whether by an override, then the next handoffs. Times are shown
+    /// in each schedule's own time zone, where its handoffs happen.
+    Oncall {
+        /// The schedules of every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// The time to answer for, RFC 3339 (e.g. 2026-12-24T20:00:00+01:00; default: now).
+        #[arg(long, value_name = "TIME", value_parser = render::parse_at)]
+        at: Option<jiff::Timestamp>,
+        /// How many handoffs ahead to list per layer (0: none).
+        #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(0..=100))]
+        handoffs: u16,
     },
     /// Add a note to the responders' log.
     Note { name: String, text: String },
@@ -280,11 +307,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None if incidents.is_empty() => {
                     eprintln!("No incidents found in {} namespace.", session.namespace);
                 }
-                None => write!(
-                    stdout,
-                    "{}",
-                    render::list_table(&incidents, now, all_namespaces)
-                )?,
+                None => {
+                    let calendars = session.calendars(&incidents).await;
+                    let table = render::list_table(&incidents, now, all_namespaces, &calendars);
+                    write!(stdout, "{table}")?;
+                }
             }
             if hidden > 0 && output.is_none() {
                 eprintln!("{hidden} closed incident(s) not shown; --all lists them.");
@@ -314,6 +341,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 session.acknowledge(&name, note.as_deref()).await?
             )?;
+        }
+        Command::Oncall {
+            all_namespaces,
+            at,
+            handoffs,
+        } => {
+            let schedules = session.schedules(all_namespaces).await?;
+            if schedules.is_empty() && all_namespaces {
+                eprintln!("No on-call schedules found.");
+            } else if schedules.is_empty() {
+                eprintln!(
+                    "No on-call schedules found in {} namespace.",
+                    session.namespace
+                );
+            } else {
+                let at = at.unwrap_or(now);
+                let text = render::oncall(&schedules, at, usize::from(handoffs));
+                write!(stdout, "{text}")?;
+            }
+        }
+        Command::Take { name } => {
+            writeln!(stdout, "{}", session.take(&name).await?)?;
+        }
+        Command::Handover { name, to } => {
+            writeln!(stdout, "{}", session.handover(&name, &to).await?)?;
         }
         Command::Note { name, text } => {
             writeln!(stdout, "{}", session.note(&name, &text).await?)?;

@@ -1,5 +1,7 @@
 //! The plugin's API calls (plugin layer): read Incidents, write the spec fields each command owns,
-//! and follow a rollback to its end.
+//! and follow a rollback to its end. Who leads and who is on call are in the `escalation` file.
+
+mod escalation;
 
 use std::{path::PathBuf, time::Duration};
 

@@ -1,7 +1,7 @@
 //! JSON merge patches the plugin's commands send (plugin layer). Each touches only the fields its
 //! command owns, plus the `incident.dev/actor` annotation; list edits (notes, approvals, actions)
-//! carry the resourceVersion they were read at, so a concurrent writer's change is never
-//! overwritten.
+//! and the commander carry the resourceVersion they were read at, so a concurrent writer's change
+//! is never overwritten.
 
 use serde_json::{Value, json};
 
@@ -40,6 +40,25 @@ pub fn resolve(actor: &str, root_cause: Option<&str>, summary: &str) -> Value {
 /// `spec.severity`, with the actor the controller records for the change.
 pub fn severity(actor: &str, severity: Severity) -> Value {
     json!({ "metadata": metadata(actor, None), "spec": { "severity": severity } })
+}
+
+/// `spec.commander` set to `person`, against the version read (so "already leads" is judged on
+/// what is written); None when `person` already leads: named in spec, or, with nobody named, the
+/// commander the operator derived (the acknowledger).
+pub fn commander(incident: &Incident, actor: &str, person: &str) -> Option<Value> {
+    let leads = incident.spec.commander.as_deref().or_else(|| {
+        incident
+            .status
+            .as_ref()
+            .and_then(|s| s.commander.as_deref())
+    });
+    if leads == Some(person) {
+        return None;
+    }
+    Some(json!({
+        "metadata": metadata(actor, incident.metadata.resource_version.as_deref()),
+        "spec": { "commander": person },
+    }))
 }
 
 /// What `kubectl incident update` posts.
@@ -180,6 +199,39 @@ mod tests {
             json!([{ "step": "a", "by": "bob" }, { "step": "b", "by": "ana" }])
         );
         assert_eq!(approve(&i, "ana", "a"), None);
+    }
+
+    #[test]
+    fn commander_is_set_unless_the_person_already_leads() {
+        let i = incident(json!({ "title": "t", "severity": "P1", "commander": "bob" }));
+        assert_eq!(
+            commander(&i, "ana", "ana"),
+            Some(
+                json!({ "metadata": { "annotations": { "incident.dev/actor": "ana" },
+                                       "resourceVersion": "42" },
+                         "spec": { "commander": "ana" } })
+            )
+        );
+        assert_eq!(
+            commander(&i, "ana", "sam").unwrap()["spec"],
+            json!({ "commander": "sam" }),
+            "a handover names someone else and records the actor"
+        );
+        assert_eq!(commander(&i, "bob", "bob"), None, "bob leads already");
+    }
+
+    #[test]
+    fn the_acknowledger_leads_until_someone_is_named() {
+        let mut i = incident(json!({ "title": "t", "severity": "P1",
+                                     "acknowledgment": { "by": "ana" } }));
+        i.status = serde_json::from_value(json!({ "commander": "ana" })).unwrap();
+        assert_eq!(commander(&i, "ana", "ana"), None);
+        assert!(commander(&i, "ana", "sam").is_some());
+        i.spec.commander = Some("sam".to_owned());
+        assert!(
+            commander(&i, "ana", "ana").is_some(),
+            "the spec's commander wins over a stale status"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Plugin rendering, the incident page (plugin layer): what `show` prints — the facts, then the
-//! timeline, remediation actions, runbook steps, the detector's evidence and the notes.
+//! Plugin rendering, the incident page (plugin layer): what `show` prints — the facts, the
+//! escalation, then the timeline, remediation actions, runbook steps, the detector's evidence and
+//! the notes.
 
 use std::fmt::Write;
 
@@ -209,7 +210,8 @@ pub fn evidence(evidence: &Evidence) -> String {
     out
 }
 
-/// The incident page: facts, then the timeline, actions, runbook steps, evidence and notes.
+/// The incident page: facts, the escalation, then the timeline, actions, runbook steps, evidence
+/// and notes.
 pub fn show(incident: &Incident, now: Timestamp) -> String {
     let spec = &incident.spec;
     let status = incident.status.as_ref();
@@ -231,11 +233,11 @@ pub fn show(incident: &Incident, now: Timestamp) -> String {
         "Phase",
         &phase(incident).map_or_else(|| "Pending".to_owned(), |p| p.to_string()),
     );
-    field(
-        &mut out,
-        "Commander",
-        spec.commander.as_deref().unwrap_or(NONE),
-    );
+    // The operator's answer (the acknowledger when nobody is named); the spec's before it ran.
+    let commander = status
+        .and_then(|s| s.commander.as_deref())
+        .or(spec.commander.as_deref());
+    field(&mut out, "Commander", commander.unwrap_or(NONE));
     // How it came to us, when someone reported it.
     for (label, value) in [
         ("Source", &spec.source),
@@ -249,7 +251,11 @@ pub fn show(incident: &Incident, now: Timestamp) -> String {
     }
     field(&mut out, "Age", &incident_age(incident, now));
     if let Some(sla) = status.and_then(|s| s.sla.as_ref()) {
-        let mut respond = format!("{} ({})", clock(sla.respond_by.0), time_left(incident, now));
+        let mut respond = format!("{} ({}", clock(sla.respond_by.0), time_left(incident, now));
+        if let Some(zone) = &sla.business_hours {
+            let _ = write!(respond, ", business hours of {zone}");
+        }
+        respond.push(')');
         if sla.breached {
             respond.push_str(", response time missed");
         }
@@ -285,6 +291,11 @@ pub fn show(incident: &Incident, now: Timestamp) -> String {
         if let Some(cause) = &resolution.root_cause {
             field(&mut out, "Root cause", &truncate(cause, 200));
         }
+    }
+
+    if let Some(climb) = status.and_then(|s| s.escalation.as_ref()) {
+        out.push('\n');
+        out.push_str(&super::escalation::escalation(climb, now));
     }
 
     out.push_str("\nTimeline:\n");

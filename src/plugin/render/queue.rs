@@ -1,13 +1,14 @@
 //! Plugin rendering, the pager queue (plugin layer): how urgent an incident is, the queue's order,
-//! its age and time left to respond, and the kubectl-style table the list prints.
+//! its age and time left to respond (wall or business time, as its clock counts), and the
+//! kubectl-style table the list prints.
 
-use std::fmt::Write;
+use std::{collections::BTreeMap, fmt::Write};
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::{
     api::{Incident, Phase},
-    core::text::age,
+    core::{calendar::Calendar, text::age},
 };
 
 /// Shown where a value is not known (yet).
@@ -84,24 +85,50 @@ pub fn incident_age(incident: &Incident, now: Timestamp) -> String {
     }
 }
 
+/// Business hours by EscalationPolicy (`namespace/name`): what the response clocks of the
+/// policies' business-time incidents count in.
+pub type Calendars = BTreeMap<String, Calendar>;
+
+/// The business hours an incident's response clock counts in: its policy's, when the operator set
+/// the clock to business time and the policy's hours are known (else the clock reads wall time).
+fn business_hours<'a>(incident: &Incident, calendars: &'a Calendars) -> Option<&'a Calendar> {
+    let status = incident.status.as_ref()?;
+    status.sla.as_ref()?.business_hours.as_ref()?;
+    calendars.get(status.escalation.as_ref()?.policy.as_deref()?)
+}
+
 /// Time left to acknowledge: `12m` while the clock runs, `overdue 3m` once missed, `acked` once
 /// someone claimed it, `-` when resolved or the controller has not set the deadline yet.
 pub fn time_left(incident: &Incident, now: Timestamp) -> String {
+    time_left_in(incident, now, &Calendars::new())
+}
+
+/// [`time_left`] in the clock's own terms: business time (`3h10m bh`, `overdue 20m bh`) for an
+/// incident whose clock counts its policy's business hours, found in `calendars`; wall time else.
+pub fn time_left_in(incident: &Incident, now: Timestamp, calendars: &Calendars) -> String {
     match urgency(incident) {
         Urgency::InProgress => return "acked".to_owned(),
         Urgency::Resolved | Urgency::Closed => return NONE.to_owned(),
         Urgency::Unacknowledged => {}
     }
-    match respond_by(incident) {
-        Some(deadline) => {
-            let left = deadline.duration_since(now);
-            if left.is_negative() {
-                format!("overdue {}", age(left))
-            } else {
-                age(left)
-            }
-        }
-        None => NONE.to_owned(),
+    let Some(deadline) = respond_by(incident) else {
+        return NONE.to_owned();
+    };
+    if let Some(calendar) = business_hours(incident, calendars) {
+        let business = |from, to| {
+            age(SignedDuration::try_from(calendar.elapsed(from, to)).unwrap_or(SignedDuration::MAX))
+        };
+        return if deadline < now {
+            format!("overdue {} bh", business(deadline, now))
+        } else {
+            format!("{} bh", business(now, deadline))
+        };
+    }
+    let left = deadline.duration_since(now);
+    if left.is_negative() {
+        format!("overdue {}", age(left))
+    } else {
+        age(left)
     }
 }
 
@@ -148,9 +175,15 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The pager queue: most urgent first, with severity, phase, title, age and time left to respond;
-/// with `namespaces` (kubectl's `-A`) a NAMESPACE column comes first, as kubectl prints it.
-pub fn list_table(incidents: &[Incident], now: Timestamp, namespaces: bool) -> String {
+/// The pager queue: most urgent first, with severity, phase, title, age and time left to respond
+/// (in business time for the clocks that count it, see [`time_left_in`]); with `namespaces`
+/// (kubectl's `-A`) a NAMESPACE column comes first, as kubectl prints it.
+pub fn list_table(
+    incidents: &[Incident],
+    now: Timestamp,
+    namespaces: bool,
+    calendars: &Calendars,
+) -> String {
     let mut sorted = incidents.to_vec();
     sort_by_urgency(&mut sorted);
     let rows: Vec<Vec<String>> = sorted
@@ -165,7 +198,7 @@ pub fn list_table(incidents: &[Incident], now: Timestamp, namespaces: bool) -> S
                     phase(i).map_or_else(|| "Pending".to_owned(), |p| p.to_string()),
                     truncate(&i.spec.title, 60),
                     incident_age(i, now),
-                    time_left(i, now),
+                    time_left_in(i, now, calendars),
                 ])
                 .collect()
         })

@@ -4,10 +4,12 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use super::{in_queue, list_table, queue::truncate, show, time_left, timeline};
+use super::{
+    Calendars, in_queue, list_table, queue::truncate, show, time_left, time_left_in, timeline,
+};
 use crate::{
-    api::{EntryType, Incident, TimelineEntry},
-    core::text::age,
+    api::{BusinessHours, EntryType, Incident, TimelineEntry},
+    core::{calendar::Calendar, text::age},
 };
 
 const NOW: &str = "2026-11-22T12:00:00Z";
@@ -96,7 +98,7 @@ fn list_puts_the_most_urgent_first() {
             "2026-11-22T12:40:00Z",
         ),
     ];
-    let table = list_table(&incidents, now(), false);
+    let table = list_table(&incidents, now(), false, &Calendars::new());
     let names: Vec<&str> = table
         .lines()
         .skip(1)
@@ -179,7 +181,7 @@ fn all_namespaces_puts_the_namespace_first_and_keeps_the_urgency_order() {
         incident("slow", "P3", Some("Detected"), "2026-11-23T11:50:00Z"),
         payments,
     ];
-    let table = list_table(&incidents, now(), true);
+    let table = list_table(&incidents, now(), true, &Calendars::new());
     let lines: Vec<&str> = table.lines().collect();
     assert!(
         lines[0].starts_with("NAMESPACE   NAME       SEVERITY"),
@@ -187,7 +189,7 @@ fn all_namespaces_puts_the_namespace_first_and_keeps_the_urgency_order() {
     );
     assert!(lines[1].starts_with("payments    api-down   P0"), "{table}");
     assert!(lines[2].starts_with("shop        slow       P3"), "{table}");
-    assert!(!list_table(&incidents, now(), false).contains("payments"));
+    assert!(!list_table(&incidents, now(), false, &Calendars::new()).contains("payments"));
 }
 
 #[test]
@@ -325,4 +327,207 @@ fn show_says_how_a_reported_incident_came_to_us() {
             "{label} without a report:\n{detected}"
         );
     }
+}
+
+/// An incident paged twice (primary and the payments expert, then the secondary), climbing on.
+fn paged(state: &str) -> Incident {
+    serde_json::from_value(json!({
+        "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
+        "metadata": { "name": "login", "namespace": "shop",
+                      "creationTimestamp": "2026-11-22T11:40:00Z" },
+        "spec": { "title": "Login fails", "severity": "P1" },
+        "status": {
+            "phase": "Detected",
+            "commander": "alex",
+            "escalation": {
+                "policy": "shop/team", "state": state, "episode": 1, "steps": 2,
+                "startedAt": "2026-11-22T11:40:00Z",
+                "level": "secondary", "round": 1,
+                "nextAt": "2026-11-22T12:10:00Z", "nextLevel": "manager",
+                "message": "layer payments-expert of schedule team has nobody on call",
+                "pages": [
+                    { "time": "2026-11-22T11:40:00Z", "episode": 1, "round": 1,
+                      "level": "primary", "person": "alex", "role": "primary on call",
+                      "channels": ["shop/pager", "shop/slack"] },
+                    { "time": "2026-11-22T11:40:00Z", "episode": 1, "round": 1,
+                      "level": "expert:payments", "role": "channel",
+                      "channels": ["shop/payments"] },
+                    { "time": "2026-11-22T11:50:00Z", "episode": 1, "round": 1,
+                      "level": "secondary", "person": "sam", "role": "secondary on call" },
+                ],
+            },
+        },
+    }))
+    .unwrap()
+}
+
+#[test]
+fn show_says_who_was_paged_and_what_comes_next() {
+    let text = show(&paged("Climbing"), now());
+    let section: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "Escalation:")
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        section,
+        [
+            "Escalation:",
+            "  Policy:     shop/team",
+            "  State:      Climbing (paging level after level until someone acknowledges)",
+            "  Climb:      episode 1, level secondary of round 1, started 2026-11-22 11:40:00Z",
+            "  Next:       manager due 2026-11-22 12:10:00Z (in 10m)",
+            "  Message:    layer payments-expert of schedule team has nobody on call",
+            "  Pages:",
+            "    2026-11-22 11:40:00Z  round 1  primary          paged alex (primary on call) via shop/pager, shop/slack",
+            "    2026-11-22 11:40:00Z  round 1  expert:payments  posted to shop/payments (channel)",
+            "    2026-11-22 11:50:00Z  round 1  secondary        paged sam (secondary on call)",
+        ],
+        "{text}"
+    );
+    assert!(text.contains("Commander:    alex"), "{text}");
+    let escalation = text.find("Escalation:").unwrap_or(usize::MAX);
+    assert!(
+        escalation < text.find("Timeline:").unwrap_or(0),
+        "after the facts, before the timeline\n{text}"
+    );
+}
+
+#[test]
+fn show_names_the_episode_once_pages_span_reopenings() {
+    let mut reopened = paged("Exhausted");
+    if let Some(climb) = reopened.status.as_mut().and_then(|s| s.escalation.as_mut()) {
+        climb.episode = 2;
+        climb.next_at = None;
+        climb.message = None;
+        climb.pages[2].episode = 2;
+    }
+    let text = show(&reopened, now());
+    assert!(
+        text.contains(
+            "  State:      Exhausted (every level of every round paged, nobody answered)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("  Next:"), "{text}");
+    assert!(
+        text.contains("11:40:00Z  episode 1 round 1  primary          paged alex"),
+        "{text}"
+    );
+    assert!(
+        text.contains("11:50:00Z  episode 2 round 1  secondary        paged sam"),
+        "{text}"
+    );
+}
+
+#[test]
+fn show_tells_an_overdue_level_and_a_climb_without_pages() {
+    let mut waiting = paged("Waiting");
+    if let Some(climb) = waiting.status.as_mut().and_then(|s| s.escalation.as_mut()) {
+        climb.pages.clear();
+        climb.level = None;
+        climb.next_level = Some("primary".to_owned());
+        climb.next_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-11-22T11:55:00Z".parse().unwrap(),
+        ));
+    }
+    let text = show(&waiting, now());
+    for expected in [
+        "  State:      Waiting (waiting for business hours to page)",
+        "  Climb:      episode 1, started 2026-11-22 11:40:00Z",
+        "  Next:       primary due 2026-11-22 11:55:00Z (overdue 5m)",
+        "  Pages:      none yet",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn the_commander_is_the_operators_answer_else_the_spec() {
+    let mut named = paged("Acknowledged");
+    named.spec.commander = Some("sam".to_owned());
+    assert!(
+        show(&named, now()).contains("Commander:    alex"),
+        "status first"
+    );
+    named.status = None;
+    let text = show(&named, now());
+    assert!(text.contains("Commander:    sam"), "{text}");
+    assert!(
+        !text.contains("Escalation:"),
+        "none before the operator ran\n{text}"
+    );
+}
+
+/// A P3 of the `shop/team` policy whose clock counts business hours in New York (UTC-5 in
+/// November); `now` is Sunday noon UTC.
+fn business(name: &str, respond_by: &str, policy: &str) -> Incident {
+    let mut incident = incident(name, "P3", Some("Detected"), respond_by);
+    if let Some(status) = incident.status.as_mut() {
+        if let Some(sla) = status.sla.as_mut() {
+            sla.business_hours = Some("America/New_York".to_owned());
+        }
+        status.escalation = serde_json::from_value(json!({
+            "policy": policy, "state": "Waiting", "episode": 1, "steps": 0,
+        }))
+        .unwrap();
+    }
+    incident
+}
+
+fn new_york() -> Calendars {
+    let hours: BusinessHours =
+        serde_json::from_value(json!({ "timeZone": "America/New_York" })).unwrap();
+    Calendars::from([(
+        "shop/team".to_owned(),
+        Calendar::new(&hours).expect("business hours"),
+    )])
+}
+
+#[test]
+fn business_clocks_count_business_time_left() {
+    // Monday 12:10 in New York: Monday 09:00-12:10 is what is left.
+    let monday = business("monday", "2026-11-23T17:10:00Z", "shop/team");
+    assert_eq!(time_left_in(&monday, now(), &new_york()), "3h10m bh");
+    // Friday 16:40 in New York: missed by Friday's last 20 minutes; the weekend does not count.
+    let friday = business("friday", "2026-11-20T21:40:00Z", "shop/team");
+    assert_eq!(time_left_in(&friday, now(), &new_york()), "overdue 20m bh");
+    let mut acked = monday.clone();
+    if let Some(status) = acked.status.as_mut() {
+        status.phase = Some(crate::api::Phase::Acknowledged);
+    }
+    assert_eq!(time_left_in(&acked, now(), &new_york()), "acked");
+}
+
+#[test]
+fn other_clocks_keep_wall_time() {
+    let wall = incident("wall", "P1", Some("Detected"), "2026-11-22T12:12:00Z");
+    assert_eq!(time_left_in(&wall, now(), &new_york()), "12m", "24x7");
+    let unknown = business("unknown", "2026-11-23T17:10:00Z", "shop/gone");
+    assert_eq!(
+        time_left_in(&unknown, now(), &new_york()),
+        "29h",
+        "the policy could not be read: wall time"
+    );
+    let monday = business("monday", "2026-11-23T17:10:00Z", "shop/team");
+    assert_eq!(time_left(&monday, now()), "29h", "without calendars");
+    assert!(
+        show(&monday, now()).contains("(29h, business hours of America/New_York)"),
+        "show names the hours the clock counts in\n{}",
+        show(&monday, now())
+    );
+}
+
+#[test]
+fn the_list_shows_each_clock_in_its_own_terms() {
+    let incidents = vec![
+        business("monday", "2026-11-23T17:10:00Z", "shop/team"),
+        incident("wall", "P3", Some("Detected"), "2026-11-22T12:12:00Z"),
+    ];
+    let table = list_table(&incidents, now(), false, &new_york());
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[1].starts_with("wall "), "{table}");
+    assert!(lines[1].ends_with("   12m"), "{table}");
+    assert!(lines[2].starts_with("monday "), "{table}");
+    assert!(lines[2].ends_with("   3h10m bh"), "{table}");
 }
