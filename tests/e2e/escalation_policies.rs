@@ -178,6 +178,15 @@ async fn handing_over_changes_the_commander_and_tells_the_channel() {
         incident.status.and_then(|s| s.commander).as_deref(),
         Some("sam")
     );
+    let oncall = run(&["oncall"]);
+    let primary = oncall
+        .lines()
+        .find(|l| l.trim_start().starts_with("primary"))
+        .unwrap_or_default();
+    assert!(
+        primary.contains("alex"),
+        "who is on call now, per layer:\n{oncall}"
+    );
     let shown = run(&["show", "login"]);
     assert!(shown.contains("paged alex (primary on call)"), "{shown}");
     operator.stop().await;
