@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one-command demo (`make demo`): a local cluster, the CRDs and example runbooks, the operator,
 # a sample app, a broken rollout, and the story as it happens: incident detected → runbook rolls back
-# → recovered → resolved, with the notifications a signed webhook Channel sends to a local receiver.
+# → recovered → resolved, with the notifications a signed webhook Channel sends to a local receiver
+# (the primary on call paged by the namespace's escalation policy among them).
 # Then the incident as people see it and its post-mortem draft.
 #   make demo                 uses the running local cluster, or starts one
 #   QUICK=1 hack/demo.sh      shorter clocks (what the tests run)
@@ -48,7 +49,8 @@ say "Installing the CRDs and the example runbooks into namespace $ns"
 # Forced: this checkout's CRDs win over whatever applied them before (a benchmark, another checkout).
 "${kubectl[@]}" apply --server-side --force-conflicts -f crds/ >/dev/null
 "${kubectl[@]}" wait --for condition=Established \
-  crd/incidents.incident.dev crd/runbooks.incident.dev crd/channels.incident.dev >/dev/null
+  crd/incidents.incident.dev crd/runbooks.incident.dev crd/channels.incident.dev \
+  crd/oncallschedules.incident.dev crd/escalationpolicies.incident.dev >/dev/null
 "${kubectl[@]}" delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
 "${kubectl[@]}" create namespace "$ns" >/dev/null
 "${kubectl[@]}" -n "$ns" apply -f examples/runbooks/ >/dev/null
@@ -77,6 +79,35 @@ spec:
     signingKey: { name: demo-hook, key: key }
 YAML
 echo "receiver on 127.0.0.1:$receiver_port (log $receiver_log), Channel demo-hook (Secret demo-hook)"
+
+say "Who answers: an on-call schedule and the namespace's escalation policy"
+"${kubectl[@]}" -n "$ns" apply -f - >/dev/null <<'YAML'
+apiVersion: incident.dev/v1alpha1
+kind: OnCallSchedule
+metadata:
+  name: demo
+spec:
+  timeZone: UTC
+  members:
+    - { name: ana, contacts: { webhook: "+15550100" } }
+    - { name: bo, contacts: { webhook: "+15550101" } }
+  layers:
+    - { name: primary, members: [ana, bo], start: "2026-01-05" }
+    - { name: secondary, members: [bo, ana], start: "2026-01-05" }
+---
+apiVersion: incident.dev/v1alpha1
+kind: EscalationPolicy
+metadata:
+  name: demo
+spec:
+  default: true
+  levels:
+    - name: primary
+      notify: [ { layer: { schedule: demo, layer: primary } } ]
+    - name: secondary
+      notify: [ { layer: { schedule: demo, layer: secondary } } ]
+YAML
+"$plugin" --kubeconfig "$KUBECONFIG_PATH" -n "$ns" oncall --handoffs 0
 
 # Prints the receiver's EVENT message about the incident (event, whether its signature verified,
 # its text), or nothing while it has not arrived; with EVENT "all", one line listing every message.
@@ -132,6 +163,7 @@ say "Incident detected: $incident"
 echo "  $(jp '{.spec.severity}'): $(jp '{.spec.title}')"
 await "the runbook" 60 jp '{.status.runbook.name}' | sed 's/^/  following runbook /'
 show_message Opened
+show_message Paged
 
 await "the rollback" 120 jp '{.status.runbook.progress[?(@.name=="roll-back")].action}' >/dev/null
 say "The runbook is rolling deployment/checkout back"
@@ -157,6 +189,7 @@ cat <<MSG
   export KUBECONFIG=$KUBECONFIG_PATH PATH=$bin:$target_dir/debug:\$PATH
   kubectl -n $ns get incidents,runbooks,channels
   kubectl incident -n $ns list
+  kubectl incident -n $ns oncall
   kubectl -n $ns get incident $incident -o yaml
 The operator and the webhook receiver stop with this script. Remove the cluster with: make cluster-down
 MSG
