@@ -8,8 +8,10 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{
-    Client, ResourceExt,
+    Client, Resource, ResourceExt,
+    core::NamespaceResourceScope,
     runtime::{
         Controller,
         controller::{self, Action},
@@ -17,6 +19,7 @@ use kube::{
         watcher,
     },
 };
+use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
 
@@ -127,25 +130,14 @@ async fn reconcile_schedule(schedule: Arc<OnCallSchedule>, ctx: Arc<Context>) ->
     async move {
         let problems = Rota::new(&schedule.spec).err().unwrap_or_default();
         let old = schedule.status.clone().unwrap_or_default();
-        let generation = schedule.metadata.generation.unwrap_or(0);
+        let (observed_generation, conditions) =
+            readiness_of(schedule.as_ref(), &old.conditions, &problems);
         let desired = OnCallScheduleStatus {
-            observed_generation: Some(generation),
-            conditions: readiness::conditions(
-                &problems,
-                generation,
-                &old.conditions,
-                Timestamp::now(),
-            ),
+            observed_generation,
+            conditions,
         };
         if desired != old {
-            cluster::apply_status_of(
-                &ctx.client,
-                schedule.as_ref(),
-                &desired,
-                ONCALL_STATUS_MANAGER,
-            )
-            .await?;
-            debug!(problems = problems.len(), "schedule status updated");
+            write(&ctx, schedule.as_ref(), &desired, problems.len()).await?;
         }
         Ok(Action::requeue(RESYNC))
     }
@@ -163,30 +155,42 @@ async fn reconcile_policy(escalation: Arc<EscalationPolicy>, ctx: Arc<Context>) 
             ctx.operator_namespace.as_deref(),
         );
         let old = escalation.status.clone().unwrap_or_default();
-        let generation = escalation.metadata.generation.unwrap_or(0);
+        let (observed_generation, conditions) =
+            readiness_of(escalation.as_ref(), &old.conditions, &problems);
         let desired = EscalationPolicyStatus {
-            observed_generation: Some(generation),
-            conditions: readiness::conditions(
-                &problems,
-                generation,
-                &old.conditions,
-                Timestamp::now(),
-            ),
+            observed_generation,
+            conditions,
         };
         if desired != old {
-            cluster::apply_status_of(
-                &ctx.client,
-                escalation.as_ref(),
-                &desired,
-                ONCALL_STATUS_MANAGER,
-            )
-            .await?;
-            debug!(problems = problems.len(), "policy status updated");
+            write(&ctx, escalation.as_ref(), &desired, problems.len()).await?;
         }
         Ok(Action::requeue(RESYNC))
     }
     .instrument(span)
     .await
+}
+
+/// The observed generation and the conditions for `problems` on `object`.
+fn readiness_of<K: Resource>(
+    object: &K,
+    old: &[Condition],
+    problems: &[String],
+) -> (Option<i64>, Vec<Condition>) {
+    let generation = object.meta().generation.unwrap_or(0);
+    let conditions = readiness::conditions(problems, generation, old, Timestamp::now());
+    (Some(generation), conditions)
+}
+
+async fn write<K>(ctx: &Context, object: &K, status: &impl Serialize, problems: usize) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    cluster::apply_status_of(&ctx.client, object, status, ONCALL_STATUS_MANAGER).await?;
+    debug!(problems, "status updated");
+    Ok(())
 }
 
 fn error_policy(object: Arc<EscalationPolicy>, error: &Error, ctx: Arc<Context>) -> Action {

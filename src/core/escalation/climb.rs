@@ -185,7 +185,7 @@ pub fn advance(
             );
         }
         for step in steps {
-            let paged = page::page(incident, &step, &reach, policy, now);
+            let paged = page::page(&step, &reach, policy, now);
             let key = fingerprint(&[
                 &uid,
                 "paged",

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::{
     api::{
-        Channel, Destination, EscalationLevel, EscalationPolicy, ExpertRule, Incident, Member,
-        Notification, NotificationEvent, OnCallSchedule, Page, Recipient, Target,
+        Channel, Destination, EscalationLevel, EscalationPolicy, ExpertRule, Member, Notification,
+        NotificationEvent, OnCallSchedule, Page, Recipient, Target,
     },
     core::text::fingerprint,
 };
@@ -99,14 +99,8 @@ pub struct Outcome {
     pub notifications: Vec<Notification>,
 }
 
-/// Pages the targets of `step` for `incident` at `now`.
-pub fn page(
-    incident: &Incident,
-    step: &Step,
-    inputs: &Reach,
-    policy: &EscalationPolicy,
-    now: Timestamp,
-) -> Outcome {
+/// Pages the targets of `step` at `now`.
+pub fn page(step: &Step, inputs: &Reach, policy: &EscalationPolicy, now: Timestamp) -> Outcome {
     let mut out = Outcome::default();
     let namespace = policy.namespace();
     let mut said = Vec::new();
@@ -143,7 +137,7 @@ pub fn page(
                         None => None,
                     };
                     out.notifications.push(message(
-                        incident,
+                        now,
                         channel,
                         format!("{}: you are paged as {role}", step.heading),
                         Some(Recipient {
@@ -171,7 +165,7 @@ pub fn page(
                     Some(channel) => {
                         let reference = channel_ref(channel);
                         out.notifications.push(message(
-                            incident,
+                            now,
                             channel,
                             format!("{}: the incident needs a responder", step.heading),
                             None,
@@ -276,7 +270,7 @@ fn channel_ref(channel: &Channel) -> String {
 }
 
 fn message(
-    incident: &Incident,
+    now: Timestamp,
     channel: &Channel,
     summary: String,
     recipient: Option<Recipient>,
@@ -286,11 +280,7 @@ fn message(
         key: fingerprint(&[who, &channel.uid().unwrap_or_default()]),
         channel: channel_ref(channel),
         event: NotificationEvent::Paged,
-        time: incident
-            .metadata
-            .creation_timestamp
-            .clone()
-            .unwrap_or(Time(Timestamp::UNIX_EPOCH)),
+        time: Time(now),
         summary,
         actor: None,
         recipient,
