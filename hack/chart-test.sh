@@ -2,7 +2,8 @@
 # Chart checks for charts/incident-operator, run by `make test` (and `make chart-test`), in seconds:
 #   helm lint (default values, then hack/chart/values-custom.yaml, then hack/chart/values-alerts.yaml), strict;
 #   helm template for each value set, compared with the golden files in charts/incident-operator/tests/golden/;
-#   value sets the chart must refuse (alerts without a token or without NetworkPolicy peers) fail with the reason.
+#   value sets the chart must refuse (alerts without a token or without NetworkPolicy peers, and every
+#   value values.schema.json refuses) fail with the reason.
 # UPDATE_GOLDEN=1 rewrites the golden files instead of comparing (review the diff, then commit).
 # helm comes from the cluster cache (hack/cluster/build.sh builds it); INCIDENT_HELM overrides.
 set -euo pipefail
@@ -51,5 +52,15 @@ refuse "alerts.enabled needs a bearer token" --set alerts.enabled=true
 refuse "networkPolicy.alertsIngress must name who may post alerts" -f "$alerts" --set-json networkPolicy.alertsIngress=[]
 refuse "alerts.port must differ from operator.port" -f "$alerts" --set alerts.port=8080
 refuse "outside operator.watchNamespace" -f "$alerts" --set operator.watchNamespace=shop
+# values.schema.json names the bad value (issue 17): numbers, ports, names, durations, a dropped config.
+refuse "at '/replicaCount': minimum" --set replicaCount=-1
+refuse "at '/replicaCount': got string, want integer" --set replicaCount=two
+refuse "at '/replicaCount'" --set-json replicaCount=1.5
+refuse "at '/image/repository': minLength" --set image.repository=
+refuse "at '/operator/port': maximum" --set operator.port=70000
+refuse "at '/operator/watchNamespace'" --set 'operator.watchNamespace=Bad_NS!'
+refuse "missing property 'config'" --set config=null
+refuse "at '/leaderElection/leaseDuration'" --set 'leaderElection.leaseDuration=5 minutes'
+refuse "additional properties 'replicas' not allowed" --set replicas=3
 [[ "$failed" == 0 ]] || exit 1
 echo "chart-test: helm lint and golden templates OK" >&2
