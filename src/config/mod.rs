@@ -13,7 +13,10 @@ pub mod parse;
 pub use self::alerts::{AlertArgs, AlertConfig};
 use self::{
     file::ConfigFile,
-    parse::{OptionalDuration, parse_duration, parse_optional_duration, parse_response_time},
+    parse::{
+        OptionalDuration, parse_duration, parse_namespace, parse_optional_duration,
+        parse_response_time,
+    },
 };
 use crate::{
     api::Severity,
@@ -149,7 +152,7 @@ pub struct RunArgs {
     pub shutdown_grace: Duration,
 
     /// Watch Incidents in this namespace only (default: all namespaces).
-    #[arg(long, env = "INCIDENT_NAMESPACE")]
+    #[arg(long, env = "INCIDENT_NAMESPACE", value_parser = parse_namespace)]
     pub namespace: Option<String>,
 
     /// Response time of a severity, e.g. `P0=15m` (repeatable; defaults P0=15m P1=1h P2=4h P3=24h).

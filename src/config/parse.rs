@@ -5,9 +5,20 @@ use std::time::Duration;
 
 use crate::api::{Severity, duration};
 
-/// Parses a non-negative duration written like `90s`, `15m`, `1h 30m` or ISO 8601 `PT15M`.
+/// Parses a non-negative duration written like `90s`, `15m` or `1h30m` (the CRDs' grammar).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse(text)
+}
+
+/// Parses a namespace name: one that cannot exist would make the operator watch nothing.
+pub fn parse_namespace(text: &str) -> Result<String, String> {
+    if crate::core::text::is_dns_label(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not a namespace name: lowercase letters, digits and '-', at most 63"
+        ))
+    }
 }
 
 /// A duration that can be switched off (`off`).
@@ -50,8 +61,11 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("PT15M"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(
+            parse_duration("5 minutes").is_err(),
+            "the Runbook CRD refuses it too"
+        );
     }
 
     #[test]
@@ -60,6 +74,14 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-5m").is_err());
+    }
+
+    #[test]
+    fn a_namespace_that_cannot_exist_is_refused() {
+        assert_eq!(parse_namespace("shop"), Ok("shop".to_owned()));
+        for bad in ["Bad_NS!", "", "-shop", "a".repeat(64).as_str()] {
+            assert!(parse_namespace(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
