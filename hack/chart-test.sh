@@ -46,6 +46,16 @@ refuse() { # REASON HELM_TEMPLATE_ARGS...: rendering must fail and say REASON
   fi
 }
 render default
+# deploy/admission-policies.yaml: the chart's admission policies for installs without Helm (release
+# incident-operator in namespace incident-operator, every namespace), kept equal to the chart.
+"$helm" template incident-operator "$chart" --namespace incident-operator \
+  --show-only templates/admission.yaml >"$tmp/admission.yaml"
+if [[ "${UPDATE_GOLDEN:-}" == 1 ]]; then
+  cp "$tmp/admission.yaml" deploy/admission-policies.yaml
+elif ! diff -u deploy/admission-policies.yaml "$tmp/admission.yaml" >&2; then
+  echo "chart-test: deploy/admission-policies.yaml differs from the chart; run UPDATE_GOLDEN=1 hack/chart-test.sh" >&2
+  failed=1
+fi
 render custom -f "$custom"
 render alerts -f "$alerts"
 refuse "alerts.enabled needs a bearer token" --set alerts.enabled=true

@@ -53,7 +53,7 @@ fn cluster_bin(tool: &str) -> PathBuf {
 }
 
 /// helm from the cluster cache (`INCIDENT_HELM` overrides).
-fn helm_path() -> PathBuf {
+pub fn helm_path() -> PathBuf {
     let path = std::env::var_os("INCIDENT_HELM")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
@@ -104,6 +104,12 @@ impl Release {
             "--timeout",
             "120s",
         ];
+        // The chart's admission policies apply in the release's own namespace only: bound to every
+        // namespace they would judge the other tests' writes too.
+        let selector = format!(
+            r#"admission.namespaceSelector={{"matchLabels":{{"kubernetes.io/metadata.name":"{namespace}"}}}}"#
+        );
+        args.extend(["--set-json", &selector]);
         args.extend_from_slice(extra);
         let out = helm(&home, &args);
         assert!(

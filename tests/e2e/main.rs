@@ -37,3 +37,4 @@ mod runbook_flow;
 mod runbooks;
 mod runtime;
 mod support;
+mod trust;
