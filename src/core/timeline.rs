@@ -4,6 +4,8 @@
 //! entry: an [`Entry`] handed between domains and the [`Notice`] (a Kubernetes Event) that
 //! announces it.
 
+pub mod similar;
+
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;

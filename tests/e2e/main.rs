@@ -15,6 +15,7 @@ mod detection_scale;
 mod detection_updates;
 mod escalation;
 mod escalation_policies;
+mod event_floods;
 mod harness;
 mod leader;
 mod lifecycle;

@@ -125,11 +125,12 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
   resources: [services, persistentvolumeclaims]
   verbs: [get]
 # events.k8s.io Events: the incident timeline, channel readiness and given-up messages are published
-# as Events (create); Warning Events are watched as detection signals and evidence, and listed by
+# as Events (create); past ten of one reason on one object in ten minutes, one combined Event counts
+# the rest (get, update); Warning Events are watched as detection signals and evidence, and listed by
 # runbook collect steps (list/watch).
 - apiGroups: [events.k8s.io]
   resources: [events]
-  verbs: [list, watch, create]
+  verbs: [get, list, watch, create, update]
 {{- end }}
 
 {{/* Rules on cluster-scoped resources: always a ClusterRole. */}}
