@@ -1,9 +1,8 @@
-//! What the plugin (plugin layer) takes from the kubeconfig besides the connection: the actor (the
-//! current context's user) and the default namespace, as kubectl resolves them.
+//! What the plugin (plugin layer) takes from the kubeconfig besides the connection: the default
+//! namespace, as kubectl resolves it. Not who acts: a context's user name is a local alias anyone
+//! can choose, so the actor comes from the API server (`ops::identity`).
 
 use kube::config::Kubeconfig;
-
-use super::DEFAULT_ACTOR;
 
 /// The context in use: `--context`, else the kubeconfig's current context.
 fn context<'a>(
@@ -16,18 +15,6 @@ fn context<'a>(
         .iter()
         .find(|c| c.name == name)
         .and_then(|c| c.context.as_ref())
-}
-
-/// Who the plugin records as the actor: the context's user name, else [`DEFAULT_ACTOR`].
-pub fn actor(kubeconfig: Option<&Kubeconfig>, context_name: Option<&str>) -> String {
-    kubeconfig
-        .and_then(|k| context(k, context_name))
-        .and_then(|c| c.user.as_deref())
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        // The CRD allows at most 128 characters.
-        .map(|u| u.chars().take(128).collect())
-        .unwrap_or_else(|| DEFAULT_ACTOR.to_owned())
 }
 
 /// The namespace to work in: `-n`, else the context's namespace, else `fallback` (what the client
@@ -71,16 +58,6 @@ users: []
 "#,
         )
         .unwrap()
-    }
-
-    #[test]
-    fn the_actor_is_the_contexts_user() {
-        let k = kubeconfig();
-        assert_eq!(actor(Some(&k), None), "ana@example.com");
-        assert_eq!(actor(Some(&k), Some("ops")), "bob");
-        assert_eq!(actor(Some(&k), Some("anonymous")), DEFAULT_ACTOR);
-        assert_eq!(actor(Some(&k), Some("missing")), DEFAULT_ACTOR);
-        assert_eq!(actor(None, None), DEFAULT_ACTOR);
     }
 
     #[test]

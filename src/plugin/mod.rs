@@ -11,9 +11,6 @@ pub mod patch;
 pub mod render;
 pub mod report;
 
-/// Recorded as the actor when the kubeconfig names no user (e.g. in a pod).
-pub const DEFAULT_ACTOR: &str = "kubectl-incident";
-
 /// What the plugin can fail with; the binary prints it as `Error: ...` and exits 1.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -42,6 +39,10 @@ pub enum PluginError {
     /// The API server (its schema, CEL rules or an admission policy) refused a new incident.
     #[error("the API server refused the incident: {0}")]
     Rejected(String),
+
+    /// Who is acting could not be learned from the API server; any other name could be spoofed.
+    #[error("cannot record who you are: {0}")]
+    Identity(String),
 
     #[error("incident {0:?} kept changing while it was being updated; try again")]
     Contended(String),

@@ -1,7 +1,9 @@
 //! The plugin's API calls (plugin layer): read Incidents, write the spec fields each command owns,
-//! and follow a rollback to its end. Who leads and who is on call are in the `escalation` file.
+//! and follow a rollback to its end. Who leads and who is on call are in the `escalation` file;
+//! who is acting, in `identity`.
 
 mod escalation;
+mod identity;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -13,6 +15,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
 use super::{
     PluginError, Result, kubeconfig,
@@ -42,7 +45,8 @@ const ATTEMPTS: usize = 10;
 pub struct Session {
     pub client: Client,
     pub namespace: String,
-    pub actor: String,
+    /// Learned on the first write (see [`Session::actor`]), so reads need no extra call.
+    actor: OnceCell<String>,
 }
 
 /// Where to find the cluster, as kubectl's global flags say.
@@ -61,7 +65,7 @@ impl Session {
             context: target.context.clone(),
         };
         let config = cluster.kube_config().await?;
-        // The file again, for what the client configuration does not keep (the user's name).
+        // The file again, to tell the context's namespace from the client's own fallback.
         let file = match &target.kubeconfig {
             Some(path) => Kubeconfig::read_from(path).ok(),
             None => Kubeconfig::read().ok(),
@@ -73,12 +77,11 @@ impl Session {
             context,
             Some(&config.default_namespace),
         );
-        let actor = kubeconfig::actor(file.as_ref(), context);
         let client = Client::try_from(config).map_err(PluginError::Client)?;
         Ok(Self {
             client,
             namespace,
-            actor,
+            actor: OnceCell::new(),
         })
     }
 
@@ -152,27 +155,28 @@ impl Session {
     /// Claims the incident. Acknowledging twice as the same person is a no-op; claiming one someone
     /// else acknowledged is refused.
     pub async fn acknowledge(&self, name: &str, note: Option<&str>) -> Result<String> {
+        let actor = self.actor().await?;
         let current = self.get(name).await?;
         if let Some(ack) = &current.spec.acknowledgment {
-            if ack.by == self.actor && note.is_none_or(|n| ack.note.as_deref() == Some(n)) {
+            if ack.by == actor && note.is_none_or(|n| ack.note.as_deref() == Some(n)) {
                 return Ok(format!("{} already acknowledged", reference(name)));
             }
-            if ack.by != self.actor {
+            if ack.by != actor {
                 return Err(PluginError::Refused {
                     name: name.to_owned(),
                     message: format!("is already acknowledged by {}", ack.by),
                 });
             }
         }
-        self.merge(name, &patch::acknowledge(&self.actor, note))
-            .await?;
+        self.merge(name, &patch::acknowledge(actor, note)).await?;
         Ok(format!("{} acknowledged", reference(name)))
     }
 
     /// Appends a note to `spec.notes`.
     pub async fn note(&self, name: &str, text: &str) -> Result<String> {
+        let actor = self.actor().await?;
         self.edit(name, |incident| {
-            Ok(Some(patch::append_note(incident, &self.actor, text)))
+            Ok(Some(patch::append_note(incident, actor, text)))
         })
         .await?;
         Ok(format!("{} noted", reference(name)))
@@ -180,8 +184,9 @@ impl Session {
 
     /// Appends an update to `spec.updates`: it goes to the timeline and the channels.
     pub async fn update(&self, name: &str, update: UpdateRequest<'_>) -> Result<String> {
+        let actor = self.actor().await?;
         self.edit(name, |incident| {
-            Ok(Some(patch::append_update(incident, &self.actor, &update)))
+            Ok(Some(patch::append_update(incident, actor, &update)))
         })
         .await?;
         Ok(format!("{} updated", reference(name)))
@@ -189,6 +194,7 @@ impl Session {
 
     /// Approves a runbook step waiting for a person (or marks a checkpoint done).
     pub async fn approve(&self, name: &str, step: &str) -> Result<String> {
+        let actor = self.actor().await?;
         let written = self
             .edit(name, |incident| {
                 let run = incident
@@ -218,7 +224,7 @@ impl Session {
                 if phase.is_some_and(StepPhase::is_terminal) {
                     return Ok(None);
                 }
-                Ok(patch::approve(incident, &self.actor, step))
+                Ok(patch::approve(incident, actor, step))
             })
             .await?;
         Ok(match written {
@@ -234,22 +240,23 @@ impl Session {
         root_cause: Option<&str>,
         summary: &str,
     ) -> Result<String> {
-        self.merge(name, &patch::resolve(&self.actor, root_cause, summary))
+        let actor = self.actor().await?;
+        self.merge(name, &patch::resolve(actor, root_cause, summary))
             .await?;
         Ok(format!("{} resolved", reference(name)))
     }
 
     /// Sets `spec.severity`, recording who changed it.
     pub async fn set_severity(&self, name: &str, severity: Severity) -> Result<String> {
-        self.merge(name, &patch::severity(&self.actor, severity))
-            .await?;
+        let actor = self.actor().await?;
+        self.merge(name, &patch::severity(actor, severity)).await?;
         Ok(format!("{} severity set to {severity}", reference(name)))
     }
 
     /// Creates a reported incident (see [`super::report`]); returns its name (the API server
     /// chooses it when the report names none) and the report's fields the server did not keep.
     pub async fn create(&self, report: &Report) -> Result<(String, Vec<&'static str>)> {
-        let incident = report.incident(&self.actor);
+        let incident = report.incident(self.actor().await?);
         let params = PostParams {
             field_manager: Some(PLUGIN_MANAGER.to_owned()),
             ..PostParams::default()
@@ -283,6 +290,7 @@ impl Session {
         incident: Option<&str>,
         severity: Severity,
     ) -> Result<(String, String)> {
+        let actor = self.actor().await?;
         let now = jiff::Timestamp::now().as_second();
         let action = |taken: &[RemediationAction]| {
             let base = format!("rollback-{now}");
@@ -311,7 +319,7 @@ impl Session {
                 let written = self
                     .edit(name, |incident| {
                         let action = action(&incident.spec.actions);
-                        Ok(Some(patch::add_action(incident, &self.actor, &action)))
+                        Ok(Some(patch::add_action(incident, actor, &action)))
                     })
                     .await?;
                 if let Some(written) = written
@@ -330,7 +338,7 @@ impl Session {
                         title: format!("Rollback of deployment {deployment}"),
                         severity,
                         description: None,
-                        commander: Some(self.actor.clone()),
+                        commander: Some(actor.to_owned()),
                         source: None,
                         reporter: None,
                         ticket: None,
@@ -340,7 +348,7 @@ impl Session {
                             namespace: None,
                         }],
                         acknowledgment: Some(crate::api::Acknowledgment {
-                            by: self.actor.clone(),
+                            by: actor.to_owned(),
                             note: Some("rolling back with kubectl incident rollback".to_owned()),
                         }),
                         resolution: None,
@@ -359,7 +367,7 @@ impl Session {
                 new.metadata.generate_name = Some(format!("rollback-{}-", short(deployment)));
                 new.annotations_mut().insert(
                     crate::api::metadata::ACTOR_ANNOTATION.to_owned(),
-                    self.actor.clone(),
+                    actor.to_owned(),
                 );
                 let created = self
                     .api()

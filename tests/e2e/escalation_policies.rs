@@ -156,6 +156,7 @@ async fn handing_over_changes_the_commander_and_tells_the_channel() {
         .status
         .and_then(|s| s.commander)
         .expect("a commander");
+    assert_eq!(taker, crate::plugin::authenticated_user(&client).await);
     assert!(took.contains(&taker), "{took} names {taker}");
     let handed = run(&["handover", "login", "--to", "sam"]);
     assert!(handed.contains("sam"), "{handed}");

@@ -7,11 +7,10 @@ use std::{process::Output, time::Duration};
 use incident_operator::api::{
     ActionPhase, EntryType, Incident, Phase, Runbook, Severity, StepPhase, TimelineEntry,
 };
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::{apps::v1::Deployment, authentication::v1::SelfSubjectReview};
 use kube::{
-    Api,
+    Api, Client,
     api::{Patch, PatchParams, PostParams},
-    config::Kubeconfig,
 };
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -61,17 +60,17 @@ pub async fn ok(ns: &str, args: &[&str]) -> String {
     stdout
 }
 
-/// The user of the e2e kubeconfig's current context: who the plugin must record.
-pub fn kubeconfig_user() -> String {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("read e2e kubeconfig");
-    let current = kubeconfig.current_context.clone().expect("current context");
-    kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == current)
-        .and_then(|c| c.context.as_ref())
-        .and_then(|c| c.user.clone())
-        .expect("the current context names a user")
+/// The user the API server authenticates the e2e kubeconfig as: who the plugin must record (the
+/// kubeconfig's own name for the user may differ, and admission policies check this one).
+pub async fn authenticated_user(client: &Client) -> String {
+    Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .expect("SelfSubjectReview")
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .expect("the API server names the user")
 }
 
 fn phase(incident: &Incident) -> Option<Phase> {
@@ -105,7 +104,7 @@ async fn plugin_takes_an_incident_from_the_queue_to_the_postmortem() {
     let ns = TestNamespace::new(&client, "plugin").await;
     let api: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
     let operator = Operator::start(&ns.name, &[]).await;
-    let user = kubeconfig_user();
+    let user = authenticated_user(&client).await;
     let name = "checkout-errors";
     let incident: Incident = serde_json::from_value(json!({
         "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
@@ -162,7 +161,7 @@ async fn plugin_takes_an_incident_from_the_queue_to_the_postmortem() {
         "{everywhere}"
     );
 
-    // Acknowledge: the kubeconfig's user claims it.
+    // Acknowledge: the authenticated user claims it.
     let out = ok(&ns.name, &["ack", name, "--note", "looking at the logs"]).await;
     assert_eq!(
         out.trim(),
@@ -226,7 +225,7 @@ async fn plugin_takes_an_incident_from_the_queue_to_the_postmortem() {
     }
     assert!(noted.spec.notes.iter().all(|n| n.author == user));
 
-    // Severity: recorded with the kubeconfig user as the actor.
+    // Severity: recorded with the authenticated user as the actor.
     let out = ok(&ns.name, &["severity", name, "P1"]).await;
     assert_eq!(
         out.trim(),
@@ -362,7 +361,7 @@ async fn plugin_approve_marks_a_runbook_checkpoint_done() {
     let ns = TestNamespace::new(&client, "plugin-approve").await;
     let api: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
     let runbooks: Api<Runbook> = Api::namespaced(client.clone(), &ns.name);
-    let user = kubeconfig_user();
+    let user = authenticated_user(&client).await;
     let runbook = json!({
         "apiVersion": "incident.dev/v1alpha1", "kind": "Runbook",
         "metadata": { "name": "payments-triage" },
@@ -450,7 +449,7 @@ async fn plugin_rollback_follows_the_operators_rollback_to_the_end() {
     let ns = TestNamespace::new(&client, "plugin-rollback").await;
     let api: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    let user = kubeconfig_user();
+    let user = authenticated_user(&client).await;
     let operator = Operator::start(&ns.name, &[]).await;
 
     let v1 = deployment("web", &["registry.local/web:1"], None);

@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::process::Command;
 
 use crate::{
-    plugin::{kubeconfig_user, ok, plugin},
+    plugin::{authenticated_user, ok, plugin},
     support::{Operator, TestNamespace, cleanup, client, install_crds, wait_for},
 };
 
@@ -50,7 +50,7 @@ async fn plugin_create_opens_a_reported_incident() {
     let ns = TestNamespace::new(&client, "plugin-create").await;
     let api: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
     let operator = Operator::start(&ns.name, &[]).await;
-    let user = kubeconfig_user();
+    let user = authenticated_user(&client).await;
     let name = "checkout-hangs";
 
     // Every flag: each lands in its field.
@@ -176,7 +176,7 @@ async fn plugin_create_opens_a_reported_incident() {
         );
     }
 
-    // The least a report needs: a generated name, a user report by the kubeconfig's user.
+    // The least a report needs: a generated name, a user report by the authenticated user.
     let out = ok(
         &ns.name,
         &["create", "--title", "Search is slow", "--severity", "p3"],

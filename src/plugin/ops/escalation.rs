@@ -16,25 +16,26 @@ impl Session {
     /// Makes `person` the incident's commander, `handed_over` by the actor (else the actor takes
     /// it). Says so and writes nothing when `person` already leads.
     async fn lead(&self, name: &str, person: &str, handed_over: bool) -> Result<String> {
+        let actor = self.actor().await?;
         let written = self
             .edit(name, |incident| {
-                Ok(patch::commander(incident, &self.actor, person))
+                Ok(patch::commander(incident, actor, person))
             })
             .await?;
         let subject = format!("{}: {person}", reference(name));
         Ok(match written {
             None => format!("{subject} already leads the response"),
-            Some(_) if handed_over => format!(
-                "{subject} now leads the response (handed over by {})",
-                self.actor
-            ),
+            Some(_) if handed_over => {
+                format!("{subject} now leads the response (handed over by {actor})")
+            }
             Some(_) => format!("{subject} now leads the response"),
         })
     }
 
     /// `take`: the actor leads the response from now on.
     pub async fn take(&self, name: &str) -> Result<String> {
-        self.lead(name, &self.actor, false).await
+        let actor = self.actor().await?;
+        self.lead(name, actor, false).await
     }
 
     /// `handover --to PERSON`: `person` leads the response from now on.
