@@ -377,3 +377,52 @@ async fn nobody_makes_the_operator_change_a_deployment_they_may_not_change() {
         .await
         .expect("bob may automate it");
 }
+
+#[tokio::test]
+async fn the_plugin_records_the_authenticated_user_and_the_policies_agree() {
+    let (_client, ns, _policies, alice, _bob) = setup_trust("trust-plugin").await;
+    let ns = ns.name.as_str();
+    Api::<Incident>::namespaced(alice.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &incident("cart", json!({ "title": "cart slow", "severity": "P2" })),
+        )
+        .await
+        .expect("alice opens an incident");
+    // A kubeconfig whose user entry is called `admin` but which acts as alice: the plugin must
+    // record alice, the name the API server authenticated.
+    let mut kubeconfig: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(kubeconfig_path()).expect("read kubeconfig"),
+    )
+    .expect("kubeconfig YAML");
+    if let Some(users) = kubeconfig["users"].as_sequence_mut() {
+        for user in users {
+            user["user"]["as"] = "alice".into();
+            user["user"]["as-groups"] =
+                serde_yaml_ng::to_value(["system:authenticated"]).expect("groups");
+        }
+    }
+    let path = std::env::temp_dir().join(format!("incident-e2e-{ns}-alice.kubeconfig"));
+    std::fs::write(&path, serde_yaml_ng::to_string(&kubeconfig).expect("YAML"))
+        .expect("write kubeconfig");
+    let plugin = env!("CARGO_BIN_EXE_kubectl-incident");
+    let output = Command::new(plugin)
+        .args(["ack", "cart", "-n", ns])
+        .env("KUBECONFIG", &path)
+        .output()
+        .expect("run kubectl-incident");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let acked = Api::<Incident>::namespaced(alice.clone(), ns)
+        .get("cart")
+        .await
+        .expect("incident");
+    assert_eq!(
+        acked.spec.acknowledgment.map(|a| a.by).as_deref(),
+        Some("alice")
+    );
+}
