@@ -63,6 +63,10 @@ bench-notifications:
 bench-alerts:
 	cargo bench --bench alerts
 
+## bench-escalation: a level's deadline → its page at a live webhook receiver, climbs overlapping (needs `make cluster`; INCIDENTS=n, CONCURRENT=n, WAIT=2s)
+bench-escalation:
+	cargo bench --bench escalation
+
 ## demo: the whole story on the local cluster (starts it if needed): broken rollout → incident → runbook rollback → resolved
 demo:
 	hack/demo.sh
