@@ -55,7 +55,7 @@ pub struct ChannelSpec {
 
     /// Message templates (minijinja) by event, instead of the built-in ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 13))]
+    #[schemars(extend("maxProperties" = 13, "additionalProperties" = {"type": "string", "maxLength": 8192}))]
     #[x_kube(validation = Rule::new("self.all(k, k in ['Opened', 'Acknowledged', 'Update', 'UpdateDue', 'SeverityChanged', 'Escalated', 'Paged', 'CommanderChanged', 'ApprovalNeeded', 'ActionFailed', 'Resolved', 'Reopened', 'Closed'])").message("templates are keyed by event: Opened, Acknowledged, Update, UpdateDue, SeverityChanged, Escalated, Paged, CommanderChanged, ApprovalNeeded, ActionFailed, Resolved, Reopened, Closed"))]
     #[x_kube(validation = Rule::new("self.all(k, size(self[k]) <= 8192)").message("a template is at most 8192 characters"))]
     pub templates: BTreeMap<String, String>,
@@ -100,7 +100,7 @@ pub struct SlackDestination {
     pub bot: Option<SlackBot>,
     /// Text put before a message by the incident's severity, e.g. `{P0: "<!here>", P1: "<!here>"}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 4))]
+    #[schemars(extend("maxProperties" = 4, "additionalProperties" = {"type": "string", "maxLength": 256}))]
     #[x_kube(validation = Rule::new("self.all(k, k in ['P0', 'P1', 'P2', 'P3'])").message("mentions are keyed by severity: P0, P1, P2, P3"))]
     pub mentions: BTreeMap<String, String>,
 }
@@ -180,6 +180,7 @@ pub struct Route {
     pub events: Vec<NotificationEvent>,
     /// Labels the incident must carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::selector::bounded")]
     pub incident_selector: Option<LabelSelector>,
     /// Serve the incidents of every namespace, not only the channel's own. Honoured only for a
     /// Channel in the operator's own namespace (the platform team's channel).

@@ -142,10 +142,11 @@ pub struct ExpertRule {
     pub name: String,
     /// Labels the incident carries (e.g. `component: payments`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::selector::bounded")]
     pub selector: Option<LabelSelector>,
     /// Names of affected workloads (any kind) in the incident's namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 20), inner(length(min = 1, max = 253)))]
     pub workloads: Vec<String>,
     #[schemars(length(min = 1, max = 10))]
     pub notify: Vec<Target>,
@@ -165,11 +166,11 @@ pub struct BusinessHours {
     pub days: Vec<Weekday>,
     /// Local opening time, `HH:MM`.
     #[serde(default = "opening")]
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5), regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub start: String,
     /// Local closing time, `HH:MM` (after the start; `24:00` is not admitted: use `23:59`).
     #[serde(default = "closing")]
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5), regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub end: String,
     /// Local dates (`YYYY-MM-DD`) with no business hours.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -185,7 +185,7 @@ pub struct AlertSignal {
     pub generator_url: Option<String>,
     /// The alert's labels (bounded).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 32))]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -211,7 +211,7 @@ pub struct Signal {
     pub count: i32,
     /// Some of the pods showing it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = 50), inner(length(max = 253)))]
     pub pods: Vec<String>,
 }
 

@@ -12,6 +12,7 @@ pub mod incident_status;
 pub mod metadata;
 pub mod oncall;
 pub mod runbook;
+pub mod selector;
 pub mod severity;
 
 pub use action::*;
@@ -56,6 +57,8 @@ pub fn crds_yaml() -> Result<String, serde_yaml_ng::Error> {
 
 #[cfg(test)]
 mod tests {
+    use kube::CustomResourceExt;
+
     /// `crds/` is what the types generate; regenerate with `make crds` when this fails.
     #[test]
     fn committed_crds_match_the_types() {
@@ -67,6 +70,58 @@ mod tests {
                 "crds/{file} is stale or missing: run `make crds` and commit the result"
             );
         }
+    }
+
+    /// Every list, map and string a person writes (each CRD's spec) has a bound, so no object grows
+    /// past the API server's limit through one field: arrays `maxItems`, maps `maxProperties` and
+    /// bounded values, strings `maxLength` (or an enum or a format).
+    #[test]
+    fn every_list_map_and_string_of_every_spec_is_bounded() {
+        fn walk(node: &serde_json::Value, path: &str, unbounded: &mut Vec<String>) {
+            let has = |key: &str| node.get(key).is_some();
+            match node.get("type").and_then(|t| t.as_str()) {
+                Some("array") if !has("maxItems") => unbounded.push(format!("{path}[]")),
+                Some("string") if !(has("maxLength") || has("enum") || has("format")) => {
+                    unbounded.push(path.to_owned())
+                }
+                _ => {}
+            }
+            if node.get("x-kubernetes-preserve-unknown-fields").is_some() {
+                unbounded.push(format!("{path} (free-form)"));
+            }
+            if let Some(properties) = node.get("properties").and_then(|p| p.as_object()) {
+                for (name, child) in properties {
+                    walk(child, &format!("{path}.{name}"), unbounded);
+                }
+            }
+            if let Some(items) = node.get("items") {
+                walk(items, &format!("{path}[]"), unbounded);
+            }
+            if let Some(values) = node.get("additionalProperties").filter(|v| v.is_object()) {
+                if !has("maxProperties") {
+                    unbounded.push(format!("{path}{{}}"));
+                }
+                walk(values, &format!("{path}{{}}"), unbounded);
+            }
+        }
+        let mut unbounded = Vec::new();
+        for crd in [
+            super::Incident::crd(),
+            super::Runbook::crd(),
+            super::Channel::crd(),
+            super::OnCallSchedule::crd(),
+            super::EscalationPolicy::crd(),
+        ] {
+            let crd = serde_json::to_value(&crd).expect("CRD as JSON");
+            let spec =
+                &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+            let kind = crd["spec"]["names"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            walk(spec, &format!("{kind}.spec"), &mut unbounded);
+        }
+        assert!(unbounded.is_empty(), "unbounded: {unbounded:#?}");
     }
 
     /// The Helm chart ships the same CRDs as `crds/`, byte for byte, and nothing else there.

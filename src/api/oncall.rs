@@ -85,7 +85,7 @@ pub struct Layer {
     #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
     pub name: String,
     /// The members in turn order; the first takes the first turn.
-    #[schemars(length(min = 1, max = 50))]
+    #[schemars(length(min = 1, max = 50), inner(length(max = 63)))]
     pub members: Vec<String>,
     /// How many calendar days one turn lasts (7: weekly).
     #[serde(default = "default_rotation_days")]
@@ -93,10 +93,10 @@ pub struct Layer {
     pub rotation_days: u32,
     /// Local time of the handoff, `HH:MM`.
     #[serde(default = "default_handoff")]
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5), regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub handoff: String,
     /// The local date the first turn starts (`YYYY-MM-DD`), at the handoff time.
-    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    #[schemars(length(max = 10), regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
     pub start: String,
 }
 

@@ -61,7 +61,7 @@ pub struct RunbookMatch {
     /// Signal types (e.g. CrashLoopBackOff) or names of firing alerts (e.g. HighErrorRate); the
     /// incident must carry one of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 20), inner(length(max = 64)))]
     pub signals: Vec<String>,
     /// The incident's severity must be one of these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -69,9 +69,11 @@ pub struct RunbookMatch {
     pub severities: Vec<Severity>,
     /// Labels of the incident's affected workload (its Deployment, StatefulSet or DaemonSet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::selector::bounded")]
     pub workload_selector: Option<LabelSelector>,
     /// Labels of the incident itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::selector::bounded")]
     pub incident_selector: Option<LabelSelector>,
 }
 
@@ -138,7 +140,7 @@ pub struct StepCondition {
     /// Only when the affected Deployment's newest revision was rolled out at most this long before
     /// the incident was detected (a recent deploy is the suspect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = super::duration::PATTERN))]
+    #[schemars(length(max = 32), regex(pattern = super::duration::PATTERN))]
     pub rolled_out_within: Option<String>,
     /// Only when the incident carries this signal type (or a firing alert of this name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,10 +196,10 @@ pub struct ScaleStep {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyStep {
-    #[schemars(regex(pattern = super::duration::PATTERN))]
+    #[schemars(length(max = 32), regex(pattern = super::duration::PATTERN))]
     pub timeout: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = super::duration::PATTERN))]
+    #[schemars(length(max = 32), regex(pattern = super::duration::PATTERN))]
     pub signals_cleared_for: Option<String>,
 }
 

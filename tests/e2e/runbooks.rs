@@ -212,17 +212,36 @@ async fn a_runbook_only_the_operator_can_refuse_is_stalled_until_fixed() {
     )
     .await
     .expect("create the valid runbook");
-    // The schema cannot refuse an unknown operator; the API server would, for a built-in object.
+    // An unknown operator is refused at admission, naming the field.
     let near = json!({ "matchExpressions": [{ "key": "zone", "operator": "Near", "values": ["eu-west"] }] });
+    let refused = raw
+        .create(
+            &PostParams::default(),
+            &runbook(
+                "near",
+                json!({ "match": { "workloadSelector": near }, "steps": steps }),
+            ),
+        )
+        .await
+        .expect_err("the schema refuses the unknown operator")
+        .to_string();
+    assert!(
+        refused.contains("spec.match.workloadSelector.matchExpressions[0].operator")
+            && refused.contains("Near"),
+        "{refused}"
+    );
+    // A label value's syntax is the operator's to check: the schema bounds only its length.
+    let spaced =
+        json!({ "matchExpressions": [{ "key": "zone", "operator": "In", "values": ["eu west"] }] });
     raw.create(
         &PostParams::default(),
         &runbook(
             "broken",
-            json!({ "match": { "workloadSelector": near }, "steps": steps }),
+            json!({ "match": { "workloadSelector": spaced }, "steps": steps }),
         ),
     )
     .await
-    .expect("the schema admits the unknown operator");
+    .expect("the schema admits the value");
 
     let broken = settle(&api, "broken", "Stalled with InvalidSelector", |r| {
         current_and_stalled(r, "InvalidSelector")
@@ -232,9 +251,9 @@ async fn a_runbook_only_the_operator_can_refuse_is_stalled_until_fixed() {
         .map(|c| c.message.clone())
         .unwrap_or_default();
     assert!(
-        message.contains("match.workloadSelector.matchExpressions[0].operator")
-            && message.contains("\"Near\""),
-        "the message names the field and the operator: {message}"
+        message.contains("match.workloadSelector.matchExpressions[0].values")
+            && message.contains("\"eu west\""),
+        "the message names the field and the value: {message}"
     );
     assert_eq!(
         condition(&broken, "Stalled").map(|c| c.message.clone()),
@@ -251,8 +270,8 @@ async fn a_runbook_only_the_operator_can_refuse_is_stalled_until_fixed() {
 
     // Fixed the way `kubectl edit` does it: the whole object back, with its resourceVersion.
     let mut fixed = raw.get("broken").await.expect("get the broken runbook");
-    fixed.data["spec"]["match"]["workloadSelector"]["matchExpressions"][0]["operator"] =
-        json!("In");
+    fixed.data["spec"]["match"]["workloadSelector"]["matchExpressions"][0]["values"] =
+        json!(["eu-west"]);
     raw.replace("broken", &PostParams::default(), &fixed)
         .await
         .expect("update the runbook");
@@ -287,7 +306,7 @@ async fn a_runbook_only_the_operator_can_refuse_is_stalled_until_fixed() {
         (verdicts[0].0.as_str(), verdicts[0].1.as_str()),
         ("NotReady", "Warning")
     );
-    assert!(verdicts[0].2.contains("\"Near\""), "{verdicts:#?}");
+    assert!(verdicts[0].2.contains("\"eu west\""), "{verdicts:#?}");
     assert_eq!(
         (verdicts[1].0.as_str(), verdicts[1].1.as_str()),
         ("Ready", "Normal")
