@@ -8,6 +8,7 @@ mod alerts_events;
 mod chart;
 mod chart_alerts;
 mod chart_operator;
+mod corpus;
 mod detection;
 mod detection_config;
 mod detection_restart;
