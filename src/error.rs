@@ -37,6 +37,11 @@ pub enum Error {
     #[error("the object changed since it was read")]
     Conflict,
 
+    /// The API server refused a write for good (the object too large, or invalid): retrying at once
+    /// cannot help.
+    #[error("the API server refused the write: {0}")]
+    Refused(String),
+
     /// This replica stopped being the leader; it exits so that it restarts as a follower.
     #[error("lost leadership: {0}")]
     LeadershipLost(String),
@@ -54,6 +59,7 @@ impl Error {
             Error::Plan(_) => "plan",
             Error::Unavailable(_) => "unavailable",
             Error::Conflict => "conflict",
+            Error::Refused(_) => "refused",
             Error::LeadershipLost(_) => "leadership_lost",
         }
     }

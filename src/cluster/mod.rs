@@ -148,6 +148,12 @@ pub fn error_policy(controller: &str, object: &str, error: &Error, metrics: &Met
         debug!(controller, object, "stale read; retrying");
         return Action::requeue(Duration::from_secs(1));
     }
+    // Said once where it happened (a Warning Event); looking again soon would only repeat it.
+    let retry = if matches!(error, Error::Refused(_)) {
+        REFUSED_BACKOFF
+    } else {
+        Duration::from_secs(5)
+    };
     // The cause chain says what the API server refused, not just that it did.
     let cause = std::error::Error::source(error)
         .map(|source| source.to_string())
@@ -160,5 +166,21 @@ pub fn error_policy(controller: &str, object: &str, error: &Error, metrics: &Met
             error: error.metric_label().to_owned(),
         })
         .inc();
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(retry)
+}
+
+/// How long a write the API server refused for good waits before it is tried again.
+pub const REFUSED_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Whether the API server refused a write for good: too large (413, or etcd's "request is too
+/// large"), or invalid (422, 400). A retry of the same write cannot succeed.
+pub fn refused_for_good(error: &kube::Error) -> Option<String> {
+    match error {
+        kube::Error::Api(status)
+            if matches!(status.code, 400 | 413 | 422) || status.message.contains("too large") =>
+        {
+            Some(status.message.clone())
+        }
+        _ => None,
+    }
 }

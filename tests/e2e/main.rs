@@ -38,5 +38,6 @@ mod remediation;
 mod runbook_flow;
 mod runbooks;
 mod runtime;
+mod status_refused;
 mod support;
 mod trust;

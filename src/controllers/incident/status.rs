@@ -3,13 +3,13 @@
 
 use jiff::Timestamp;
 use kube::{ResourceExt, runtime::reflector::Store};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::context::Context;
 use crate::{
-    Result,
+    Error, Result,
     api::{ActionPhase, ActionStatus, Incident, IncidentStatus, NotificationEvent, Phase},
-    cluster::{events, incidents},
+    cluster::{self, events, incidents},
     core::{
         escalation::{
             self, Inputs, climb,
@@ -18,7 +18,8 @@ use crate::{
         lifecycle::{self, Observation, Related, RunbookProblem, Update, phase_label},
         notify::{outbox, routing},
         remediation::step::kind_label,
-        timeline::Entry,
+        text::fingerprint,
+        timeline::{Entry, Notice},
     },
     metrics::{ActionLabels, KindLabels, Metrics, OpenLabels, OverdueLabels, SeverityLabels},
 };
@@ -118,26 +119,57 @@ fn escalate(
     escalation::advance(incident, status, &inputs, now)
 }
 
-/// Emits the Events, then writes status. Event names are derived from the transition, so a retry
-/// after a crash between the two finds them already there instead of creating duplicates.
+/// Writes status, then emits the Events of what it recorded: an Event never tells of a transition
+/// the status does not hold (a crash between the two loses the Event, never the timeline entry or
+/// the message). A write the API server refuses for good is said once, as a Warning Event.
 async fn apply(
     ctx: &Context,
     incident: &mut Incident,
     decision: &Update,
     now: Timestamp,
 ) -> Result<()> {
+    // Conditional on the resourceVersion: a decision made from a stale cache (the watch not yet
+    // showing our previous write) is refused with 409 and retried on fresh data.
+    let written = match incidents::write_status(&ctx.client, incident, &decision.status).await {
+        Ok(written) => written,
+        Err(Error::Kube(error)) => {
+            let Some(why) = cluster::refused_for_good(&error) else {
+                return Err(Error::Kube(error));
+            };
+            refused(ctx, incident, &why, now).await?;
+            return Err(Error::Refused(why));
+        }
+        Err(error) => return Err(error),
+    };
     for notice in &decision.notices {
         events::publish(&ctx.client, &ctx.instance, incident, notice, now).await?;
     }
-    // Conditional on the resourceVersion: a decision made from a stale cache (the watch not yet
-    // showing our previous write) is refused with 409 and retried on fresh data.
-    let written = incidents::write_status(&ctx.client, incident, &decision.status).await?;
     incident.metadata.resource_version = written.resource_version();
     for notice in &decision.notices {
         info!(reason = notice.reason, message = %notice.message, "recorded");
     }
     observe(&ctx.metrics, &decision.observations);
     Ok(())
+}
+
+/// Says once per version of the incident why its status could not be written.
+async fn refused(ctx: &Context, incident: &Incident, why: &str, now: Timestamp) -> Result<()> {
+    let version = incident.resource_version().unwrap_or_default();
+    let uid = incident.uid().unwrap_or_default();
+    let notice = Notice {
+        key: fingerprint(&[&uid, "status-not-written", &version]),
+        warning: true,
+        reason: "StatusNotWritten",
+        message: format!(
+            "The operator could not record this incident's status, so nothing it decided took \
+             effect; it tries again in {} minutes. The API server said: {why}",
+            cluster::REFUSED_BACKOFF.as_secs() / 60
+        ),
+        actor: None,
+        time: now,
+    };
+    warn!(reason = notice.reason, %why, "status refused");
+    events::publish(&ctx.client, &ctx.instance, incident, &notice, now).await
 }
 
 pub(super) fn observe_action(metrics: &Metrics, action: &ActionStatus) {
