@@ -134,13 +134,14 @@ pub enum Approval {
     Required,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StepCondition {
     /// Only when the affected Deployment's newest revision was rolled out at most this long before
     /// the incident was detected (a recent deploy is the suspect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32), regex(pattern = super::duration::PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('720h')").message("rolledOutWithin must be between 1s and 720h"))]
     pub rolled_out_within: Option<String>,
     /// Only when the incident carries this signal type (or a firing alert of this name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,13 +194,15 @@ pub struct ScaleStep {
 
 /// Waits until the affected Deployment is available (and, if given, the incident's signals have
 /// stayed clear for a while), failing after `timeout`.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyStep {
     #[schemars(length(max = 32), regex(pattern = super::duration::PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('24h')").message("verify.timeout must be between 1s and 24h"))]
     pub timeout: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32), regex(pattern = super::duration::PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) <= duration('24h')").message("verify.signalsClearedFor must be at most 24h"))]
     pub signals_cleared_for: Option<String>,
 }
 
