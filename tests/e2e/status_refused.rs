@@ -1,5 +1,5 @@
 //! Honest failure end to end: an Incident so large that its status no longer fits (the API server's
-//! storage refuses the write: "etcdserver: request is too large"). The operator says why once, as a
+//! storage would refuse the write, "etcdserver: request is too large"). The operator says why once, as a
 //! Warning Event, backs off instead of retrying hot, and publishes no Event of a transition it could
 //! not record (no `Detected`, no `AlertFiring`); it keeps running.
 
@@ -80,7 +80,8 @@ async fn a_status_too_large_to_store_is_said_once_and_nothing_claims_to_have_hap
     );
     let message = refused[0].message.clone().unwrap_or_default();
     assert!(
-        message.contains("request is too large") && message.contains("tries again in 5 minutes"),
+        message.contains("over the 1400000 the operator writes")
+            && message.contains("tries again in 5 minutes"),
         "{message}"
     );
     // The refusal is counted once more only after the backoff; nothing was recorded, nothing claimed.

@@ -119,15 +119,30 @@ fn escalate(
     escalation::advance(incident, status, &inputs, now)
 }
 
-/// Writes status, then emits the Events of what it recorded: an Event never tells of a transition
-/// the status does not hold (a crash between the two loses the Event, never the timeline entry or
-/// the message). A write the API server refuses for good is said once, as a Warning Event.
+/// Emits the Events, then writes status. Event names are derived from the transition, so a retry
+/// after a crash between the two finds them already there instead of creating duplicates. An
+/// object too large to store announces nothing: it says so once, as a Warning Event, instead; so
+/// does a write the API server refuses for good.
 async fn apply(
     ctx: &Context,
     incident: &mut Incident,
     decision: &Update,
     now: Timestamp,
 ) -> Result<()> {
+    let mut candidate = incident.clone();
+    candidate.status = Some(decision.status.clone());
+    let bytes = serde_json::to_vec(&candidate).map_or(0, |v| v.len());
+    if bytes > MAX_OBJECT_BYTES {
+        let why = format!(
+            "the incident with its status would be {bytes} bytes, over the {MAX_OBJECT_BYTES} the \
+             operator writes (the API server's storage refuses about 1.5 MiB)"
+        );
+        refused(ctx, incident, &why, now).await?;
+        return Err(Error::Refused(why));
+    }
+    for notice in &decision.notices {
+        events::publish(&ctx.client, &ctx.instance, incident, notice, now).await?;
+    }
     // Conditional on the resourceVersion: a decision made from a stale cache (the watch not yet
     // showing our previous write) is refused with 409 and retried on fresh data.
     let written = match incidents::write_status(&ctx.client, incident, &decision.status).await {
@@ -141,9 +156,6 @@ async fn apply(
         }
         Err(error) => return Err(error),
     };
-    for notice in &decision.notices {
-        events::publish(&ctx.client, &ctx.instance, incident, notice, now).await?;
-    }
     incident.metadata.resource_version = written.resource_version();
     for notice in &decision.notices {
         info!(reason = notice.reason, message = %notice.message, "recorded");
@@ -151,6 +163,10 @@ async fn apply(
     observe(&ctx.metrics, &decision.observations);
     Ok(())
 }
+
+/// Largest incident (spec and status, as JSON) the operator writes: well under etcd's 1.5 MiB
+/// request limit, which also counts the object's managedFields.
+const MAX_OBJECT_BYTES: usize = 1_400_000;
 
 /// Says once per version of the incident why its status could not be written.
 async fn refused(ctx: &Context, incident: &Incident, why: &str, now: Timestamp) -> Result<()> {
@@ -162,7 +178,7 @@ async fn refused(ctx: &Context, incident: &Incident, why: &str, now: Timestamp) 
         reason: "StatusNotWritten",
         message: format!(
             "The operator could not record this incident's status, so nothing it decided took \
-             effect; it tries again in {} minutes. The API server said: {why}",
+             effect; it tries again in {} minutes. Why: {why}",
             cluster::REFUSED_BACKOFF.as_secs() / 60
         ),
         actor: None,
