@@ -100,6 +100,8 @@ pub struct Metrics {
     pub apiserver_ready: Gauge,
     /// 1 while this process leads (and always with leader election off), else 0.
     pub leader: Gauge,
+    /// Expected admission policies not in force (missing, unbound, or only warning).
+    pub admission_policy_problems: Gauge,
     /// Incidents not yet closed, by severity and phase.
     pub incidents_open: Family<OpenLabels, Gauge>,
     pub time_to_acknowledge: Family<SeverityLabels, Histogram, fn() -> Histogram>,
@@ -145,6 +147,7 @@ impl Default for Metrics {
         let metrics = Self {
             apiserver_ready: Gauge::default(),
             leader: Gauge::default(),
+            admission_policy_problems: Gauge::default(),
             incidents_open: Family::default(),
             time_to_acknowledge: Family::new_with_constructor(response_histogram),
             time_to_resolve: Family::new_with_constructor(response_histogram),
@@ -171,6 +174,11 @@ impl Default for Metrics {
             "apiserver_ready",
             "1 once the Kubernetes API server has answered",
             metrics.apiserver_ready.clone(),
+        );
+        registry.register(
+            "admission_policy_problems",
+            "Expected ValidatingAdmissionPolicies not in force: missing, unbound or only warning (0 when none are expected)",
+            metrics.admission_policy_problems.clone(),
         );
         registry.register(
             "leader",

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::{
     Error, Result,
     config::{ConfigError, RunArgs, Settings, instance_name},
-    controllers::{channel, detector, incident, leader, notifications, oncall, runbook},
+    controllers::{admission, channel, detector, incident, leader, notifications, oncall, runbook},
     http as server,
     metrics::Metrics,
     notifiers,
@@ -70,6 +70,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
             listener,
             receiver,
             tls,
+            shutdown.clone(),
+        ));
+    }
+    // Every replica reports whether the trust policies are in force, on its own readiness.
+    if !args.admission_policies.is_empty() {
+        let reported = health.clone();
+        let report: admission::Report =
+            Arc::new(move |problems| reported.set_policy_problems(problems));
+        tasks.spawn(admission::run(
+            client.clone(),
+            args.admission_policies.clone(),
+            report,
             shutdown.clone(),
         ));
     }

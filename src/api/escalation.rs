@@ -48,7 +48,7 @@ pub struct EscalationPolicySpec {
 
     /// Domain experts, paged with the first level when an incident concerns their system.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 10))]
     pub experts: Vec<ExpertRule>,
 
     /// The working hours P2/P3 clocks count in; without it every clock runs on wall time.
@@ -146,7 +146,7 @@ pub struct ExpertRule {
     pub selector: Option<LabelSelector>,
     /// Names of affected workloads (any kind) in the incident's namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20), inner(length(min = 1, max = 253)))]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 253)))]
     pub workloads: Vec<String>,
     #[schemars(length(min = 1, max = 10))]
     pub notify: Vec<Target>,

@@ -11,9 +11,21 @@ use serde::{Deserialize, Serialize};
 use super::{IncidentStatus, RemediationAction, Severity};
 
 /// Most notes kept in `spec.notes`; older ones stay in the timeline once recorded.
-pub const MAX_NOTES: usize = 50;
+pub const MAX_NOTES: usize = 30;
 /// Most updates kept in `spec.updates`; older ones stay in the timeline once recorded.
-pub const MAX_UPDATES: usize = 50;
+pub const MAX_UPDATES: usize = 20;
+/// Most alerts kept in `spec.alerts` (the resolved, then the oldest, go first).
+pub const MAX_ALERTS: usize = 20;
+/// Most labels kept of one alert.
+pub const MAX_ALERT_LABELS: usize = 12;
+/// Longest alert summary kept.
+pub const MAX_ALERT_TEXT: usize = 512;
+/// Longest runbook or generator URL kept (a longer one is dropped: a cut URL leads nowhere).
+pub const MAX_ALERT_URL: usize = 1024;
+/// Most kinds of trouble recorded on one incident (there are eight).
+pub const MAX_SIGNALS: usize = 10;
+/// Most pod names kept per signal ("some of the pods").
+pub const MAX_SIGNAL_PODS: usize = 10;
 /// Most entries kept in `status.timeline`; older ones fold into one summary entry.
 pub const MAX_TIMELINE: usize = 100;
 
@@ -33,6 +45,7 @@ pub const MAX_TIMELINE: usize = 100;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(oldSelf.actions) || has(self.actions) && oldSelf.actions.all(o, self.actions.exists(n, n.name == o.name && n == o))").message("a requested action cannot be changed or removed; add an action with a new name instead").field_path(".actions"))]
 pub struct IncidentSpec {
     /// What is wrong, in a line a responder understands at a glance.
     #[schemars(length(min = 1, max = 200))]
@@ -87,35 +100,34 @@ pub struct IncidentSpec {
 
     /// Responders' log. Each note is recorded once in the timeline; drop old notes to add new ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = MAX_NOTES))]
     pub notes: Vec<Note>,
 
     /// Updates for the people following the incident: what is known, what is being done, when the
     /// next one comes. Each is recorded once and sent to the channels; on P0/P1 incidents only
     /// these (and the acknowledgment) reset the update clock. Drop old ones to add new ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = MAX_UPDATES))]
     pub updates: Vec<StatusUpdate>,
 
     /// Follow-up after resolution; `completed: true` closes the incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postmortem: Option<Postmortem>,
 
-    /// Remediation requests, each executed at most once, in order. Add a new one (new name) to act
-    /// again; a requested action cannot be changed.
+    /// Remediation requests, each executed at most once, in order: a record, so an action once
+    /// requested can be neither changed nor removed. Add a new one (new name) to act again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
-    #[x_kube(validation = Rule::new("oldSelf.all(o, !self.exists(n, n.name == o.name) || self.exists(n, n.name == o.name && n == o))").message("a requested action cannot be changed; add an action with a new name instead"))]
     pub actions: Vec<RemediationAction>,
 
     /// Health signals behind an incident the operator detected (written by the detector).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = MAX_SIGNALS))]
     pub signals: Vec<Signal>,
 
     /// Alerts from monitors behind the incident, by fingerprint (written by the alert receiver).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = MAX_ALERTS))]
     pub alerts: Vec<AlertSignal>,
 
     /// The runbook to follow, instead of the one matching would choose.
@@ -159,7 +171,7 @@ pub struct StepApproval {
 }
 
 /// One alert from a monitor (Alertmanager), as last heard.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertSignal {
     /// The monitor's identity of the alert (Alertmanager: the hash of its labels).
@@ -174,18 +186,19 @@ pub struct AlertSignal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = MAX_ALERT_TEXT))]
     pub summary: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 2048))]
+    #[schemars(length(max = MAX_ALERT_URL))]
     pub runbook_url: Option<String>,
     /// Where the monitor shows it (Prometheus: the rule's expression in its UI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 2048))]
+    #[schemars(length(max = MAX_ALERT_URL))]
     pub generator_url: Option<String>,
-    /// The alert's labels (bounded).
+    /// The alert's labels (at most 12; keys of at most 128 bytes, values of at most 256).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
+    #[schemars(extend("maxProperties" = 12, "additionalProperties" = {"type": "string", "maxLength": 256}))]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) <= 128)").message("alert label names are at most 128 bytes"))]
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -211,7 +224,7 @@ pub struct Signal {
     pub count: i32,
     /// Some of the pods showing it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50), inner(length(max = 253)))]
+    #[schemars(length(max = MAX_SIGNAL_PODS), inner(length(max = 253)))]
     pub pods: Vec<String>,
 }
 

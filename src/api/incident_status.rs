@@ -85,6 +85,9 @@ pub struct IncidentStatus {
     pub threads: Vec<SlackThread>,
 }
 
+/// Most Slack threads kept in `status.threads`.
+pub const MAX_THREADS: usize = 20;
+
 /// Where the incident's message is in one Slack channel.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -96,6 +99,11 @@ pub struct SlackThread {
     /// The message's timestamp (Slack's id of it).
     pub ts: String,
 }
+
+/// Most container images recorded of one pod template (evidence, remediation plans).
+pub const MAX_IMAGES: usize = 5;
+/// Longest image reference recorded, in characters.
+pub const MAX_IMAGE: usize = 256;
 
 /// Most messages kept in `status.notifications`; the oldest delivered or failed ones go first.
 pub const MAX_NOTIFICATIONS: usize = 100;
@@ -137,6 +145,8 @@ pub struct Recipient {
 
 /// Most pages kept in `status.escalation.pages`; the oldest go first.
 pub const MAX_PAGES: usize = 50;
+/// Most Channels recorded on one page (every carrying Channel still gets the message).
+pub const MAX_PAGE_CHANNELS: usize = 3;
 
 /// The escalation of an incident: a climb per opening (the first at detection, one more on each
 /// reopening), each step recorded before its messages go out.
@@ -322,6 +332,8 @@ pub enum EntryType {
     RunbookUnusable,
     /// Older entries folded together to keep the timeline bounded.
     Summary,
+    /// Undelivered messages dropped from a full outbox (receivers down for long).
+    MessagesDropped,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]

@@ -47,6 +47,7 @@ pub struct RunbookSpec {
 
     /// The procedure, in order.
     #[schemars(length(min = 1, max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[x_kube(validation = Rule::new("self.filter(s, has(s.collect)).size() <= 2").message("at most 2 collect steps: what each gathers is kept in the incident's status"))]
     pub steps: Vec<RunbookStep>,
 
     /// What a failed step does to the rest: `Escalate` (stop and escalate, the default) or

@@ -14,8 +14,8 @@ pub use self::alerts::{AlertArgs, AlertConfig};
 use self::{
     file::ConfigFile,
     parse::{
-        OptionalDuration, parse_duration, parse_namespace, parse_optional_duration,
-        parse_response_time,
+        OptionalDuration, parse_duration, parse_namespace, parse_object_name,
+        parse_optional_duration, parse_response_time,
     },
 };
 use crate::{
@@ -150,6 +150,11 @@ pub struct RunArgs {
     /// Longest time to wait for in-flight work after SIGTERM/SIGINT before exiting.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// ValidatingAdmissionPolicies that must be in force (exist and be bound to deny), comma
+    /// separated: readiness fails, naming them, while one is not (the chart sets its own two).
+    #[arg(long, value_delimiter = ',', value_parser = parse_object_name)]
+    pub admission_policies: Vec<String>,
 
     /// Watch Incidents in this namespace only (default: all namespaces).
     #[arg(long, env = "INCIDENT_NAMESPACE", value_parser = parse_namespace)]

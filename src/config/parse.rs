@@ -21,6 +21,18 @@ pub fn parse_namespace(text: &str) -> Result<String, String> {
     }
 }
 
+/// Parses an object name (an RFC 1123 subdomain), such as a ValidatingAdmissionPolicy's.
+pub fn parse_object_name(text: &str) -> Result<String, String> {
+    let label_ok = |l: &str| crate::core::text::is_dns_label(l);
+    if text.len() <= 253 && text.split('.').all(label_ok) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not an object name: lowercase letters, digits, '-' and '.', at most 253"
+        ))
+    }
+}
+
 /// A duration that can be switched off (`off`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OptionalDuration(pub Option<Duration>);
@@ -79,6 +91,11 @@ mod tests {
     #[test]
     fn a_namespace_that_cannot_exist_is_refused() {
         assert_eq!(parse_namespace("shop"), Ok("shop".to_owned()));
+        assert_eq!(parse_object_name("io-rights"), Ok("io-rights".to_owned()));
+        assert_eq!(parse_object_name("a.b-c"), Ok("a.b-c".to_owned()));
+        for bad in ["", "Bad", "a..b", "-a", "a_b"] {
+            assert!(parse_object_name(bad).is_err(), "{bad}");
+        }
         for bad in ["Bad_NS!", "", "-shop", "a".repeat(64).as_str()] {
             assert!(parse_namespace(bad).is_err(), "{bad}");
         }

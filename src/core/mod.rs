@@ -3,6 +3,7 @@
 //! (`cluster`, `controllers`, `http`, `plugin`) fetches, calls and applies. Domains do not import
 //! each other; what they share lives in [`text`], [`timeline`] and [`calendar`] (business time).
 
+pub mod admission;
 pub mod calendar;
 pub mod detection;
 pub mod escalation;

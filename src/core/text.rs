@@ -100,13 +100,21 @@ pub fn counted(n: usize, noun: &str) -> String {
     }
 }
 
+/// The first `max` characters of `text` (schemas bound strings in characters).
+pub fn cut(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// Longest condition message kept, in characters, so conditions cannot crowd the object.
+pub const MAX_CONDITION_MESSAGE: usize = 1024;
+
 /// A metav1.Condition; observedGeneration and lastTransitionTime are set by the caller.
 pub fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condition {
     Condition {
         type_: type_.to_owned(),
         status: if status { "True" } else { "False" }.to_owned(),
         reason: reason.to_owned(),
-        message,
+        message: cut(&message, MAX_CONDITION_MESSAGE),
         observed_generation: None,
         last_transition_time: Time(Timestamp::UNIX_EPOCH),
     }

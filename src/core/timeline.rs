@@ -63,6 +63,8 @@ pub struct Notice {
 
 /// Longest message kept in an entry; notes and summaries are cut to it.
 pub const MAX_MESSAGE: usize = 512;
+/// Longest actor kept, in characters (the spec's `by` fields are at most this).
+pub const MAX_ACTOR: usize = 128;
 
 /// Appends an entry at `now`, never before the last entry (clocks of different replicas may
 /// disagree), coalescing with an identical predecessor and folding when the timeline is full.
@@ -74,6 +76,7 @@ pub fn record(
     actor: Option<String>,
 ) -> Timestamp {
     let message = truncate(message.into());
+    let actor = actor.map(|a| crate::core::text::cut(&a, MAX_ACTOR));
     let latest = timeline
         .last()
         .map(|e| e.last_time.as_ref().unwrap_or(&e.time).0);

@@ -26,6 +26,8 @@ use crate::{Error, Result, metrics::Metrics};
 #[derive(Default)]
 pub struct Health {
     ready: AtomicBool,
+    /// Why the trust policies are not in force (empty: they are, or none are expected).
+    policy_problems: std::sync::Mutex<Vec<String>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -40,6 +42,23 @@ impl Health {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
+
+    /// Records why the admission policies are not in force; readiness fails while any is.
+    pub fn set_policy_problems(&self, problems: Vec<String>) {
+        self.metrics
+            .admission_policy_problems
+            .set(i64::try_from(problems.len()).unwrap_or(i64::MAX));
+        if let Ok(mut held) = self.policy_problems.lock() {
+            *held = problems;
+        }
+    }
+
+    fn policy_problems(&self) -> Vec<String> {
+        self.policy_problems
+            .lock()
+            .map(|held| held.clone())
+            .unwrap_or_default()
+    }
 }
 
 pub fn router(health: Arc<Health>) -> Router {
@@ -51,13 +70,19 @@ pub fn router(health: Arc<Health>) -> Router {
 }
 
 async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
-    if health.is_ready() {
-        (StatusCode::OK, "ok")
-    } else {
+    let problems = health.policy_problems();
+    if !health.is_ready() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for the Kubernetes API server",
+            "waiting for the Kubernetes API server".to_owned(),
         )
+    } else if !problems.is_empty() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("admission policies not in force: {}", problems.join("; ")),
+        )
+    } else {
+        (StatusCode::OK, "ok".to_owned())
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use incident_operator::api::{Incident, Phase, Severity};
+use incident_operator::api::{Incident, MAX_SIGNAL_PODS, Phase, Severity};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, ResourceExt,
@@ -107,7 +107,12 @@ async fn twenty_crashing_pods_are_one_incident_that_resolves_when_fixed() {
         .iter()
         .find(|s| s.type_ == "CrashLoopBackOff")
         .expect("signal");
-    assert_eq!(crash.pods.len(), 20, "{crash:#?}");
+    assert_eq!(crash.count, 20, "{crash:#?}");
+    assert_eq!(
+        crash.pods.len(),
+        MAX_SIGNAL_PODS,
+        "some of the pods: {crash:#?}"
+    );
     assert_eq!(incident.spec.affected[0].name, "checkout");
     assert!(
         incident

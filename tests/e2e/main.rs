@@ -41,3 +41,4 @@ mod runtime;
 mod status_refused;
 mod support;
 mod trust;
+mod trust_readiness;

@@ -230,30 +230,45 @@ async fn a_runbook_only_the_operator_can_refuse_is_stalled_until_fixed() {
             && refused.contains("Near"),
         "{refused}"
     );
-    // A label value's syntax is the operator's to check: the schema bounds only its length.
+    // So is a label value's syntax.
     let spaced =
         json!({ "matchExpressions": [{ "key": "zone", "operator": "In", "values": ["eu west"] }] });
+    let refused = raw
+        .create(
+            &PostParams::default(),
+            &runbook(
+                "spaced",
+                json!({ "match": { "workloadSelector": spaced }, "steps": steps }),
+            ),
+        )
+        .await
+        .expect_err("the schema refuses the value")
+        .to_string();
+    assert!(
+        refused.contains("spec.match.workloadSelector.matchExpressions[0].values[0]"),
+        "{refused}"
+    );
+    // A blank signal name is the operator's to judge: admitted, then reported.
     raw.create(
         &PostParams::default(),
         &runbook(
             "broken",
-            json!({ "match": { "workloadSelector": spaced }, "steps": steps }),
+            json!({ "match": { "signals": [" "] }, "steps": steps }),
         ),
     )
     .await
-    .expect("the schema admits the value");
+    .expect("the schema admits the blank name");
 
-    let broken = settle(&api, "broken", "Stalled with InvalidSelector", |r| {
-        current_and_stalled(r, "InvalidSelector")
+    let broken = settle(&api, "broken", "Stalled with InvalidMatch", |r| {
+        current_and_stalled(r, "InvalidMatch")
     })
     .await;
     let message = condition(&broken, "Ready")
         .map(|c| c.message.clone())
         .unwrap_or_default();
     assert!(
-        message.contains("match.workloadSelector.matchExpressions[0].values")
-            && message.contains("\"eu west\""),
-        "the message names the field and the value: {message}"
+        message.contains("match.signals[0] is blank"),
+        "the message names the field: {message}"
     );
     assert_eq!(
         condition(&broken, "Stalled").map(|c| c.message.clone()),
@@ -270,8 +285,7 @@ async fn a_runbook_only_the_operator_can_refuse_is_stalled_until_fixed() {
 
     // Fixed the way `kubectl edit` does it: the whole object back, with its resourceVersion.
     let mut fixed = raw.get("broken").await.expect("get the broken runbook");
-    fixed.data["spec"]["match"]["workloadSelector"]["matchExpressions"][0]["values"] =
-        json!(["eu-west"]);
+    fixed.data["spec"]["match"]["signals"] = json!(["CrashLoopBackOff"]);
     raw.replace("broken", &PostParams::default(), &fixed)
         .await
         .expect("update the runbook");
@@ -306,7 +320,7 @@ async fn a_runbook_only_the_operator_can_refuse_is_stalled_until_fixed() {
         (verdicts[0].0.as_str(), verdicts[0].1.as_str()),
         ("NotReady", "Warning")
     );
-    assert!(verdicts[0].2.contains("\"eu west\""), "{verdicts:#?}");
+    assert!(verdicts[0].2.contains("match.signals[0]"), "{verdicts:#?}");
     assert_eq!(
         (verdicts[1].0.as_str(), verdicts[1].1.as_str()),
         ("Ready", "Normal")

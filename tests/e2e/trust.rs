@@ -32,12 +32,12 @@ async fn as_user(user: &str) -> Client {
 }
 
 /// The chart's policies, named after the test and bound to its namespace only; removed at the end.
-struct Policies {
+pub(crate) struct Policies {
     names: Vec<String>,
 }
 
 impl Policies {
-    fn install(name: &str, namespace: &str) -> Self {
+    pub(crate) fn install(name: &str, namespace: &str) -> Self {
         let selector = format!(
             r#"admission.namespaceSelector={{"matchLabels":{{"kubernetes.io/metadata.name":"{namespace}"}}}}"#
         );

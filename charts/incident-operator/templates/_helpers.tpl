@@ -143,6 +143,12 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]
+{{- if .Values.admission.enabled }}
+# The trust policies and their bindings: watched so readiness fails while they are not in force.
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [validatingadmissionpolicies, validatingadmissionpolicybindings]
+  verbs: [get, list, watch]
+{{- end }}
 {{- end }}
 
 {{/* The Secret holding the alert receiver's bearer token. */}}

@@ -20,6 +20,8 @@ pub(super) struct Context {
     pub instance: String,
     /// Test hook: the named point at which to abort (INCIDENT_OPERATOR_FAILPOINT).
     pub failpoint: Option<String>,
+    /// The largest incident (with its status) written; the bounds keep every real one far below.
+    pub max_object_bytes: usize,
     pub store: Store<Incident>,
     /// The Channels that may hear this controller's incidents.
     pub channels: Channels,

@@ -23,7 +23,7 @@ use tracing::{Instrument, debug, info, info_span};
 use self::{
     context::Context,
     remediation::NextStep,
-    status::{observe_action, persist, refresh_open_gauge},
+    status::{MAX_OBJECT_BYTES, observe_action, persist, refresh_open_gauge},
 };
 use crate::{
     Error, Result,
@@ -36,6 +36,8 @@ use crate::{
     core::{
         escalation::policy as escalation_policy,
         lifecycle::{LifecycleConfig, wakes},
+        text::cut,
+        timeline::MAX_MESSAGE,
     },
     metrics::Metrics,
 };
@@ -107,6 +109,11 @@ pub async fn run(
         failpoint: std::env::var("INCIDENT_OPERATOR_FAILPOINT")
             .ok()
             .filter(|v| !v.is_empty()),
+        // Test hook: a lower ceiling, as no object within the bounds reaches the real one.
+        max_object_bytes: std::env::var("INCIDENT_OPERATOR_MAX_OBJECT_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(MAX_OBJECT_BYTES),
         store,
         channels,
         policies,
@@ -244,7 +251,9 @@ fn failpoint(ctx: &Context, name: &str) {
     }
 }
 
-fn upsert_action(incident: &mut Incident, action: ActionStatus) {
+fn upsert_action(incident: &mut Incident, mut action: ActionStatus) {
+    // Messages may carry an API server's error text: bounded like the timeline's.
+    action.message = action.message.map(|m| cut(&m, MAX_MESSAGE));
     let status = incident.status.get_or_insert_with(Default::default);
     match status.actions.iter_mut().find(|a| a.name == action.name) {
         Some(existing) => *existing = action,

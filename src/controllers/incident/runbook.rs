@@ -27,7 +27,8 @@ use crate::{
             engine::{self, DeploymentFacts, RunFacts},
             select::{self, Selection},
         },
-        timeline::Entry,
+        text::cut,
+        timeline::{Entry, MAX_MESSAGE},
     },
 };
 
@@ -116,7 +117,12 @@ pub async fn follow(
         }
         followed.entries.extend(advance.entries);
         followed.wake_at = advance.wake_at;
-        incident.status.get_or_insert_with(Default::default).runbook = Some(advance.run);
+        let mut run = advance.run;
+        // Reasons may carry an API server's error text: bounded like the timeline's.
+        for step in &mut run.progress {
+            step.reason = step.reason.take().map(|r| cut(&r, MAX_MESSAGE));
+        }
+        incident.status.get_or_insert_with(Default::default).runbook = Some(run);
     } else {
         incident.status.get_or_insert_with(Default::default).runbook = Some(run);
     }

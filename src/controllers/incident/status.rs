@@ -8,7 +8,9 @@ use tracing::{info, warn};
 use super::context::Context;
 use crate::{
     Error, Result,
-    api::{ActionPhase, ActionStatus, Incident, IncidentStatus, NotificationEvent, Phase},
+    api::{
+        ActionPhase, ActionStatus, EntryType, Incident, IncidentStatus, NotificationEvent, Phase,
+    },
     cluster::{self, events, incidents},
     core::{
         escalation::{
@@ -19,7 +21,7 @@ use crate::{
         notify::{outbox, routing},
         remediation::step::kind_label,
         text::fingerprint,
-        timeline::{Entry, Notice},
+        timeline::{self, Entry, Notice},
     },
     metrics::{ActionLabels, KindLabels, Metrics, OpenLabels, OverdueLabels, SeverityLabels},
 };
@@ -55,9 +57,26 @@ pub(super) async fn persist(
     );
     added.extend(climbed.pages);
     let status = &mut decision.status;
-    outbox::append(&mut status.notifications, &status.deliveries, added);
+    let dropped = outbox::append(&mut status.notifications, &status.deliveries, added);
     // Every step is an Event (the news among them was only routed above, not published yet).
     decision.notices.extend(climbed.notices);
+    if let (Some(said), Some(first)) = (outbox::dropped_summary(&dropped), dropped.first()) {
+        let time = timeline::record(
+            &mut status.timeline,
+            now,
+            EntryType::MessagesDropped,
+            said.clone(),
+            None,
+        );
+        decision.notices.push(Notice {
+            key: fingerprint(&[&incident.uid().unwrap_or_default(), "dropped", &first.key]),
+            warning: true,
+            reason: "MessagesDropped",
+            message: said,
+            actor: None,
+            time,
+        });
+    }
     decision.wake_at = [decision.wake_at, climbed.wake_at]
         .into_iter()
         .flatten()
@@ -132,10 +151,11 @@ async fn apply(
     let mut candidate = incident.clone();
     candidate.status = Some(decision.status.clone());
     let bytes = serde_json::to_vec(&candidate).map_or(0, |v| v.len());
-    if bytes > MAX_OBJECT_BYTES {
+    if bytes > ctx.max_object_bytes {
         let why = format!(
-            "the incident with its status would be {bytes} bytes, over the {MAX_OBJECT_BYTES} the \
-             operator writes (the API server's storage refuses about 1.5 MiB)"
+            "the incident with its status would be {bytes} bytes, over the {} the operator \
+             writes (the API server's storage refuses about 1.5 MiB)",
+            ctx.max_object_bytes
         );
         refused(ctx, incident, &why, now).await?;
         return Err(Error::Refused(why));
@@ -166,7 +186,7 @@ async fn apply(
 
 /// Largest incident (spec and status, as JSON) the operator writes: well under etcd's 1.5 MiB
 /// request limit, which also counts the object's managedFields.
-const MAX_OBJECT_BYTES: usize = 1_400_000;
+pub(super) const MAX_OBJECT_BYTES: usize = 1_400_000;
 
 /// Says once per version of the incident why its status could not be written.
 async fn refused(ctx: &Context, incident: &Incident, why: &str, now: Timestamp) -> Result<()> {

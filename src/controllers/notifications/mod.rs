@@ -23,7 +23,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use self::context::Context;
 use crate::{
     Error, Result,
-    api::{DeliveryRecord, Incident, Notification, SlackThread},
+    api::{DeliveryRecord, Incident, MAX_THREADS, Notification, SlackThread},
     cluster::{self, channels::Channels, events, incidents},
     config::instance_name,
     core::{
@@ -237,6 +237,9 @@ async fn record(
             threads.retain(|t| t.channel != thread.channel);
             threads.push(thread.clone());
         }
+        // Bounded: past the cap the oldest thread is forgotten (a later message starts a new one).
+        let excess = threads.len().saturating_sub(MAX_THREADS);
+        threads.drain(..excess);
         if deliveries == status.deliveries && threads == status.threads {
             return Ok(());
         }

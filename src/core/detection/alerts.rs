@@ -15,21 +15,20 @@ use serde_json::{Value, json};
 
 use crate::{
     api::{
-        AlertSignal, AlertState, Incident, Resolution, Severity,
+        AlertSignal, AlertState, Incident, MAX_ALERT_LABELS, MAX_ALERT_TEXT, MAX_ALERT_URL,
+        MAX_ALERTS, Resolution, Severity,
         metadata::{
             ACTOR_ANNOTATION, ALERT_GROUP_LABEL, CLEARED_ANNOTATION, FINGERPRINT_LABEL,
             OPERATOR_ACTOR, PROBLEM_LABEL, SOURCE_ALERTMANAGER, SOURCE_LABEL,
         },
     },
-    core::text::{fingerprint, is_dns_label},
+    core::text::{cut, fingerprint, is_dns_label},
 };
 
 pub use self::payload::{Alert, Message};
 use super::group::Workload;
 
 /// Most alerts kept on one incident (the schema's bound); resolved ones go first.
-pub const MAX_ALERTS: usize = 50;
-const MAX_LABELS: usize = 32;
 const MAX_TITLE: usize = 200;
 const MAX_DESCRIPTION: usize = 2000;
 
@@ -149,10 +148,11 @@ fn heard(alert: &Alert, severity_label: &str) -> Result<Heard, String> {
     let labels = alert
         .labels
         .iter()
-        .take(MAX_LABELS)
+        .take(MAX_ALERT_LABELS)
         .map(|(k, v)| (cut(k, 128), cut(v, 256)))
         .collect();
-    let url = |s: &str| (!s.is_empty()).then(|| cut(s, 2048));
+    // A cut URL leads nowhere: one too long is left out.
+    let url = |s: &str| (!s.is_empty() && s.len() <= MAX_ALERT_URL).then(|| s.to_owned());
     Ok(Heard {
         signal: AlertSignal {
             fingerprint: alert.fingerprint.clone(),
@@ -160,7 +160,10 @@ fn heard(alert: &Alert, severity_label: &str) -> Result<Heard, String> {
             state,
             starts_at: Time(to_second(starts_at)),
             ends_at: ends_at.map(|t| Time(to_second(t))),
-            summary: alert.annotations.get("summary").map(|s| cut(s, 1024)),
+            summary: alert
+                .annotations
+                .get("summary")
+                .map(|s| cut(s, MAX_ALERT_TEXT)),
             runbook_url: alert.annotations.get("runbook_url").and_then(|s| url(s)),
             generator_url: url(&alert.generator_url),
             labels,
@@ -179,10 +182,6 @@ fn parse_severity(text: &str) -> Result<Severity, String> {
 
 fn to_second(time: Timestamp) -> Timestamp {
     crate::core::text::to_second(time)
-}
-
-fn cut(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
 }
 
 /// Where a group's incidents live and how they are found.

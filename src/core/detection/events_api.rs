@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::alerts::{Alert, Message};
-use crate::core::text::fingerprint;
+use crate::core::text::{cut, fingerprint};
 
 /// One event (`https://events.pagerduty.com/v2/enqueue`'s body); unknown fields are ignored.
 #[derive(Deserialize, Debug, Clone)]
@@ -162,10 +162,6 @@ pub fn read(event: &Event, now: Timestamp) -> Result<Request, String> {
         },
         _ => Request::Alert(message),
     })
-}
-
-fn cut(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
 }
 
 #[cfg(test)]

@@ -13,10 +13,10 @@ use super::{
 };
 use crate::{
     api::{
-        CollectStep, ContainerEvidence, EventEvidence, Evidence, RevisionEvidence,
-        metadata::revision,
+        CollectStep, ContainerEvidence, EventEvidence, Evidence, MAX_IMAGE, MAX_IMAGES,
+        RevisionEvidence, metadata::revision,
     },
-    core::text::whole_second,
+    core::text::{cut, whole_second},
 };
 
 pub const MAX_CONTAINERS: usize = 20;
@@ -42,7 +42,7 @@ pub fn evidence(
                 container: t.container.clone(),
                 state: t.kind.as_str().to_owned(),
                 restarts: t.restarts,
-                last_termination_reason: t.last_termination.as_ref().map(|(r, _)| r.clone()),
+                last_termination_reason: t.last_termination.as_ref().map(|(r, _)| cut(r, 128)),
                 last_exit_code: t.last_termination.as_ref().map(|(_, c)| *c),
             })
         })
@@ -64,12 +64,14 @@ pub fn evidence(
                     .map(|s| {
                         s.containers
                             .iter()
-                            .filter_map(|c| c.image.clone())
+                            .filter_map(|c| c.image.as_deref().map(|i| cut(i, MAX_IMAGE)))
+                            .take(MAX_IMAGES)
                             .collect()
                     })
                     .unwrap_or_default(),
                 change_cause: annotations
-                    .and_then(|a| a.get("kubernetes.io/change-cause").cloned()),
+                    .and_then(|a| a.get("kubernetes.io/change-cause"))
+                    .map(|c| cut(c, 512)),
                 created_at: rs.metadata.creation_timestamp.clone(),
             })
         })
@@ -153,7 +155,7 @@ pub fn warning_events(events: &[&Event]) -> Vec<EventEvidence> {
                         regarding.kind.as_deref().unwrap_or("object").to_lowercase(),
                         regarding.name.as_deref().unwrap_or_default()
                     ),
-                    note: event.note.as_ref().map(|n| n.chars().take(256).collect()),
+                    note: event.note.as_deref().map(|n| cut(n, 256)),
                     count: event
                         .series
                         .as_ref()

@@ -11,12 +11,9 @@ use super::{
     settings::SeverityPolicy,
 };
 use crate::{
-    api::{Severity, Signal},
+    api::{MAX_SIGNAL_PODS, Severity, Signal},
     core::text::{fingerprint, whole_second},
 };
-
-/// Most pod names kept per signal.
-pub const MAX_PODS: usize = 50;
 
 /// A workload pods belong to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -244,7 +241,7 @@ pub fn signals(existing: &[Signal], problem: &Problem, now: Timestamp) -> Vec<Si
             } else {
                 i32::try_from(pods.len()).unwrap_or(i32::MAX)
             };
-            let pods: Vec<String> = pods.iter().take(MAX_PODS).cloned().collect();
+            let pods: Vec<String> = pods.iter().take(MAX_SIGNAL_PODS).cloned().collect();
             match existing.iter().find(|s| s.type_ == kind.as_str()) {
                 Some(seen) if seen.count == count && seen.pods == pods => seen.clone(),
                 Some(seen) => Signal {

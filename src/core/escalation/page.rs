@@ -15,8 +15,8 @@ use super::{
 };
 use crate::{
     api::{
-        Channel, Destination, EscalationLevel, EscalationPolicy, ExpertRule, Member, Notification,
-        NotificationEvent, OnCallSchedule, Page, Recipient, Target,
+        Channel, Destination, EscalationLevel, EscalationPolicy, ExpertRule, MAX_PAGE_CHANNELS,
+        Member, Notification, NotificationEvent, OnCallSchedule, Page, Recipient, Target,
     },
     core::text::fingerprint,
 };
@@ -152,7 +152,7 @@ pub fn page(step: &Step, inputs: &Reach, policy: &EscalationPolicy, now: Timesta
                 out.pages.push(Paged {
                     person: Some(member.name.clone()),
                     role,
-                    channels: refs,
+                    channels: refs.into_iter().take(MAX_PAGE_CHANNELS).collect(),
                 });
             }
             Resolved::Channel(name) => {

@@ -146,6 +146,7 @@ fn reason(type_: EntryType) -> &'static str {
         EntryType::Closed => "Closed",
         EntryType::AffectedNotFound => "AffectedNotFound",
         EntryType::Summary => "TimelineFolded",
+        EntryType::MessagesDropped => "MessagesDropped",
         EntryType::ActionRequested => "ActionRequested",
         EntryType::ActionStarted => "ActionStarted",
         EntryType::ActionApplied => "ActionApplied",

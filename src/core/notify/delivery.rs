@@ -21,7 +21,7 @@ const FIRST_BACKOFF: SignedDuration = SignedDuration::from_secs(1);
 /// No retry waits longer than this (unless the receiver asks, with Retry-After).
 const MAX_BACKOFF: SignedDuration = SignedDuration::from_mins(5);
 /// Longest error text kept in the outbox.
-const MAX_ERROR: usize = 512;
+pub const MAX_ERROR: usize = 256;
 
 /// What a receiver answered, or that it could not be reached.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// Longest summary kept in an entry.
-const MAX_SUMMARY: usize = 1024;
+pub const MAX_SUMMARY: usize = 1024;
 
 /// The outbox entries `notices` become: one per (notice, channel that hears its event), channels in
 /// name order.
@@ -53,12 +53,13 @@ pub fn enqueue(
 
 /// Appends `added` to `outbox` (a key already there is not added twice), then drops the oldest
 /// delivered or failed messages (per `deliveries`) while there are more than `MAX_NOTIFICATIONS`.
-/// Pending messages are never dropped.
+/// Only when every message left is still pending (receivers down for long) do the oldest pending
+/// ones go too, so the object stays bounded: those are returned, for the caller to say so.
 pub fn append(
     outbox: &mut Vec<Notification>,
     deliveries: &[DeliveryRecord],
     added: Vec<Notification>,
-) {
+) -> Vec<Notification> {
     for entry in added {
         if !outbox.iter().any(|e| e.key == entry.key) {
             outbox.push(entry);
@@ -73,6 +74,24 @@ pub fn append(
             true
         }
     });
+    let excess = outbox.len().saturating_sub(MAX_NOTIFICATIONS);
+    outbox.drain(..excess).collect()
+}
+
+/// The timeline's words for undelivered messages dropped from a full outbox, by Channel.
+pub fn dropped_summary(dropped: &[Notification]) -> Option<String> {
+    let mut channels: Vec<&str> = dropped.iter().map(|n| n.channel.as_str()).collect();
+    channels.sort_unstable();
+    channels.dedup();
+    (!dropped.is_empty()).then(|| {
+        format!(
+            "{} undelivered message(s) dropped, oldest first, to keep the incident within {} \
+             messages: their receivers accepted nothing for long ({})",
+            dropped.len(),
+            MAX_NOTIFICATIONS,
+            channels.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -182,14 +201,20 @@ mod tests {
         assert_eq!(outbox.last(), new.last(), "the new one is kept, once");
         assert_ne!(outbox[0], first, "the oldest delivered one went");
 
-        let mut undelivered: Vec<Notification> = (0..MAX_NOTIFICATIONS + 5)
+        // Undelivered messages stay while settled ones can make room; past that the oldest
+        // pending go, and are returned so the incident can say so.
+        let mut undelivered: Vec<Notification> = (0..MAX_NOTIFICATIONS)
             .map(|i| message(&format!("p{i}")))
             .collect();
-        append(&mut undelivered, &[], Vec::new());
-        assert_eq!(
-            undelivered.len(),
-            MAX_NOTIFICATIONS + 5,
-            "undelivered messages stay"
+        let dropped = append(&mut undelivered, &[], vec![message("late")]);
+        assert_eq!(undelivered.len(), MAX_NOTIFICATIONS);
+        assert_eq!(dropped, vec![message("p0")]);
+        assert_eq!(undelivered.last(), Some(&message("late")));
+        let said = dropped_summary(&dropped).expect("words for it");
+        assert!(
+            said.starts_with("1 undelivered message(s) dropped"),
+            "{said}"
         );
+        assert!(dropped_summary(&[]).is_none());
     }
 }

@@ -11,13 +11,14 @@ use k8s_openapi::api::{
 use serde_json::{Value, json};
 
 use crate::api::{
-    RemediationAction, RestartAction, RollbackAction, ScaleAction,
+    MAX_IMAGE, MAX_IMAGES, RemediationAction, RestartAction, RollbackAction, ScaleAction,
     metadata::{
         ACTION_ANNOTATION, CONSENT_ANNOTATION, INCIDENT_ANNOTATION, LAST_APPLIED_ANNOTATION,
         POD_TEMPLATE_HASH_LABEL as POD_TEMPLATE_HASH, RESTARTED_AT_ANNOTATION,
         REVISION_ANNOTATION as REVISION, revision, revision_text,
     },
 };
+use crate::core::text::cut;
 
 /// Annotations a rollback leaves as the Deployment has them (kubectl's list).
 const KEEP_ON_ROLLBACK: [&str; 6] = [
@@ -302,7 +303,8 @@ pub fn images(template: &PodTemplateSpec) -> Vec<String> {
         .map(|s| {
             s.containers
                 .iter()
-                .map(|c| c.image.clone().unwrap_or_default())
+                .map(|c| cut(c.image.as_deref().unwrap_or_default(), MAX_IMAGE))
+                .take(MAX_IMAGES)
                 .collect()
         })
         .unwrap_or_default()
