@@ -9,6 +9,7 @@ mod chart;
 mod chart_alerts;
 mod chart_operator;
 mod corpus;
+mod day;
 mod detection;
 mod detection_config;
 mod detection_restart;
