@@ -9,6 +9,7 @@ use std::{
 };
 
 use k8s_openapi::api::{
+    apps::v1::Deployment,
     core::v1::{Namespace, ServiceAccount},
     networking::v1::NetworkPolicy,
     policy::v1::PodDisruptionBudget,
@@ -134,6 +135,24 @@ impl Release {
             home,
             installed: true,
         }
+    }
+
+    /// `helm install` that must fail: returns what helm said; asserts nothing was left behind.
+    pub fn refused(name: &str, namespace: &str, extra: &[&str]) -> String {
+        let home = std::env::temp_dir().join(format!("incident-e2e-helm-{name}"));
+        let mut args = vec!["install", name, CHART, "--namespace", namespace];
+        args.extend_from_slice(extra);
+        let out = helm(&home, &args);
+        let _ = std::fs::remove_dir_all(&home);
+        assert!(!out.status.success(), "helm install succeeded");
+        let listed = helm(
+            &home,
+            &["list", "--all", "--namespace", namespace, "--short"],
+        );
+        let _ = std::fs::remove_dir_all(&home);
+        let releases = String::from_utf8_lossy(&listed.stdout).trim().to_owned();
+        assert!(releases.is_empty(), "a failed release was left: {releases}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// `helm upgrade` of the release with `extra` arguments (e.g. `--reuse-values`), waiting for it.
@@ -307,4 +326,25 @@ async fn the_custom_value_set_installs() {
             .is_none()
     );
     release.uninstall();
+}
+
+/// A namespace-scoped install whose namespace does not exist is refused before anything is created,
+/// naming the value and the fix (else the Role fails and the operator runs without rights).
+#[tokio::test]
+async fn a_namespace_scoped_install_of_a_missing_namespace_is_refused_with_the_fix() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "chart-missing").await;
+    let said = Release::refused(
+        "missing-ns",
+        &ns.name,
+        &["--set", "operator.watchNamespace=no-such-namespace"],
+    );
+    assert!(
+        said.contains("operator.watchNamespace \"no-such-namespace\" does not exist")
+            && said.contains("kubectl create namespace no-such-namespace"),
+        "{said}"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let left = deployments.list(&Default::default()).await.expect("list");
+    assert!(left.items.is_empty(), "nothing was created");
 }

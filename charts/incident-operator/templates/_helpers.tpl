@@ -168,6 +168,17 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
 {{- printf "%s/%s" (include "incident-operator.alertsTokenDir" .) .Values.alerts.tokenSecret.key }}
 {{- end }}
 
+{{/* A namespace-scoped install needs its namespace: without it the Role cannot be created and the
+operator would run with no rights. Checked only against a cluster (`helm template` sees no objects,
+not even kube-system). */}}
+{{- define "incident-operator.namespaceChecks" -}}
+{{- with .Values.operator.watchNamespace }}
+{{- if and (lookup "v1" "Namespace" "" "kube-system") (not (lookup "v1" "Namespace" "" .)) }}
+{{- fail (printf "operator.watchNamespace %q does not exist: create it first (kubectl create namespace %s); the operator's Role is granted there" . .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The receiver's settings that cannot work, refused at render time with the reason. */}}
 {{- define "incident-operator.alertsChecks" -}}
 {{- if .Values.alerts.enabled }}
