@@ -297,7 +297,7 @@ async fn the_custom_value_set_installs() {
             .is_none(),
         "releaseNamespaceSecrets: false grants nothing in the release namespace"
     );
-    // The ClusterRole keeps only the cluster-scoped kinds.
+    // The ClusterRole keeps only the cluster-scoped kinds (and the trust policies, to report them).
     let cluster_role = Api::<ClusterRole>::all(client.clone())
         .get(&full)
         .await
@@ -309,7 +309,15 @@ async fn the_custom_value_set_installs() {
         .flat_map(|r| r.resources.unwrap_or_default())
         .collect();
     kinds.sort();
-    assert_eq!(kinds, ["namespaces", "nodes"]);
+    assert_eq!(
+        kinds,
+        [
+            "namespaces",
+            "nodes",
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicybindings"
+        ]
+    );
     // One replica, no Lease permissions, no PodDisruptionBudget.
     assert!(
         Api::<Role>::namespaced(client.clone(), &ns.name)

@@ -192,6 +192,12 @@ async fn the_chart_installs_and_its_service_account_runs_the_operator() {
         args.contains(&"--config=/etc/incident-operator/operator.yaml".to_owned()),
         "{args:?}"
     );
+    // The chart names its trust policies; run with them, readiness proves its RBAC can watch them.
+    let policies = args
+        .iter()
+        .find(|a| a.starts_with("--admission-policies="))
+        .cloned()
+        .unwrap_or_else(|| panic!("the chart names its admission policies: {args:?}"));
     let security = container
         .security_context
         .as_ref()
@@ -297,6 +303,7 @@ async fn the_chart_installs_and_its_service_account_runs_the_operator() {
             &ns.name,
             "--leader-election-name",
             &full,
+            &policies,
         ],
         &[
             ("POD_NAMESPACE", ns.name.as_str()),
