@@ -50,6 +50,14 @@ pub struct RollbackAction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub to_revision: Option<i64>,
+    /// For a Deployment Flux or Argo CD applies: pause its owner first (`PauseAndRollback`, the
+    /// default) so the rollback sticks, or roll back only (`RollbackOnly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<super::GitOpsMode>,
+    /// Pause an owner that applies other workloads too (they stay as they are while it is paused,
+    /// and are listed); `false` fails the action instead. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_shared_owner: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]

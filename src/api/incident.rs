@@ -148,6 +148,22 @@ pub struct IncidentSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["step"]))]
     pub approvals: Vec<StepApproval>,
+
+    /// What to do with the GitOps owners paused for this incident's rollbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<IncidentGitOps>,
+}
+
+/// Resuming the GitOps owners paused for the incident (`kubectl incident resume-gitops`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentGitOps {
+    /// Resume every owner paused for this incident (once the fix is in Git).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
+    /// Resume an owner by itself once its source has a new revision (someone pushed a fix).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume_on_new_revision: bool,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]

@@ -83,6 +83,9 @@ pub struct IncidentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["channel"]))]
     pub threads: Vec<SlackThread>,
+    /// GitOps owners paused so that a rollback sticks; bounded (see MAX_PAUSES).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gitops: Vec<crate::api::GitOpsPause>,
 }
 
 /// Most Slack threads kept in `status.threads`.
@@ -334,6 +337,10 @@ pub enum EntryType {
     Summary,
     /// Undelivered messages dropped from a full outbox (receivers down for long).
     MessagesDropped,
+    /// A GitOps owner was paused so that a rollback sticks.
+    GitOpsPaused,
+    /// A paused GitOps owner was resumed.
+    GitOpsResumed,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
@@ -387,6 +394,9 @@ pub struct Evidence {
     /// The last lines the crashing container's previous instance wrote, where the API serves logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<LogEvidence>,
+    /// Who applies the workload (Flux, Argo CD, or `kubectl apply`), which may undo a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<crate::api::GitOpsOwner>,
 }
 
 /// The tail of one container's log.

@@ -73,6 +73,8 @@ pub const RUNBOOK_SEVERITY_MANAGER: &str = "incident-operator-runbook-severity";
 pub const RUNBOOK_STATUS_MANAGER: &str = "incident-operator-runbooks";
 /// The changes remediation makes to Deployments (rollback, restart, scale).
 pub const REMEDIATION_MANAGER: &str = "incident-operator-remediation";
+/// The pauses and resumes of GitOps owners (Flux `spec.suspend`, Argo CD automated sync).
+pub const GITOPS_MANAGER: &str = "incident-operator-gitops";
 /// The notifications controller's record of each delivery (`status.deliveries`).
 pub const NOTIFICATIONS_MANAGER: &str = "incident-operator-notifications";
 /// The channel controller's status writes.

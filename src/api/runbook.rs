@@ -182,6 +182,13 @@ pub struct RollbackStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub to_revision: Option<i64>,
+    /// For a Deployment Flux or Argo CD applies: `PauseAndRollback` (default: pause the owner,
+    /// then roll back), `RollbackOnly`, or `EscalateOnly` (no rollback: escalate to a person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<super::GitOpsMode>,
+    /// Pause an owner that applies other workloads too; `false` escalates instead. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_shared_owner: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]

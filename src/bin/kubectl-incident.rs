@@ -120,6 +120,9 @@ enum Command {
     },
     /// Lead the response yourself (sets spec.commander to you).
     Take { name: String },
+    /// Resume the Flux or Argo CD owners paused for the incident's rollbacks (after the fix is in
+    /// Git; sets spec.gitops.resume).
+    ResumeGitops { name: String },
     /// Hand the lead of the response to someone else (sets spec.commander).
     Handover {
         name: String,
@@ -363,6 +366,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Take { name } => {
             writeln!(stdout, "{}", session.take(&name).await?)?;
+        }
+        Command::ResumeGitops { name } => {
+            writeln!(stdout, "{}", session.resume_gitops(&name).await?)?;
         }
         Command::Handover { name, to } => {
             writeln!(stdout, "{}", session.handover(&name, &to).await?)?;

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod channels;
 pub mod events;
+pub mod gitops;
 pub mod incidents;
 pub mod secrets;
 pub mod workloads;

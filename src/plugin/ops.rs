@@ -307,6 +307,8 @@ impl Session {
                 rollback: Some(RollbackAction {
                     deployment: deployment.to_owned(),
                     to_revision,
+                    gitops: None,
+                    pause_shared_owner: None,
                 }),
                 restart: None,
                 scale: None,
@@ -361,6 +363,7 @@ impl Session {
                         runbook_ref: None,
                         escalation_policy: None,
                         approvals: Vec::new(),
+                        gitops: None,
                     },
                 );
                 new.metadata.name = None;

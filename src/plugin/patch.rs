@@ -61,6 +61,17 @@ pub fn commander(incident: &Incident, actor: &str, person: &str) -> Option<Value
     }))
 }
 
+/// `spec.gitops.resume` set, against the version read; None when already asked.
+pub fn resume_gitops(incident: &Incident, actor: &str) -> Option<Value> {
+    if incident.spec.gitops.as_ref().is_some_and(|g| g.resume) {
+        return None;
+    }
+    Some(json!({
+        "metadata": metadata(actor, incident.metadata.resource_version.as_deref()),
+        "spec": { "gitops": { "resume": true } },
+    }))
+}
+
 /// What `kubectl incident update` posts.
 #[derive(Clone, Copy, Debug)]
 pub struct UpdateRequest<'a> {

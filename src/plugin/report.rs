@@ -113,6 +113,7 @@ impl Report {
                 runbook_ref: None,
                 escalation_policy: None,
                 approvals: Vec::new(),
+                gitops: None,
             },
         );
         match self.name.as_deref().map(str::trim) {

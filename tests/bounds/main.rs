@@ -6,9 +6,9 @@
 
 use incident_operator::{
     api::{
-        Channel, EscalationPolicy, Incident, IncidentStatus, MAX_ALERTS, MAX_IMAGE, MAX_IMAGES,
-        MAX_NOTES, MAX_NOTIFICATIONS, MAX_PAGE_CHANNELS, MAX_PAGES, MAX_THREADS, MAX_TIMELINE,
-        MAX_UPDATES, OnCallSchedule, Runbook,
+        Channel, EscalationPolicy, Incident, IncidentStatus, MAX_ALERTS, MAX_ALSO_MANAGED,
+        MAX_IMAGE, MAX_IMAGES, MAX_NOTES, MAX_NOTIFICATIONS, MAX_PAGE_CHANNELS, MAX_PAGES,
+        MAX_PAUSES, MAX_THREADS, MAX_TIMELINE, MAX_UPDATES, OnCallSchedule, Runbook,
     },
     core::{
         detection::evidence::{MAX_CONTAINERS, MAX_EVENTS, MAX_LOG_BYTES, MAX_REVISIONS},
@@ -194,6 +194,12 @@ fn worst_status(runbook_steps: u64) -> (Value, u64) {
         "deliveries": (0..MAX_NOTIFICATIONS).map(|_| json!({
             "key": text(16), "state": "Pending", "attempts": 1_000_000, "lastAttemptAt": time(),
             "nextAttemptAt": time(), "sentAt": time(), "lastError": text(MAX_ERROR),
+        })).collect::<Vec<_>>(),
+        "gitops": (0..MAX_PAUSES).map(|_| json!({
+            "owner": { "tool": "ArgoCD", "kind": "Kustomization", "namespace": text(63), "name": text(253) },
+            "workload": text(11 + 253), "state": "Resumed", "previous": text(512), "alreadyPaused": true,
+            "alsoManages": vec![text(11 + 63 + 253 + 2); MAX_ALSO_MANAGED], "revision": text(256),
+            "pausedAt": time(), "resumedAt": time(), "resumedBy": text(MAX_ACTOR), "message": text(MAX_MESSAGE),
         })).collect::<Vec<_>>(),
         "threads": (0..MAX_THREADS).map(|_| json!({
             "channel": channel, "slackChannel": text(32), "ts": text(32),

@@ -13,7 +13,7 @@ use tracing::info;
 use super::watch::Stores;
 use crate::{
     Result,
-    api::{Incident, LogEvidence, Signal},
+    api::{ARGOCD_NAMESPACE, GitOpsOwner, Incident, LogEvidence, Signal},
     cluster::{incidents, workloads},
     core::detection::{
         classify::{SignalKind, deployment_health, node_not_ready, pod_signals},
@@ -352,6 +352,7 @@ async fn record_evidence(
         None => Vec::new(),
     };
     let mut evidence = evidence(pods, &owned, events, detected);
+    evidence.managed_by = deployment.and_then(|d| GitOpsOwner::of(&d.metadata, ARGOCD_NAMESPACE));
     if let Some((pod, container)) = log_target(pods).filter(|_| log_tail_lines > 0) {
         evidence.logs = workloads::previous_log(
             client,

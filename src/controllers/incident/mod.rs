@@ -4,6 +4,7 @@
 //! deadline to wake at. It writes nothing when nothing changed.
 
 mod context;
+mod gitops;
 mod remediation;
 mod runbook;
 mod status;
@@ -27,7 +28,7 @@ use self::{
 };
 use crate::{
     Error, Result,
-    api::{ActionStatus, EscalationPolicy, Incident, Runbook},
+    api::{ActionStatus, EscalationPolicy, Incident, PauseState, Runbook},
     cluster::{
         self,
         channels::{Channels, Policies, Schedules},
@@ -36,8 +37,12 @@ use crate::{
     core::{
         escalation::policy as escalation_policy,
         lifecycle::{LifecycleConfig, wakes},
+        remediation::{
+            gitops::{Gate, due_resumes, paused, resumed, resuming},
+            step::{next_action, refuse},
+        },
         text::cut,
-        timeline::MAX_MESSAGE,
+        timeline::{Entry, MAX_MESSAGE, spec_actor},
     },
     metrics::Metrics,
 };
@@ -166,6 +171,36 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         let mut conflicts = 0;
         for _ in 0..MAX_STEPS {
             let now = Timestamp::now();
+            let observed = (missing.as_slice(), followed.problem.as_ref());
+            // A rollback of a GitOps-applied Deployment pauses its owner first (recorded first).
+            match gitops::next_gate(&ctx.client, &current, now).await? {
+                Gate::Proceed | Gate::Read(_) => {}
+                Gate::Refuse { reason, message } => {
+                    if let Some((Some(spec), status)) = next_action(&current) {
+                        let by = spec_actor(&current);
+                        let step = refuse(spec, status, (reason, message), by, now);
+                        finished.push(step.status.clone());
+                        upsert_action(&mut current, step.status);
+                        entries.extend(step.entries);
+                    }
+                    continue;
+                }
+                Gate::Pause(pause) => {
+                    let pending = pause.state == PauseState::Pausing;
+                    gitops::pauses_mut(&mut current).push(*pause);
+                    let index = gitops::pauses(&current).len() - 1;
+                    let recorded = std::mem::take(&mut entries);
+                    persist(&ctx, &mut current, &mut stored, observed, recorded, now).await?;
+                    if pending {
+                        pause_owner(&ctx, &mut current, index, &mut entries, now).await?;
+                    }
+                    continue;
+                }
+                Gate::Finish(index) => {
+                    pause_owner(&ctx, &mut current, index, &mut entries, now).await?;
+                    continue;
+                }
+            }
             let Some(NextStep {
                 step,
                 resource_version,
@@ -226,6 +261,16 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         }
         let now = Timestamp::now();
         let observed = (missing.as_slice(), followed.problem.as_ref());
+        // Owners paused for this incident are resumed once asked, each exactly once.
+        for index in due_resumes(&current.spec, gitops::pauses(&current)) {
+            let by = spec_actor(&current);
+            resuming(&mut gitops::pauses_mut(&mut current)[index], by);
+            let recorded = std::mem::take(&mut entries);
+            persist(&ctx, &mut current, &mut stored, observed, recorded, now).await?;
+            if gitops::reach_owner(&ctx.client, &mut current, index).await? {
+                entries.push(resumed(&mut gitops::pauses_mut(&mut current)[index], now));
+            }
+        }
         let decision = persist(&ctx, &mut current, &mut stored, observed, entries, now).await?;
         for action in &finished {
             observe_action(&ctx.metrics, action);
@@ -240,6 +285,23 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
     }
     .instrument(span)
     .await
+}
+
+/// Changes the owner the pause at `index` names, then records it paused (its timeline entry goes
+/// out with the next write), or failed with the reason.
+async fn pause_owner(
+    ctx: &Context,
+    current: &mut Incident,
+    index: usize,
+    entries: &mut Vec<Entry>,
+    now: Timestamp,
+) -> Result<()> {
+    failpoint(ctx, "before-pause");
+    if gitops::reach_owner(&ctx.client, current, index).await? {
+        failpoint(ctx, "after-pause");
+        entries.push(paused(&mut gitops::pauses_mut(current)[index], now));
+    }
+    Ok(())
 }
 
 /// Stops the process at a named point when INCIDENT_OPERATOR_FAILPOINT says so: how the e2e tests

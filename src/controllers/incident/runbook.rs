@@ -12,7 +12,8 @@ use tracing::{debug, info};
 use crate::{
     Error, Result,
     api::{
-        AffectedKind, CollectStep, Evidence, Incident, LogEvidence, Runbook, RunbookRun, StepKind,
+        ARGOCD_NAMESPACE, AffectedKind, CollectStep, Evidence, GitOpsOwner, Incident, LogEvidence,
+        Runbook, RunbookRun, StepKind,
         metadata::{CLEARED_ANNOTATION, revision},
     },
     cluster::{incidents, workloads},
@@ -223,6 +224,7 @@ async fn collect(
     let about = about_deployment(&events, &workload.name, replica_sets, &pods);
     let gathered = evidence(&refs, replica_sets, &about, detected.unwrap_or(now));
     let mut gathered = collected(what, gathered);
+    gathered.managed_by = GitOpsOwner::of(&deployment.metadata, ARGOCD_NAMESPACE);
     if let Some(logs) = &what.logs
         && let Some((pod, container)) = log_target(&refs)
         && let Some(text) =

@@ -97,6 +97,7 @@ pub fn evidence(
         recent_deploy,
         events: warning_events(events),
         logs: None,
+        managed_by: None,
     }
 }
 

@@ -147,6 +147,8 @@ fn reason(type_: EntryType) -> &'static str {
         EntryType::AffectedNotFound => "AffectedNotFound",
         EntryType::Summary => "TimelineFolded",
         EntryType::MessagesDropped => "MessagesDropped",
+        EntryType::GitOpsPaused => "GitOpsPaused",
+        EntryType::GitOpsResumed => "GitOpsResumed",
         EntryType::ActionRequested => "ActionRequested",
         EntryType::ActionStarted => "ActionStarted",
         EntryType::ActionApplied => "ActionApplied",

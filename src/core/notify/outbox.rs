@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// Longest summary kept in an entry.
-pub const MAX_SUMMARY: usize = 1024;
+pub const MAX_SUMMARY: usize = 768;
 
 /// The outbox entries `notices` become: one per (notice, channel that hears its event), channels in
 /// name order.

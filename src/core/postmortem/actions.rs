@@ -4,7 +4,10 @@
 use std::fmt::{self, Write};
 
 use super::format::one_line;
-use crate::api::Incident;
+use crate::{
+    api::{Incident, PauseState},
+    core::text::age,
+};
 
 pub(super) fn write_action_items(out: &mut String, incident: &Incident) -> fmt::Result {
     writeln!(out, "## Action items")?;
@@ -43,6 +46,33 @@ pub(super) fn write_action_items(out: &mut String, incident: &Incident) -> fmt::
             )?;
         }
     }
+    write_gitops(out, incident)?;
     writeln!(out)?;
+    Ok(())
+}
+
+/// What was paused for the rollbacks, for how long, and the follow-up each pause asks for.
+fn write_gitops(out: &mut String, incident: &Incident) -> fmt::Result {
+    let pauses = incident
+        .status
+        .as_ref()
+        .map(|s| s.gitops.as_slice())
+        .unwrap_or_default();
+    for pause in pauses.iter().filter(|p| !p.already_paused) {
+        let held = match (&pause.paused_at, &pause.resumed_at) {
+            (Some(from), Some(to)) => format!("paused for {}", age(to.0.duration_since(from.0))),
+            (Some(_), None) => "still paused".to_owned(),
+            _ => format!("{:?}", pause.state).to_lowercase(),
+        };
+        let done = pause.state == PauseState::Resumed;
+        writeln!(
+            out,
+            "- [{}] Revert the change in Git, then resume {} ({held}; it was paused so the \
+             rollback of {} would stick)",
+            if done { "x" } else { " " },
+            pause.owner,
+            pause.workload
+        )?;
+    }
     Ok(())
 }

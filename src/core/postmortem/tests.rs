@@ -74,6 +74,7 @@ fn spec() -> IncidentSpec {
         runbook_ref: None,
         escalation_policy: None,
         approvals: Vec::new(),
+        gitops: None,
     }
 }
 

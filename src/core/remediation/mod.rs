@@ -3,6 +3,7 @@
 //! progress, `step` advances one action's state machine; the incident controller does the I/O in
 //! the order that makes it crash-safe.
 
+pub mod gitops;
 pub mod plan;
 pub mod rollout;
 pub mod step;

@@ -252,6 +252,38 @@ pub fn step(
     })
 }
 
+/// The action failed before its plan: what stands in its way (e.g. a GitOps owner that cannot be
+/// paused) is said once, as the reason and message, like any refused plan.
+pub fn refuse(
+    spec: &RemediationAction,
+    current: Option<&ActionStatus>,
+    (reason, message): (&str, String),
+    requested_by: Option<String>,
+    now: Timestamp,
+) -> Step {
+    let now = to_second(now);
+    let mut entries = Vec::new();
+    let mut status = match current {
+        Some(existing) => existing.clone(),
+        None => {
+            entries.push(Entry::new(
+                EntryType::ActionRequested,
+                requested(spec),
+                requested_by,
+                false,
+            ));
+            ActionStatus::pending(&spec.name, spec.kind(), spec.deployment())
+        }
+    };
+    fail(&mut status, &mut entries, now, reason, message);
+    Step {
+        status,
+        entries,
+        change: None,
+        wake_at: None,
+    }
+}
+
 fn follow_rollout(
     status: &mut ActionStatus,
     entries: &mut Vec<Entry>,

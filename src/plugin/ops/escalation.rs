@@ -1,4 +1,5 @@
-//! The plugin's on-call calls (plugin layer): who leads an incident (`take`, `handover`), the
+//! The plugin's on-call calls (plugin layer): who leads an incident (`take`, `handover`), resuming
+//! the GitOps owners paused for it (`resume-gitops`), the
 //! OnCallSchedules `oncall` reads, and the business hours of the policies `list` counts in.
 
 use std::collections::BTreeSet;
@@ -7,7 +8,7 @@ use kube::Api;
 
 use super::{Session, reference};
 use crate::{
-    api::{EscalationPolicy, Incident, OnCallSchedule},
+    api::{EscalationPolicy, Incident, OnCallSchedule, PauseState},
     core::calendar::Calendar,
     plugin::{PluginError, Result, patch, render::Calendars},
 };
@@ -29,6 +30,33 @@ impl Session {
                 format!("{subject} now leads the response (handed over by {actor})")
             }
             Some(_) => format!("{subject} now leads the response"),
+        })
+    }
+
+    /// `resume-gitops`: every GitOps owner paused for the incident is resumed (the fix is in Git).
+    pub async fn resume_gitops(&self, name: &str) -> Result<String> {
+        let actor = self.actor().await?;
+        let written = self
+            .edit(name, |incident| Ok(patch::resume_gitops(incident, actor)))
+            .await?;
+        let paused: Vec<String> = written
+            .as_ref()
+            .and_then(|i| i.status.as_ref())
+            .map(|s| {
+                s.gitops
+                    .iter()
+                    .filter(|p| p.state == PauseState::Paused && !p.already_paused)
+                    .map(|p| p.owner.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let subject = reference(name);
+        Ok(match written {
+            None => format!("{subject}: resuming its GitOps owners was already asked"),
+            Some(_) if paused.is_empty() => {
+                format!("{subject}: asked to resume its GitOps owners (none is paused now)")
+            }
+            Some(_) => format!("{subject}: resuming {}", paused.join(", ")),
         })
     }
 

@@ -7,7 +7,9 @@ use std::fmt::Write;
 use jiff::Timestamp;
 
 use super::queue::{NONE, incident_age, phase, table, time_left, truncate};
-use crate::api::{ActionStatus, Evidence, Incident, RunbookRun, StepPhase, TimelineEntry};
+use crate::api::{
+    ActionStatus, Evidence, GitOpsOwner, Incident, RunbookRun, StepPhase, TimelineEntry,
+};
 
 fn clock(time: Timestamp) -> String {
     time.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
@@ -128,11 +130,23 @@ pub fn runbook(run: &RunbookRun, incident_name: &str) -> String {
     out
 }
 
+/// What an owner means for a rollback, as `kubectl rollout undo` says it for `kubectl apply`.
+fn managed_note(owner: &GitOpsOwner) -> &'static str {
+    if owner.reverts() {
+        " (puts the old version back: a rollback pauses it first, unless told otherwise)"
+    } else {
+        " (a later apply of the old file undoes a rollback)"
+    }
+}
+
 /// What the detector saw, in a few lines.
 pub fn evidence(evidence: &Evidence) -> String {
     let mut out = String::new();
     if let Some(recent) = &evidence.recent_deploy {
         let _ = writeln!(out, "  Recent deploy: {recent}");
+    }
+    if let Some(owner) = &evidence.managed_by {
+        let _ = writeln!(out, "  Managed by: {owner}{}", managed_note(owner));
     }
     for container in &evidence.containers {
         let _ = write!(
@@ -325,6 +339,34 @@ pub fn show(incident: &Incident, now: Timestamp) -> String {
     if let Some(found) = status.and_then(|s| s.evidence.as_ref()) {
         out.push_str("\nEvidence:\n");
         out.push_str(&evidence(found));
+    }
+
+    let pauses = status.map(|s| s.gitops.as_slice()).unwrap_or_default();
+    if !pauses.is_empty() {
+        out.push_str("\nGitOps:\n");
+        for pause in pauses {
+            let _ = write!(
+                out,
+                "  {:?} {} (for {})",
+                pause.state, pause.owner, pause.workload
+            );
+            if !pause.also_manages.is_empty() {
+                let _ = write!(out, "; also applies {}", pause.also_manages.join(", "));
+            }
+            if let Some(message) = &pause.message {
+                let _ = write!(out, ": {message}");
+            }
+            out.push('\n');
+        }
+        if pauses
+            .iter()
+            .any(|p| p.state == crate::api::PauseState::Paused && !p.already_paused)
+        {
+            let _ = writeln!(
+                out,
+                "  Revert the change in Git, then: kubectl incident resume-gitops {name}"
+            );
+        }
     }
 
     if !spec.notes.is_empty() {

@@ -54,6 +54,7 @@ fn spec(severity: Severity) -> IncidentSpec {
         runbook_ref: None,
         escalation_policy: None,
         approvals: Vec::new(),
+        gitops: None,
     }
 }
 

@@ -308,6 +308,8 @@ pub(super) fn rollback_to(to_revision: Option<i64>) -> RemediationAction {
         rollback: Some(RollbackAction {
             deployment: DEPLOY.to_owned(),
             to_revision,
+            gitops: None,
+            pause_shared_owner: None,
         }),
         ..action(ACTION)
     }

@@ -145,9 +145,12 @@ pub fn action_for(step: &RunbookStep, deployment: &str) -> Option<RemediationAct
     };
     match step.kind()? {
         StepKind::Rollback => {
+            let rollback = step.rollback.as_ref();
             action.rollback = Some(RollbackAction {
                 deployment: deployment.to_owned(),
-                to_revision: step.rollback.as_ref().and_then(|r| r.to_revision),
+                to_revision: rollback.and_then(|r| r.to_revision),
+                gitops: rollback.and_then(|r| r.gitops),
+                pause_shared_owner: rollback.and_then(|r| r.pause_shared_owner),
             })
         }
         StepKind::Restart => {

@@ -1,0 +1,104 @@
+//! GitOps owners inside the incident reconcile (controllers layer): before the next rollback, read
+//! the Deployment's owner and let the pure gate decide whether to pause it first; resume what was
+//! paused once asked. The caller records every decision before this module changes the owner.
+
+use kube::{Client, ResourceExt};
+use tracing::warn;
+
+use crate::{
+    Error, Result,
+    api::{ARGOCD_NAMESPACE, ActionPhase, GitOpsOwner, GitOpsPause, Incident, PauseState},
+    cluster::{gitops, workloads},
+    core::remediation::{
+        gitops::{Gate, gate},
+        step::next_action,
+    },
+};
+
+/// The gate for the incident's next action (Proceed when none waits to be planned).
+pub async fn next_gate(client: &Client, incident: &Incident, now: jiff::Timestamp) -> Result<Gate> {
+    let Some((Some(spec), current)) = next_action(incident) else {
+        return Ok(Gate::Proceed);
+    };
+    if current.is_some_and(|c| c.phase != ActionPhase::Pending) || spec.rollback.is_none() {
+        return Ok(Gate::Proceed);
+    }
+    let namespace = incident.namespace().unwrap_or_default();
+    let name = spec.deployment();
+    let Some(deployment) = workloads::deployment(client, &namespace, name).await? else {
+        // The action's own planning says the Deployment is missing.
+        return Ok(Gate::Proceed);
+    };
+    let owner = GitOpsOwner::of(&deployment.metadata, ARGOCD_NAMESPACE);
+    let workload = format!("Deployment/{name}");
+    let recorded = pauses(incident);
+    let first = gate(
+        spec,
+        &namespace,
+        &workload,
+        owner.as_ref(),
+        recorded,
+        None,
+        now,
+    );
+    let Gate::Read(owner) = first else {
+        return Ok(first);
+    };
+    let facts = gitops::read(client, &owner).await?;
+    Ok(gate(
+        spec,
+        &namespace,
+        &workload,
+        Some(&owner),
+        recorded,
+        Some(facts.as_ref()),
+        now,
+    ))
+}
+
+pub fn pauses(incident: &Incident) -> &[GitOpsPause] {
+    incident
+        .status
+        .as_ref()
+        .map(|s| s.gitops.as_slice())
+        .unwrap_or_default()
+}
+
+pub fn pauses_mut(incident: &mut Incident) -> &mut Vec<GitOpsPause> {
+    &mut incident.status.get_or_insert_with(Default::default).gitops
+}
+
+/// Changes the owner as the record at `index` says (pause, or put back); a refusal for good (no
+/// right to, gone) marks the record Failed with the reason instead of failing the reconcile.
+pub async fn reach_owner(client: &Client, incident: &mut Incident, index: usize) -> Result<bool> {
+    let Some(pause) = pauses(incident).get(index).cloned() else {
+        return Ok(false);
+    };
+    let outcome = match pause.state {
+        PauseState::Resuming => {
+            gitops::resume(client, &pause.owner, pause.previous.as_deref()).await
+        }
+        _ => gitops::pause(client, &pause.owner).await,
+    };
+    match outcome {
+        Ok(()) => Ok(true),
+        Err(Error::Kube(kube::Error::Api(status))) if matches!(status.code, 403 | 404 | 422) => {
+            let verb = if pause.state == PauseState::Resuming {
+                "resume"
+            } else {
+                "pause"
+            };
+            let why = format!(
+                "cannot {verb} {}: {} (the chart's gitops RBAC values grant it; docs/gitops.md)",
+                pause.owner, status.message
+            );
+            warn!(owner = %pause.owner, %why, "GitOps owner not changed");
+            if let Some(record) = pauses_mut(incident).get_mut(index) {
+                record.state = PauseState::Failed;
+                record.message = Some(why);
+            }
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
+}
