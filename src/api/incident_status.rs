@@ -83,6 +83,10 @@ pub struct IncidentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["channel"]))]
     pub threads: Vec<SlackThread>,
+    /// What the public status page shows of the incident: the public updates as recorded (see
+    /// `spec.publication`); written with the lifecycle update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<super::PublicationStatus>,
 }
 
 /// Where the incident's message is in one Slack channel.

@@ -361,6 +361,8 @@ impl Session {
                         runbook_ref: None,
                         escalation_policy: None,
                         approvals: Vec::new(),
+                        publication: None,
+                        public_updates: Vec::new(),
                     },
                 );
                 new.metadata.name = None;

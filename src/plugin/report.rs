@@ -113,6 +113,8 @@ impl Report {
                 runbook_ref: None,
                 escalation_policy: None,
                 approvals: Vec::new(),
+                publication: None,
+                public_updates: Vec::new(),
             },
         );
         match self.name.as_deref().map(str::trim) {

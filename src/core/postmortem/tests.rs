@@ -74,6 +74,8 @@ fn spec() -> IncidentSpec {
         runbook_ref: None,
         escalation_policy: None,
         approvals: Vec::new(),
+        publication: None,
+        public_updates: Vec::new(),
     }
 }
 

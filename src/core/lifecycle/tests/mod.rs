@@ -54,6 +54,8 @@ fn spec(severity: Severity) -> IncidentSpec {
         runbook_ref: None,
         escalation_policy: None,
         approvals: Vec::new(),
+        publication: None,
+        public_updates: Vec::new(),
     }
 }
 

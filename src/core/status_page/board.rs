@@ -1,0 +1,1 @@
+//! The responders' board (core layer).
