@@ -8,6 +8,7 @@ pub mod channels;
 pub mod events;
 pub mod incidents;
 pub mod secrets;
+pub mod status_page;
 pub mod workloads;
 
 use std::time::Duration;

@@ -1,8 +1,10 @@
 //! Requests in (http layer): the operator's HTTP endpoints, liveness, readiness and Prometheus
 //! metrics; every replica serves them, leader or not. `alerts` is the alert receiver, on its own
-//! listener.
+//! listener; `status_page` the public status page and `board` the responders' board, on another.
 
 pub mod alerts;
+pub mod board;
+pub mod status_page;
 pub mod tls;
 
 use std::sync::{
