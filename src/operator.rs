@@ -90,7 +90,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             client: client.clone(),
             refresh_seconds: page.refresh_seconds,
         });
-        tasks.spawn(server::status_page::serve(
+        tasks.spawn(server::serve_status_page(
             listener,
             server,
             shutdown.clone(),

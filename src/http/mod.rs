@@ -81,3 +81,23 @@ pub async fn serve(
         .await
         .map_err(Error::Serve)
 }
+
+/// The status page's listener: the public page, the board, and the guard around both.
+pub fn status_page_router(server: Arc<status_page::StatusPageServer>) -> Router {
+    status_page::routes()
+        .merge(board::router())
+        .layer(axum::middleware::from_fn(status_page::guard))
+        .with_state(server)
+}
+
+/// Serves the status page until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve_status_page(
+    listener: TcpListener,
+    server: Arc<status_page::StatusPageServer>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    axum::serve(listener, status_page_router(server))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(Error::Serve)
+}

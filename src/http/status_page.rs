@@ -11,18 +11,15 @@ use axum::{
     body::Body,
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    middleware::{self, Next},
+    middleware::Next,
     response::{IntoResponse, Response},
     routing::get,
 };
 use jiff::{Timestamp, civil::DateTime, tz::TimeZone};
 use kube::Client;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field, info_span, warn};
 
 use crate::{
-    Error, Result,
     cluster::status_page::PageCache,
     core::{
         status_page::{atom, html, snapshot::Snapshot, state::MaintenanceStatus, statuspage},
@@ -45,7 +42,8 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; base-ur
 const JSON: &str = "application/json; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
-pub fn router(server: Arc<StatusPageServer>) -> Router {
+/// The public routes; [`super::status_page_router`] adds the board and the guard.
+pub fn routes() -> Router<Arc<StatusPageServer>> {
     Router::new()
         .route(
             "/",
@@ -100,25 +98,10 @@ pub fn router(server: Arc<StatusPageServer>) -> Router {
                 )
             }),
         )
-        .merge(super::board::router())
-        .layer(middleware::from_fn(guard))
-        .with_state(server)
-}
-
-/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    server: Arc<StatusPageServer>,
-    shutdown: CancellationToken,
-) -> Result<()> {
-    axum::serve(listener, router(server))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(Error::Serve)
 }
 
 /// One span per request, and the security headers on every response.
-async fn guard(request: Request, next: Next) -> Response {
+pub async fn guard(request: Request, next: Next) -> Response {
     let span = info_span!(
         "status_page_request",
         method = %request.method(),
