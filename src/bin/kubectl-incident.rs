@@ -11,7 +11,7 @@ use std::{
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, error::ErrorKind};
 use incident_operator::{
-    api::{Incident, ResponseStatus, Severity, duration},
+    api::{Impact, Incident, PublicStatus, ResponseStatus, Severity, duration},
     core::postmortem,
     plugin::{
         ops::{self, Session, Target},
@@ -22,13 +22,14 @@ use incident_operator::{
 };
 use serde::Serialize;
 
-/// `--status` of an update.
+/// `--status` of an update (resolved only for a public one).
 #[derive(Clone, Copy, ValueEnum)]
 enum UpdateStatus {
     Investigating,
     Identified,
     Fixing,
     Monitoring,
+    Resolved,
 }
 
 impl UpdateStatus {
@@ -37,7 +38,39 @@ impl UpdateStatus {
             UpdateStatus::Investigating => ResponseStatus::Investigating,
             UpdateStatus::Identified => ResponseStatus::Identified,
             UpdateStatus::Fixing => ResponseStatus::Fixing,
-            UpdateStatus::Monitoring => ResponseStatus::Monitoring,
+            // Refused before: an internal update is never "resolved" (use `resolve`).
+            UpdateStatus::Monitoring | UpdateStatus::Resolved => ResponseStatus::Monitoring,
+        }
+    }
+
+    /// None for `fixing`, which the public page does not know (refused before any request).
+    fn into_public(self) -> Option<PublicStatus> {
+        match self {
+            UpdateStatus::Investigating => Some(PublicStatus::Investigating),
+            UpdateStatus::Identified => Some(PublicStatus::Identified),
+            UpdateStatus::Monitoring => Some(PublicStatus::Monitoring),
+            UpdateStatus::Resolved => Some(PublicStatus::Resolved),
+            UpdateStatus::Fixing => None,
+        }
+    }
+}
+
+/// `--impact` of a publication.
+#[derive(Clone, Copy, ValueEnum)]
+enum PublicImpact {
+    None,
+    Minor,
+    Major,
+    Critical,
+}
+
+impl PublicImpact {
+    fn into_api(self) -> Impact {
+        match self {
+            PublicImpact::None => Impact::None,
+            PublicImpact::Minor => Impact::Minor,
+            PublicImpact::Major => Impact::Major,
+            PublicImpact::Critical => Impact::Critical,
         }
     }
 }
@@ -147,15 +180,37 @@ enum Command {
     Note { name: String, text: String },
     /// Post an update for the people following the incident (what is known, what is being done);
     /// it goes to the timeline and the incident's channels, and restarts the P0/P1 update clock.
+    ///
+    /// With --public, the text after it goes to the public status page instead (or as well, when
+    /// TEXT is given too); publish the incident first.
     Update {
         name: String,
-        text: String,
-        /// How the response stands: investigating, identified, fixing or monitoring.
+        #[arg(required_unless_present = "public")]
+        text: Option<String>,
+        /// A public update for the status page (the incident must be published).
+        #[arg(long, value_name = "TEXT")]
+        public: Option<String>,
+        /// How the response stands: investigating, identified, fixing or monitoring; for a public
+        /// update investigating, identified, monitoring or resolved.
         #[arg(long, value_enum)]
         status: Option<UpdateStatus>,
         /// When the next update comes, e.g. 30m (default: the severity's update interval).
         #[arg(long, value_parser = parse_next)]
         next: Option<String>,
+    },
+    /// Publish the incident on the status page: a public title, the impact and the components it
+    /// affects. Nothing else of the incident becomes public.
+    Publish {
+        name: String,
+        /// The title users see (not the internal one).
+        #[arg(long)]
+        title: String,
+        /// A StatusPage component the incident affects (repeatable).
+        #[arg(long = "component", value_name = "NAME")]
+        components: Vec<String>,
+        /// How much users are affected: none, minor, major or critical.
+        #[arg(long, value_enum)]
+        impact: PublicImpact,
     },
     /// Approve a runbook step waiting for a person, or mark a checkpoint done.
     Approve { name: String, step: String },
@@ -373,15 +428,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Update {
             name,
             text,
+            public,
             status,
             next,
         } => {
-            let update = UpdateRequest {
-                text: &text,
-                status: status.map(UpdateStatus::into_api),
-                next: next.as_deref(),
-            };
-            writeln!(stdout, "{}", session.update(&name, update).await?)?;
+            if let Some(text) = &text {
+                let internal = match status {
+                    Some(UpdateStatus::Resolved) => None,
+                    other => other.map(UpdateStatus::into_api),
+                };
+                let update = UpdateRequest {
+                    text,
+                    status: internal,
+                    next: next.as_deref(),
+                };
+                writeln!(stdout, "{}", session.update(&name, update).await?)?;
+            }
+            if let Some(body) = &public {
+                let status = status.and_then(UpdateStatus::into_public);
+                writeln!(
+                    stdout,
+                    "{}",
+                    session.public_update(&name, body, status).await?
+                )?;
+            }
+        }
+        Command::Publish {
+            name,
+            title,
+            components,
+            impact,
+        } => {
+            let message = session
+                .publish(&name, &title, impact.into_api(), &components)
+                .await?;
+            writeln!(stdout, "{message}")?;
         }
         Command::Approve { name, step } => {
             writeln!(stdout, "{}", session.approve(&name, &step).await?)?;
@@ -475,6 +556,33 @@ fn main() -> ExitCode {
             .unwrap_or(&mut Cli::command())
             .error(ErrorKind::ValueValidation, problem)
             .exit();
+    }
+    if let Command::Update {
+        text,
+        public,
+        status: Some(status),
+        ..
+    } = &cli.command
+    {
+        let problem = match status {
+            UpdateStatus::Fixing if public.is_some() => Some(
+                "a public update's --status is investigating, identified, monitoring or resolved",
+            ),
+            UpdateStatus::Resolved if text.is_some() => Some(
+                "an update's --status is never resolved: resolve with `kubectl incident resolve` \
+                 (a published incident then gets its resolved update), or post only --public",
+            ),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            let mut command = Cli::command();
+            command.build();
+            command
+                .find_subcommand_mut("update")
+                .unwrap_or(&mut Cli::command())
+                .error(ErrorKind::ValueValidation, problem)
+                .exit();
+        }
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -4,6 +4,7 @@
 
 mod escalation;
 mod identity;
+mod publication;
 
 use std::{path::PathBuf, time::Duration};
 
