@@ -11,9 +11,10 @@ use std::{
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, error::ErrorKind};
 use incident_operator::{
-    api::{Impact, Incident, PublicStatus, ResponseStatus, Severity, duration},
+    api::{Incident, Severity, duration},
     core::postmortem,
     plugin::{
+        flags::{PublicImpact, UpdateStatus},
         ops::{self, Session, Target},
         patch::UpdateRequest,
         render,
@@ -21,59 +22,6 @@ use incident_operator::{
     },
 };
 use serde::Serialize;
-
-/// `--status` of an update (resolved only for a public one).
-#[derive(Clone, Copy, ValueEnum)]
-enum UpdateStatus {
-    Investigating,
-    Identified,
-    Fixing,
-    Monitoring,
-    Resolved,
-}
-
-impl UpdateStatus {
-    fn into_api(self) -> ResponseStatus {
-        match self {
-            UpdateStatus::Investigating => ResponseStatus::Investigating,
-            UpdateStatus::Identified => ResponseStatus::Identified,
-            UpdateStatus::Fixing => ResponseStatus::Fixing,
-            // Refused before: an internal update is never "resolved" (use `resolve`).
-            UpdateStatus::Monitoring | UpdateStatus::Resolved => ResponseStatus::Monitoring,
-        }
-    }
-
-    /// None for `fixing`, which the public page does not know (refused before any request).
-    fn into_public(self) -> Option<PublicStatus> {
-        match self {
-            UpdateStatus::Investigating => Some(PublicStatus::Investigating),
-            UpdateStatus::Identified => Some(PublicStatus::Identified),
-            UpdateStatus::Monitoring => Some(PublicStatus::Monitoring),
-            UpdateStatus::Resolved => Some(PublicStatus::Resolved),
-            UpdateStatus::Fixing => None,
-        }
-    }
-}
-
-/// `--impact` of a publication.
-#[derive(Clone, Copy, ValueEnum)]
-enum PublicImpact {
-    None,
-    Minor,
-    Major,
-    Critical,
-}
-
-impl PublicImpact {
-    fn into_api(self) -> Impact {
-        match self {
-            PublicImpact::None => Impact::None,
-            PublicImpact::Minor => Impact::Minor,
-            PublicImpact::Major => Impact::Major,
-            PublicImpact::Critical => Impact::Critical,
-        }
-    }
-}
 
 /// `--next`: a duration as the Incident's schema admits it (`30m`, `1h30m`), at most a day.
 fn parse_next(text: &str) -> Result<String, String> {
@@ -564,16 +512,7 @@ fn main() -> ExitCode {
         ..
     } = &cli.command
     {
-        let problem = match status {
-            UpdateStatus::Fixing if public.is_some() => Some(
-                "a public update's --status is investigating, identified, monitoring or resolved",
-            ),
-            UpdateStatus::Resolved if text.is_some() => Some(
-                "an update's --status is never resolved: resolve with `kubectl incident resolve` \
-                 (a published incident then gets its resolved update), or post only --public",
-            ),
-            _ => None,
-        };
+        let problem = status.problem(text.is_some(), public.is_some());
         if let Some(problem) = problem {
             let mut command = Cli::command();
             command.build();
