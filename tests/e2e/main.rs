@@ -38,6 +38,7 @@ mod remediation;
 mod runbook_flow;
 mod runbooks;
 mod runtime;
+mod status_page;
 mod status_refused;
 mod support;
 mod trust;
