@@ -39,6 +39,7 @@ mod runbook_flow;
 mod runbooks;
 mod runtime;
 mod status_page;
+mod status_page_board;
 mod status_page_browser;
 mod status_refused;
 mod support;
