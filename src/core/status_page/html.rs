@@ -8,7 +8,7 @@ use minijinja::Environment;
 use serde_json::{Value, json};
 
 use super::{
-    HISTORY_DAYS,
+    HISTORY_DAYS, MAX_LISTED,
     atom::capitalized,
     public::PublicIncident,
     snapshot::Snapshot,
@@ -139,7 +139,8 @@ fn context(s: &Snapshot, refresh_seconds: u32) -> Value {
         "updated": shown(s.updated_at),
         "updated_at": datetime(s.updated_at),
         "open": s.open().map(|i| incident(s, i)).collect::<Vec<_>>(),
-        "past": s.resolved().map(|i| incident(s, i)).collect::<Vec<_>>(),
+        // The bars carry the whole window; the list, the most recent (the JSON has the rest).
+        "past": s.resolved().take(MAX_LISTED).map(|i| incident(s, i)).collect::<Vec<_>>(),
         "maintenances": maintenances,
         "groups": groups.into_iter().map(|(name, members)| json!({"name": name, "components": members})).collect::<Vec<_>>(),
         "history_days": HISTORY_DAYS,
