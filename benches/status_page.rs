@@ -257,9 +257,9 @@ async fn run(client: &Client, namespaces: &mut Vec<String>) -> Result<()> {
         .await;
     results.into_iter().collect::<Result<Vec<()>>>()?;
     eprintln!(
-        "{} incidents written in {:.1}s",
+        "{} incidents written in {:.0} ms",
         incidents + 3,
-        started.elapsed().as_secs_f64()
+        ms(started.elapsed())
     );
     let (_operator, page) = start_operator(&ns).await?;
     let deadline = Instant::now() + TIMEOUT;
