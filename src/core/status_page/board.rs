@@ -1,5 +1,6 @@
 //! The responders' board (core layer): the open incidents of the page's namespace, most urgent
-//! first (severity, then the time left to respond), with who leads, the phase, the last update,
+//! first as the plugin's queue orders them (unacknowledged first, then severity, then the time left
+//! to respond), with who leads, the phase, the last update,
 //! the runbook step under way and the approvals it waits for; and one incident's timeline. It
 //! shows internal data, so the shell serves it only to users RBAC lets read the Incidents.
 
@@ -30,8 +31,8 @@ pub struct Row {
     pub running_step: Option<String>,
     /// Runbook steps waiting for a person's approval.
     pub pending_approvals: Vec<String>,
-    /// Severity rank and deadline, for the order.
-    order: (u8, Timestamp),
+    /// Acknowledged or not, severity rank and deadline, for the order (the plugin's queue's).
+    order: (bool, u8, Timestamp),
 }
 
 fn is_open(incident: &Incident) -> bool {
@@ -93,6 +94,7 @@ fn row(incident: &Incident, now: Timestamp) -> Row {
         running_step,
         pending_approvals,
         order: (
+            acknowledged,
             incident.spec.severity as u8,
             respond_by.filter(|_| !acknowledged).unwrap_or(created),
         ),
@@ -235,9 +237,9 @@ mod tests {
         ];
         let rows = rows(&all, t(20));
         let names: Vec<_> = rows.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["acked", "p1-sooner", "p1-later", "p2"]);
-        assert_eq!(rows[1].respond_in, Some(-600));
-        assert_eq!(rows[0].respond_in, None);
+        assert_eq!(names, ["p1-sooner", "p1-later", "p2", "acked"]);
+        assert_eq!(rows[0].respond_in, Some(-600));
+        assert_eq!(rows[3].respond_in, None);
         let html = page("shop", &rows, "/board/incidents/", t(20), 30).unwrap();
         assert!(html.contains("overdue by 10m"));
         assert!(html.contains("incidents&#x2f;p1-sooner\">"), "{html}");
