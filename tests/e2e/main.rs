@@ -41,6 +41,7 @@ mod runtime;
 mod status_page;
 mod status_page_board;
 mod status_page_browser;
+mod status_page_replicas;
 mod status_refused;
 mod support;
 mod trust;

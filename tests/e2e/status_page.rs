@@ -48,11 +48,15 @@ pub struct PageOperator {
 
 impl PageOperator {
     pub async fn start(ns: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(ns, extra, &[]).await
+    }
+
+    pub async fn start_with_env(ns: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let page = free_addr();
         let (addr, reference) = (page.to_string(), format!("{ns}/shop"));
         let mut args = vec!["--status-page-addr", &addr, "--status-page", &reference];
         args.extend_from_slice(extra);
-        let operator = Operator::start(ns, &args).await;
+        let operator = Operator::start_with_env(ns, &args, env).await;
         Self { operator, page }
     }
 
