@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo bench-detection bench-notifications bench-alerts bench-rollback chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build run crds lint
+.PHONY: demo bench-detection bench-notifications bench-alerts bench-rollback bench-status-page chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -66,6 +66,10 @@ bench-alerts:
 ## bench-escalation: a level's deadline → its page at a live webhook receiver, climbs overlapping (needs `make cluster`; INCIDENTS=n, CONCURRENT=n, WAIT=2s)
 bench-escalation:
 	cargo bench --bench escalation
+
+## bench-status-page: requests/s and p99 of summary.json and the HTML page at 100 clients, 1,000 incidents in history (needs `make cluster`; INCIDENTS=n, SECONDS=n, CONNECTIONS=n)
+bench-status-page:
+	cargo bench --bench status_page
 
 ## demo: the whole story on the local cluster (starts it if needed): broken rollout → incident → runbook rollback → resolved
 demo:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Chart checks for charts/incident-operator, run by `make test` (and `make chart-test`), in seconds:
-#   helm lint (default values, then hack/chart/values-custom.yaml, then hack/chart/values-alerts.yaml), strict;
+#   helm lint (default values, then hack/chart/values-custom.yaml, hack/chart/values-alerts.yaml and
+#   hack/chart/values-status-page.yaml), strict;
 #   helm template for each value set, compared with the golden files in charts/incident-operator/tests/golden/;
 #   value sets the chart must refuse (alerts without a token or without NetworkPolicy peers, and every
 #   value values.schema.json refuses) fail with the reason.
@@ -15,6 +16,7 @@ chart=charts/incident-operator
 golden="$chart/tests/golden"
 custom=hack/chart/values-custom.yaml
 alerts=hack/chart/values-alerts.yaml
+status_page=hack/chart/values-status-page.yaml
 # Helm must not read or write the user's own Helm configuration or repositories.
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 export HELM_CONFIG_HOME="$tmp/config" HELM_CACHE_HOME="$tmp/cache" HELM_DATA_HOME="$tmp/data"
@@ -24,6 +26,7 @@ export HELM_CONFIG_HOME="$tmp/config" HELM_CACHE_HOME="$tmp/cache" HELM_DATA_HOM
 "$helm" lint --strict "$chart" -f "$alerts" >"$tmp/lint.out" 2>&1 || { cat "$tmp/lint.out" >&2; exit 1; }
 "$helm" lint --strict "$chart" -f "$alerts" --set alerts.tokenSecret.create=true >"$tmp/lint.out" 2>&1 \
   || { cat "$tmp/lint.out" >&2; exit 1; }
+"$helm" lint --strict "$chart" -f "$status_page" >"$tmp/lint.out" 2>&1 || { cat "$tmp/lint.out" >&2; exit 1; }
 
 failed=0
 render() { # NAME HELM_TEMPLATE_ARGS...
@@ -58,6 +61,12 @@ elif ! diff -u deploy/admission-policies.yaml "$tmp/admission.yaml" >&2; then
 fi
 render custom -f "$custom"
 render alerts -f "$alerts"
+render status-page -f "$status_page"
+refuse "statusPage.enabled needs statusPage.page" --set statusPage.enabled=true
+refuse "statusPage.port must differ" -f "$status_page" --set statusPage.port=8080
+refuse "is outside operator.watchNamespace" -f "$status_page" --set operator.watchNamespace=payments
+refuse "statusPage.ingress.enabled needs statusPage.ingress.host" -f "$status_page" --set statusPage.ingress.host=
+refuse "at '/statusPage/page'" --set statusPage.page=Shop
 refuse "alerts.enabled needs a bearer token" --set alerts.enabled=true
 refuse "networkPolicy.alertsIngress must name who may post alerts" -f "$alerts" --set-json networkPolicy.alertsIngress=[]
 refuse "alerts.port must differ from operator.port" -f "$alerts" --set alerts.port=8080

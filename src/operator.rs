@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::{
     Error, Result,
+    cluster::status_page::PageCache,
     config::{ConfigError, RunArgs, Settings, instance_name},
     controllers::{admission, channel, detector, incident, leader, notifications, oncall, runbook},
     http as server,
@@ -82,6 +83,28 @@ pub async fn run(args: RunArgs) -> Result<()> {
             client.clone(),
             args.admission_policies.clone(),
             report,
+            shutdown.clone(),
+        ));
+    }
+    // Every replica serves the status page, from its own watch cache: it stays up while the
+    // leader changes.
+    if let Some(page) = settings.status_page.clone() {
+        let listener = TcpListener::bind(page.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: page.addr,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(Error::Serve)?;
+        info!(addr = %local, page = %format!("{}/{}", page.namespace, page.name), "serving the status page and the board");
+        let server = Arc::new(server::status_page::StatusPageServer {
+            cache: PageCache::watch(&client, &page.namespace, &page.name),
+            client: client.clone(),
+            refresh_seconds: page.refresh_seconds,
+        });
+        tasks.spawn(server::serve_status_page(
+            listener,
+            server,
             shutdown.clone(),
         ));
     }

@@ -8,7 +8,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{IncidentStatus, RemediationAction, Severity};
+use super::{IncidentStatus, PublicUpdate, Publication, RemediationAction, Severity};
 
 /// Most notes kept in `spec.notes`; older ones stay in the timeline once recorded.
 pub const MAX_NOTES: usize = 30;
@@ -46,6 +46,7 @@ pub const MAX_TIMELINE: usize = 100;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(oldSelf.actions) || has(self.actions) && oldSelf.actions.all(o, self.actions.exists(n, n.name == o.name && n == o))").message("a requested action cannot be changed or removed; add an action with a new name instead").field_path(".actions"))]
+#[x_kube(validation = Rule::new("!has(self.publicUpdates) || size(self.publicUpdates) == 0 || has(self.publication)").message("public updates need a publication: publish the incident first (spec.publication)"))]
 pub struct IncidentSpec {
     /// What is wrong, in a line a responder understands at a glance.
     #[schemars(length(min = 1, max = 200))]
@@ -152,6 +153,17 @@ pub struct IncidentSpec {
     /// What to do with the GitOps owners paused for this incident's rollbacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gitops: Option<IncidentGitOps>,
+
+    /// The incident's public part: set it to show the incident on the status page (public title,
+    /// impact, components). Without it nothing of the incident is public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<Publication>,
+
+    /// Updates for the public status page, each recorded once (with its time) in
+    /// `status.publication`; drop old ones to add new ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub public_updates: Vec<PublicUpdate>,
 }
 
 /// Resuming the GitOps owners paused for the incident (`kubectl incident resume-gitops`).

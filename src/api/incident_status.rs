@@ -86,6 +86,10 @@ pub struct IncidentStatus {
     /// GitOps owners paused so that a rollback sticks; bounded (see MAX_PAUSES).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gitops: Vec<crate::api::GitOpsPause>,
+    /// What the public status page shows of the incident: the public updates as recorded (see
+    /// `spec.publication`); written with the lifecycle update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<super::PublicationStatus>,
 }
 
 /// Most Slack threads kept in `status.threads`.
@@ -109,7 +113,7 @@ pub const MAX_IMAGES: usize = 5;
 pub const MAX_IMAGE: usize = 256;
 
 /// Most messages kept in `status.notifications`; the oldest delivered or failed ones go first.
-pub const MAX_NOTIFICATIONS: usize = 100;
+pub const MAX_NOTIFICATIONS: usize = 80;
 
 /// One message for one channel, in the outbox.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]

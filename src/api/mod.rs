@@ -12,9 +12,11 @@ pub mod incident;
 pub mod incident_status;
 pub mod metadata;
 pub mod oncall;
+pub mod publication;
 pub mod runbook;
 pub mod selector;
 pub mod severity;
+pub mod status_page;
 
 pub use action::*;
 pub use channel::*;
@@ -23,8 +25,10 @@ pub use gitops::*;
 pub use incident::*;
 pub use incident_status::*;
 pub use oncall::*;
+pub use publication::*;
 pub use runbook::*;
 pub use severity::*;
+pub use status_page::*;
 
 use kube::CustomResourceExt;
 
@@ -36,6 +40,7 @@ pub fn crd_files() -> Result<Vec<(String, String)>, serde_yaml_ng::Error> {
         Channel::crd(),
         OnCallSchedule::crd(),
         EscalationPolicy::crd(),
+        StatusPage::crd(),
     ]
     .into_iter()
     .map(|crd| {
@@ -113,6 +118,7 @@ mod tests {
             super::Channel::crd(),
             super::OnCallSchedule::crd(),
             super::EscalationPolicy::crd(),
+            super::StatusPage::crd(),
         ] {
             let crd = serde_json::to_value(&crd).expect("CRD as JSON");
             let spec =

@@ -11,9 +11,10 @@ use std::{
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, error::ErrorKind};
 use incident_operator::{
-    api::{Incident, ResponseStatus, Severity, duration},
+    api::{Incident, Severity, duration},
     core::postmortem,
     plugin::{
+        flags::{PublicImpact, UpdateStatus},
         ops::{self, Session, Target},
         patch::UpdateRequest,
         render,
@@ -21,26 +22,6 @@ use incident_operator::{
     },
 };
 use serde::Serialize;
-
-/// `--status` of an update.
-#[derive(Clone, Copy, ValueEnum)]
-enum UpdateStatus {
-    Investigating,
-    Identified,
-    Fixing,
-    Monitoring,
-}
-
-impl UpdateStatus {
-    fn into_api(self) -> ResponseStatus {
-        match self {
-            UpdateStatus::Investigating => ResponseStatus::Investigating,
-            UpdateStatus::Identified => ResponseStatus::Identified,
-            UpdateStatus::Fixing => ResponseStatus::Fixing,
-            UpdateStatus::Monitoring => ResponseStatus::Monitoring,
-        }
-    }
-}
 
 /// `--next`: a duration as the Incident's schema admits it (`30m`, `1h30m`), at most a day.
 fn parse_next(text: &str) -> Result<String, String> {
@@ -150,15 +131,37 @@ enum Command {
     Note { name: String, text: String },
     /// Post an update for the people following the incident (what is known, what is being done);
     /// it goes to the timeline and the incident's channels, and restarts the P0/P1 update clock.
+    ///
+    /// With --public, the text after it goes to the public status page instead (or as well, when
+    /// TEXT is given too); publish the incident first.
     Update {
         name: String,
-        text: String,
-        /// How the response stands: investigating, identified, fixing or monitoring.
+        #[arg(required_unless_present = "public")]
+        text: Option<String>,
+        /// A public update for the status page (the incident must be published).
+        #[arg(long, value_name = "TEXT")]
+        public: Option<String>,
+        /// How the response stands: investigating, identified, fixing or monitoring; for a public
+        /// update investigating, identified, monitoring or resolved.
         #[arg(long, value_enum)]
         status: Option<UpdateStatus>,
         /// When the next update comes, e.g. 30m (default: the severity's update interval).
         #[arg(long, value_parser = parse_next)]
         next: Option<String>,
+    },
+    /// Publish the incident on the status page: a public title, the impact and the components it
+    /// affects. Nothing else of the incident becomes public.
+    Publish {
+        name: String,
+        /// The title users see (not the internal one).
+        #[arg(long)]
+        title: String,
+        /// A StatusPage component the incident affects (repeatable).
+        #[arg(long = "component", value_name = "NAME")]
+        components: Vec<String>,
+        /// How much users are affected: none, minor, major or critical.
+        #[arg(long, value_enum)]
+        impact: PublicImpact,
     },
     /// Approve a runbook step waiting for a person, or mark a checkpoint done.
     Approve { name: String, step: String },
@@ -379,15 +382,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Update {
             name,
             text,
+            public,
             status,
             next,
         } => {
-            let update = UpdateRequest {
-                text: &text,
-                status: status.map(UpdateStatus::into_api),
-                next: next.as_deref(),
-            };
-            writeln!(stdout, "{}", session.update(&name, update).await?)?;
+            if let Some(text) = &text {
+                let internal = match status {
+                    Some(UpdateStatus::Resolved) => None,
+                    other => other.map(UpdateStatus::into_api),
+                };
+                let update = UpdateRequest {
+                    text,
+                    status: internal,
+                    next: next.as_deref(),
+                };
+                writeln!(stdout, "{}", session.update(&name, update).await?)?;
+            }
+            if let Some(body) = &public {
+                let status = status.and_then(UpdateStatus::into_public);
+                writeln!(
+                    stdout,
+                    "{}",
+                    session.public_update(&name, body, status).await?
+                )?;
+            }
+        }
+        Command::Publish {
+            name,
+            title,
+            components,
+            impact,
+        } => {
+            let message = session
+                .publish(&name, &title, impact.into_api(), &components)
+                .await?;
+            writeln!(stdout, "{message}")?;
         }
         Command::Approve { name, step } => {
             writeln!(stdout, "{}", session.approve(&name, &step).await?)?;
@@ -481,6 +510,24 @@ fn main() -> ExitCode {
             .unwrap_or(&mut Cli::command())
             .error(ErrorKind::ValueValidation, problem)
             .exit();
+    }
+    if let Command::Update {
+        text,
+        public,
+        status: Some(status),
+        ..
+    } = &cli.command
+    {
+        let problem = status.problem(text.is_some(), public.is_some());
+        if let Some(problem) = problem {
+            let mut command = Cli::command();
+            command.build();
+            command
+                .find_subcommand_mut("update")
+                .unwrap_or(&mut Cli::command())
+                .error(ErrorKind::ValueValidation, problem)
+                .exit();
+        }
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

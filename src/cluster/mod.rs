@@ -9,6 +9,7 @@ pub mod events;
 pub mod gitops;
 pub mod incidents;
 pub mod secrets;
+pub mod status_page;
 pub mod workloads;
 
 use std::time::Duration;

@@ -9,8 +9,10 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 pub mod alerts;
 pub mod file;
 pub mod parse;
+pub mod status_page;
 
 pub use self::alerts::{AlertArgs, AlertConfig};
+pub use self::status_page::{StatusPageArgs, StatusPageConfig};
 use self::{
     file::ConfigFile,
     parse::{
@@ -147,6 +149,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub alerts: AlertArgs,
 
+    #[command(flatten)]
+    pub status_page: StatusPageArgs,
+
     /// Longest time to wait for in-flight work after SIGTERM/SIGINT before exiting.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -256,6 +261,8 @@ pub struct Settings {
     pub operator_namespace: Option<String>,
     /// None when the alert receiver is off.
     pub alerts: Option<AlertConfig>,
+    /// None when the status page is off.
+    pub status_page: Option<StatusPageConfig>,
 }
 
 impl RunArgs {
@@ -340,6 +347,7 @@ impl RunArgs {
             detection.reopen_cooldown,
             &mut errors,
         );
+        let status_page = self.status_page.config(&mut errors);
         if !errors.is_empty() {
             return Err(ConfigError::Invalid {
                 path: self.config.clone().unwrap_or_default(),
@@ -352,6 +360,7 @@ impl RunArgs {
             leader,
             operator_namespace: own,
             alerts,
+            status_page,
         })
     }
 }

@@ -13,5 +13,6 @@ pub mod notify;
 pub mod postmortem;
 pub mod remediation;
 pub mod runbooks;
+pub mod status_page;
 pub mod text;
 pub mod timeline;

@@ -1,8 +1,10 @@
 //! Requests in (http layer): the operator's HTTP endpoints, liveness, readiness and Prometheus
 //! metrics; every replica serves them, leader or not. `alerts` is the alert receiver, on its own
-//! listener.
+//! listener; `status_page` the public status page and `board` the responders' board, on another.
 
 pub mod alerts;
+pub mod board;
+pub mod status_page;
 pub mod tls;
 
 use std::sync::{
@@ -100,6 +102,26 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     axum::serve(listener, router(health))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(Error::Serve)
+}
+
+/// The status page's listener: the public page, the board, and the guard around both.
+pub fn status_page_router(server: Arc<status_page::StatusPageServer>) -> Router {
+    status_page::routes()
+        .merge(board::router())
+        .layer(axum::middleware::from_fn(status_page::guard))
+        .with_state(server)
+}
+
+/// Serves the status page until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve_status_page(
+    listener: TcpListener,
+    server: Arc<status_page::StatusPageServer>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    axum::serve(listener, status_page_router(server))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .map_err(Error::Serve)

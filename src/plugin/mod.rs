@@ -5,6 +5,7 @@
 //! unit-tested; [`ops`] does the API calls; the binary (`src/bin/kubectl-incident.rs`) parses flags
 //! and prints.
 
+pub mod flags;
 pub mod kubeconfig;
 pub mod ops;
 pub mod patch;

@@ -4,6 +4,7 @@
 
 mod escalation;
 mod identity;
+mod publication;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -364,6 +365,8 @@ impl Session {
                         escalation_policy: None,
                         approvals: Vec::new(),
                         gitops: None,
+                        publication: None,
+                        public_updates: Vec::new(),
                     },
                 );
                 new.metadata.name = None;

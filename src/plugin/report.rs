@@ -114,6 +114,8 @@ impl Report {
                 escalation_policy: None,
                 approvals: Vec::new(),
                 gitops: None,
+                publication: None,
+                public_updates: Vec::new(),
             },
         );
         match self.name.as_deref().map(str::trim) {

@@ -8,7 +8,8 @@ use incident_operator::{
     api::{
         Channel, EscalationPolicy, Incident, IncidentStatus, MAX_ALERTS, MAX_ALSO_MANAGED,
         MAX_IMAGE, MAX_IMAGES, MAX_NOTES, MAX_NOTIFICATIONS, MAX_PAGE_CHANNELS, MAX_PAGES,
-        MAX_PAUSES, MAX_THREADS, MAX_TIMELINE, MAX_UPDATES, OnCallSchedule, Runbook,
+        MAX_PAUSES, MAX_PUBLIC_BODY, MAX_RECORDED_PUBLIC_UPDATES, MAX_THREADS, MAX_TIMELINE,
+        MAX_UPDATES, OnCallSchedule, Runbook,
     },
     core::{
         detection::evidence::{MAX_CONTAINERS, MAX_EVENTS, MAX_LOG_BYTES, MAX_REVISIONS},
@@ -201,6 +202,13 @@ fn worst_status(runbook_steps: u64) -> (Value, u64) {
             "alsoManages": vec![text(11 + 63 + 253 + 2); MAX_ALSO_MANAGED], "revision": text(256),
             "pausedAt": time(), "resumedAt": time(), "resumedBy": text(MAX_ACTOR), "message": text(MAX_MESSAGE),
         })).collect::<Vec<_>>(),
+        "publication": {
+            "publishedAt": time(), "resolvedAt": time(),
+            "updates": (0..MAX_RECORDED_PUBLIC_UPDATES).map(|_| json!({
+                "id": text(16), "status": "investigating", "body": text(MAX_PUBLIC_BODY),
+                "author": text(MAX_ACTOR), "at": time(),
+            })).collect::<Vec<_>>(),
+        },
         "threads": (0..MAX_THREADS).map(|_| json!({
             "channel": channel, "slackChannel": text(32), "ts": text(32),
         })).collect::<Vec<_>>(),

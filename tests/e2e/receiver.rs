@@ -21,7 +21,7 @@ use crate::support::get;
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// The python with the e2e packages: INCIDENT_E2E_PYTHON, else what `hack/python-env.sh` makes.
-fn python() -> String {
+pub fn python() -> String {
     if let Some(path) = std::env::var_os("INCIDENT_E2E_PYTHON") {
         return path.to_string_lossy().into_owned();
     }

@@ -280,6 +280,30 @@ async fn nobody_acts_under_someone_elses_name() {
     )
     .await
     .expect("a note as herself");
+    // A public update for the status page is signed the same way.
+    let publication = json!({ "title": "Checkout is slow", "impact": "major" });
+    let public = patch(
+        &alice,
+        ns,
+        "db",
+        json!({ "publication": publication,
+        "publicUpdates": [ { "status": "investigating", "body": "looking", "author": "bob" } ] }),
+    )
+    .await;
+    assert!(
+        public
+            .expect_err("a public update as bob")
+            .contains("spec.publicUpdates must name you, alice")
+    );
+    patch(
+        &alice,
+        ns,
+        "db",
+        json!({ "publication": publication,
+        "publicUpdates": [ { "status": "investigating", "body": "looking", "author": "alice" } ] }),
+    )
+    .await
+    .expect("a public update as herself");
     let annotated = Api::<Incident>::namespaced(alice.clone(), ns)
         .patch(
             "db",

@@ -75,6 +75,12 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
 - apiGroups: [incident.dev]
   resources: [runbooks/status]
   verbs: [patch]
+{{- if .Values.statusPage.enabled }}
+# StatusPages: the page served (statusPage.page), watched by every replica (get/list/watch).
+- apiGroups: [incident.dev]
+  resources: [statuspages]
+  verbs: [get, list, watch]
+{{- end }}
 # Channels: where incidents' news goes; watched by the incident, notifications and channel
 # controllers (get/list/watch).
 - apiGroups: [incident.dev]
@@ -149,6 +155,16 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
   resources: [validatingadmissionpolicies, validatingadmissionpolicybindings]
   verbs: [get, list, watch]
 {{- end }}
+{{- if .Values.statusPage.enabled }}
+# The board's reader checks (http/board.rs): is the bearer token valid (TokenReview), may its user
+# read the namespace's Incidents (SubjectAccessReview), as kube-rbac-proxy asks.
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
+{{- end }}
 {{- end }}
 
 {{/* The Secret holding the alert receiver's bearer token. */}}
@@ -207,6 +223,26 @@ not even kube-system). */}}
 {{- end }}
 {{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.alertsIngress) }}
 {{- fail "networkPolicy.alertsIngress must name who may post alerts (Alertmanager's pods, NetworkPolicyPeer list) when alerts.enabled and networkPolicy.enabled" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The status page's settings that cannot work, refused at render time with the reason. */}}
+{{- define "incident-operator.statusPageChecks" -}}
+{{- if .Values.statusPage.enabled }}
+{{- if not .Values.statusPage.page }}
+{{- fail "statusPage.enabled needs statusPage.page: the StatusPage to serve, as NAMESPACE/NAME" }}
+{{- end }}
+{{- if or (eq (int .Values.statusPage.port) (int .Values.operator.port)) (and .Values.alerts.enabled (eq (int .Values.statusPage.port) (int .Values.alerts.port))) }}
+{{- fail "statusPage.port must differ from operator.port and alerts.port: the page never shares a port" }}
+{{- end }}
+{{- with .Values.operator.watchNamespace }}
+{{- if ne . (first (splitList "/" $.Values.statusPage.page)) }}
+{{- fail (printf "statusPage.page %s is outside operator.watchNamespace %s" $.Values.statusPage.page .) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.statusPage.ingress.enabled (not .Values.statusPage.ingress.host) }}
+{{- fail "statusPage.ingress.enabled needs statusPage.ingress.host" }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -20,6 +20,7 @@ use crate::{
         lifecycle::{self, Observation, Related, RunbookProblem, Update, phase_label},
         notify::{outbox, routing},
         remediation::step::kind_label,
+        status_page,
         text::fingerprint,
         timeline::{self, Entry, Notice},
     },
@@ -45,6 +46,8 @@ pub(super) async fn persist(
     };
     let mut decision = lifecycle::update(incident, &related, now, &ctx.config);
     let climbed = escalate(ctx, incident, &mut decision.status, &escalation, now);
+    // Public updates are recorded with the transition that carries them, in the same write.
+    status_page::record::record(incident, &mut decision.status, now);
     // The news goes into the outbox in the same write that records it: never lost, never twice.
     let channels = ctx.channels.all();
     let mut news = decision.notices.clone();

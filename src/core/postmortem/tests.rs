@@ -75,6 +75,8 @@ fn spec() -> IncidentSpec {
         escalation_policy: None,
         approvals: Vec::new(),
         gitops: None,
+        publication: None,
+        public_updates: Vec::new(),
     }
 }
 

@@ -55,6 +55,8 @@ fn spec(severity: Severity) -> IncidentSpec {
         escalation_policy: None,
         approvals: Vec::new(),
         gitops: None,
+        publication: None,
+        public_updates: Vec::new(),
     }
 }
 
