@@ -125,6 +125,41 @@ impl GitOps {
         .expect("the Kustomization exists")
     }
 
+    /// The story every GitOps test starts from: `app` v1 and the witness Deployment committed and
+    /// applied by the Kustomizations `app` (./app) and `witness` (./witness), v1 rolled out; then
+    /// the broken `app` v2 (image V2, kwok's crashloop fault) committed and applied. Returns v1.
+    pub async fn good_then_broken(&self) -> Deployment {
+        use crate::remediation::{ROLLOUT, deployment, rolled_out};
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        let v1 = deployment("app", &[V1], None);
+        let witness = deployment("witness", &[WITNESS], None);
+        let first = self.git.commit(
+            "app v1",
+            &[
+                ("app/deployment.yaml", &manifest(&v1)),
+                ("witness/deployment.yaml", &manifest(&witness)),
+            ],
+        );
+        self.kustomization("app", "./app").await;
+        self.kustomization("witness", "./witness").await;
+        self.wait_applied("app", &first).await;
+        self.wait_applied("witness", &first).await;
+        wait_for(&deployments, "app", "v1 rolled out", ROLLOUT, |d| {
+            d.is_some_and(rolled_out)
+        })
+        .await;
+        let v2 = deployment("app", &[V2], Some("crashloop"));
+        let second = self
+            .git
+            .commit("app v2", &[("app/deployment.yaml", &manifest(&v2))]);
+        self.wait_applied("app", &second).await;
+        wait_for(&deployments, "app", "v2 applied", FLUX_ACTS, |d| {
+            images_are(d, V2)
+        })
+        .await;
+        v1
+    }
+
     /// Sets the Kustomization's `spec.suspend` as `flux suspend` / `flux resume` do, and waits
     /// until kustomize-controller has handled that generation (it records observedGeneration
     /// even for a suspended object).
@@ -248,7 +283,7 @@ pub async fn outlast_intervals(
 /// the operator builds on: the labels and field manager Flux applies with, what suspend does.
 #[tokio::test]
 async fn flux_puts_a_manual_rollback_back_within_its_interval() {
-    use crate::remediation::{ROLLOUT, deployment, rolled_out};
+    use crate::remediation::{ROLLOUT, rolled_out};
     use crate::support::{TestNamespace, client};
 
     let client = client().await;
@@ -256,26 +291,9 @@ async fn flux_puts_a_manual_rollback_back_within_its_interval() {
     let gitops = GitOps::start(&client, &ns.name).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
 
-    // v1 arrives through Git, beside a witness Deployment that a second Kustomization applies.
-    let v1 = deployment("app", &[V1], None);
-    let witness = deployment("witness", &[WITNESS], None);
-    let first = gitops.git.commit(
-        "app v1",
-        &[
-            ("app/deployment.yaml", &manifest(&v1)),
-            ("witness/deployment.yaml", &manifest(&witness)),
-        ],
-    );
-    gitops.kustomization("app", "./app").await;
-    gitops.kustomization("witness", "./witness").await;
-    gitops.wait_applied("app", &first).await;
-    gitops.wait_applied("witness", &first).await;
-    let applied = wait_for(&deployments, "app", "v1 rolled out", ROLLOUT, |d| {
-        d.is_some_and(rolled_out)
-    })
-    .await
-    .expect("the Deployment exists");
+    let v1 = gitops.good_then_broken().await;
     // What marks a Flux-applied object, and whose it is.
+    let applied = deployments.get("app").await.expect("read the Deployment");
     assert_eq!(
         applied.labels().get(OWNER_NAME).map(String::as_str),
         Some("app")
@@ -287,17 +305,6 @@ async fn flux_puts_a_manual_rollback_back_within_its_interval() {
         "kustomize-controller owns the image through server-side apply: {:#?}",
         applied.metadata.managed_fields
     );
-
-    // The broken version arrives through Git.
-    let v2 = deployment("app", &[V2], Some("crashloop"));
-    let second = gitops
-        .git
-        .commit("app v2", &[("app/deployment.yaml", &manifest(&v2))]);
-    gitops.wait_applied("app", &second).await;
-    wait_for(&deployments, "app", "v2 applied", FLUX_ACTS, |d| {
-        images_are(d, V2)
-    })
-    .await;
 
     // A rollback in the cluster is put back by Flux at its next interval.
     roll_back_by_hand(&deployments, "app", &v1).await;
@@ -334,8 +341,12 @@ async fn flux_puts_a_manual_rollback_back_within_its_interval() {
         "the whole broken template is back"
     );
 
-    // Suspended, the same rollback stays.
-    gitops.suspend("app", true).await;
+    // Suspended, the same rollback stays. Ready stays True: only spec.suspend tells.
+    let suspended = gitops.suspend("app", true).await;
+    assert!(
+        ready(&suspended),
+        "a suspended Kustomization still reports Ready"
+    );
     roll_back_by_hand(&deployments, "app", &v1).await;
     let kept = wait_for(&deployments, "app", "rolled back", FLUX_ACTS, |d| {
         images_are(d, V1)

@@ -19,6 +19,7 @@ mod escalation;
 mod escalation_policies;
 mod event_floods;
 mod flux;
+mod flux_facts;
 mod flux_process;
 mod gitserver;
 mod harness;

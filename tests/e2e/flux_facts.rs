@@ -1,0 +1,144 @@
+//! More of what the operator's GitOps work relies on, shown with the real Flux (tests/e2e/flux.rs
+//! has the harness and the problem itself): how a revert in Git is seen while the Kustomization is
+//! suspended, and the per-object alternative to suspending a whole Kustomization.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+
+use crate::{
+    flux::{
+        FLUX_ACTS, GitOps, SOURCE, V1, V2, git_repositories, images_are, kustomizations, manifest,
+        outlast_intervals, ready, roll_back_by_hand,
+    },
+    remediation::{ROLLOUT, images, rolled_out},
+    support::{TestNamespace, client, wait_for},
+};
+
+/// Suspended, a Kustomization does not apply a new commit: the GitRepository's artifact moves to
+/// it (`.status.artifact.revision`) while the Kustomization's `.status.lastAppliedRevision` stays
+/// behind, which is how "Git was reverted" can be seen before resuming. Resumed after the revert,
+/// Flux applies the revert; the rollback already matched it, so the Deployment's spec is untouched
+/// (no new rollout).
+#[tokio::test]
+async fn a_revert_in_git_waits_for_resume_and_then_needs_no_rollout() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "flux-revert").await;
+    let gitops = GitOps::start(&client, &ns.name).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let v1 = gitops.good_then_broken().await;
+    let broken_revision = kustomizations(&client, &ns.name)
+        .get("app")
+        .await
+        .expect("read the Kustomization")
+        .data["status"]["lastAppliedRevision"]
+        .clone();
+
+    gitops.suspend("app", true).await;
+    roll_back_by_hand(&deployments, "app", &v1).await;
+    let rolled_back = wait_for(&deployments, "app", "rolled back", ROLLOUT, |d| {
+        d.is_some_and(|d| images(d) == [V1] && rolled_out(d))
+    })
+    .await
+    .expect("the Deployment exists");
+
+    // The developer reverts in Git; source-controller fetches it, kustomize-controller waits.
+    let revert = gitops
+        .git
+        .commit("revert app v2", &[("app/deployment.yaml", &manifest(&v1))]);
+    let revision = format!("main@sha1:{revert}");
+    wait_for(
+        &git_repositories(&client, &ns.name),
+        SOURCE,
+        "the revert fetched",
+        FLUX_ACTS,
+        |g| g.is_some_and(|g| g.data["status"]["artifact"]["revision"] == revision.as_str()),
+    )
+    .await;
+    outlast_intervals(&deployments, "app", |d| {
+        assert_eq!(images(d), [V1]);
+    })
+    .await;
+    let waiting = kustomizations(&client, &ns.name)
+        .get("app")
+        .await
+        .expect("read the Kustomization");
+    assert_eq!(
+        waiting.data["status"]["lastAppliedRevision"], broken_revision,
+        "a suspended Kustomization applies no new revision"
+    );
+    assert_eq!(
+        waiting.data["status"]["lastAttemptedRevision"], broken_revision,
+        "nor attempts one"
+    );
+
+    // Resumed: the revert is applied, and it changes nothing in the Deployment's spec.
+    gitops.suspend("app", false).await;
+    let applied = gitops.wait_applied("app", &revert).await;
+    assert!(ready(&applied));
+    let after = deployments.get("app").await.expect("read the Deployment");
+    assert_eq!(images(&after), [V1]);
+    assert_eq!(
+        after.metadata.generation, rolled_back.metadata.generation,
+        "applying the revert over the rollback is no new rollout"
+    );
+}
+
+/// The label or annotation `kustomize.toolkit.fluxcd.io/reconcile: disabled` on the object in the
+/// cluster makes kustomize-controller skip that object alone: the rollback stays while the
+/// Kustomization goes on reconciling (Ready, at its interval) everything else it applies. Taking
+/// the annotation away puts Git's version back at the next interval.
+#[tokio::test]
+async fn an_object_marked_reconcile_disabled_keeps_its_rollback_while_its_kustomization_runs() {
+    const DISABLED: &str = "kustomize.toolkit.fluxcd.io/reconcile";
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "flux-object").await;
+    let gitops = GitOps::start(&client, &ns.name).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let v1 = gitops.good_then_broken().await;
+
+    let annotate =
+        |value: Option<&str>| json!({ "metadata": { "annotations": { DISABLED: value } } });
+    let params = PatchParams::default();
+    deployments
+        .patch("app", &params, &Patch::Merge(annotate(Some("disabled"))))
+        .await
+        .expect("annotate the Deployment");
+    roll_back_by_hand(&deployments, "app", &v1).await;
+    let kept = wait_for(&deployments, "app", "rolled back", FLUX_ACTS, |d| {
+        images_are(d, V1)
+    })
+    .await
+    .expect("the Deployment exists");
+    // The witness lives in another Kustomization; this one's own reconciles must go on too.
+    let before = kustomizations(&client, &ns.name)
+        .get("app")
+        .await
+        .expect("read the Kustomization");
+    outlast_intervals(&deployments, "app", |d| {
+        assert_eq!(images(d), [V1], "the rollback stays");
+        assert_eq!(d.metadata.generation, kept.metadata.generation);
+    })
+    .await;
+    let after = kustomizations(&client, &ns.name)
+        .get("app")
+        .await
+        .expect("read the Kustomization");
+    assert!(ready(&after), "the Kustomization goes on, Ready");
+    assert_eq!(
+        after.data["spec"]["suspend"],
+        before.data["spec"]["suspend"]
+    );
+
+    deployments
+        .patch("app", &params, &Patch::Merge(annotate(None)))
+        .await
+        .expect("remove the annotation");
+    wait_for(&deployments, "app", "Git's v2 back", FLUX_ACTS, |d| {
+        images_are(d, V2)
+    })
+    .await;
+}
