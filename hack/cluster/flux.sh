@@ -8,7 +8,10 @@
 #   crds/source-controller/*.yaml                GitRepository, OCIRepository, Bucket, HelmRepository, HelmChart,
 #                                                ExternalArtifact (source-controller watches every one of them)
 #   crds/kustomize-controller/*.yaml             Kustomization
-# both copied from the modules' config/crd/bases, the files Flux's own install manifests are built from.
+#   crds/helm-controller/*.yaml                  HelmRelease (no helm-controller runs: the proxy does not serve it)
+# the first two copied from the modules' config/crd/bases, the files Flux's own install manifests are built from;
+# the HelmRelease CRD generated as Flux generates it (controller-gen crd:crdVersions=v1 over helm-controller's API
+# module; only v2 is served, v2beta1/v2beta2 are +kubebuilder:skipversion), marker .helm-controller-crd-<versions>.
 #
 # ${XDG_CACHE_HOME:-~/.cache}/incident-operator/flux/bin is keyed by no version: each controller carries its own
 # marker file (.source-controller-<version>, .kustomize-controller-<version>), written only after its binary and
@@ -36,10 +39,12 @@ source "$here/lib.sh"
 bin="$(flux_bin_dir)"
 sc_marker=".source-controller-$FLUX_SOURCE_CONTROLLER_VERSION"
 kc_marker=".kustomize-controller-$FLUX_KUSTOMIZE_CONTROLLER_VERSION"
+hr_marker=".helm-controller-crd-$FLUX_HELM_CONTROLLER_API_VERSION+controller-gen-$CONTROLLER_GEN_VERSION"
+hr_ready() { [[ -f "$bin/$hr_marker" ]] && compgen -G "$bin/crds/helm-controller/*.yaml" >/dev/null; }
 ready() { # ready NAME MARKER
   [[ -f "$bin/$2" && -x "$bin/$1" ]] && compgen -G "$bin/crds/$1/*.yaml" >/dev/null
 }
-if ready source-controller "$sc_marker" && ready kustomize-controller "$kc_marker"; then
+if ready source-controller "$sc_marker" && ready kustomize-controller "$kc_marker" && hr_ready; then
   echo "$bin"
   exit 0
 fi
@@ -48,7 +53,10 @@ command -v go >/dev/null || die "go is not on PATH; install Go >= $GO_MIN_VERSIO
 # The modules must build what versions.env names; a stale pin would silently build something else.
 grep -q "github.com/fluxcd/source-controller $FLUX_SOURCE_CONTROLLER_VERSION" "$here/modules/source-controller/go.mod" &&
   grep -q "github.com/fluxcd/kustomize-controller $FLUX_KUSTOMIZE_CONTROLLER_VERSION" \
-    "$here/modules/kustomize-controller/go.mod" ||
+    "$here/modules/kustomize-controller/go.mod" &&
+  grep -q "github.com/fluxcd/helm-controller/api $FLUX_HELM_CONTROLLER_API_VERSION" \
+    "$here/modules/helm-controller-crd/go.mod" &&
+  grep -q "sigs.k8s.io/controller-tools $CONTROLLER_GEN_VERSION" "$here/modules/helm-controller-crd/go.mod" ||
   die "hack/cluster/modules do not match versions.env; run 'make cluster-pin' and commit the result"
 
 start=$SECONDS
@@ -109,9 +117,33 @@ build() {
   note "$name done"
 }
 
+# The HelmRelease CRD: controller-gen built (about 2 minutes cold) into the staging directory and run there on
+# helm-controller's API packages; only the CRD is kept.
+build_helmrelease_crd() {
+  local staging log
+  staging="$(mktemp -d "$bin/../.helm-controller-crd-partial.XXXXXX")"
+  staging_dirs+=("$staging")
+  log="$staging/build.log"
+  note "HelmRelease CRD from github.com/fluxcd/helm-controller/api $FLUX_HELM_CONTROLLER_API_VERSION" \
+    "(controller-gen $CONTROLLER_GEN_VERSION)"
+  (cd "$here/modules/helm-controller-crd" && GOWORK=off CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+    nice -n 10 go build -trimpath -o "$staging/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen &&
+    mkdir -p "$staging/crds" &&
+    GOWORK=off GOFLAGS=-mod=readonly "$staging/controller-gen" crd:crdVersions=v1 \
+      paths=github.com/fluxcd/helm-controller/api/... output:crd:dir="$staging/crds") >>"$log" 2>&1 ||
+    { tail -n 40 "$log" >&2; die "generating the HelmRelease CRD failed"; }
+  [[ -f "$staging/crds/helm.toolkit.fluxcd.io_helmreleases.yaml" ]] || die "controller-gen wrote no HelmRelease CRD"
+  rm -f "$bin"/.helm-controller-crd-*
+  rm -rf "$bin/crds/helm-controller"
+  mv "$staging/crds" "$bin/crds/helm-controller"
+  touch "$bin/$hr_marker"
+  note "HelmRelease CRD done"
+}
+
 ready source-controller "$sc_marker" ||
   build source-controller "$FLUX_SOURCE_CONTROLLER_VERSION" "$sc_marker"
 ready kustomize-controller "$kc_marker" ||
   build kustomize-controller "$FLUX_KUSTOMIZE_CONTROLLER_VERSION" "$kc_marker"
+hr_ready || build_helmrelease_crd
 note "done in $((SECONDS - start))s"
 echo "$bin"

@@ -78,3 +78,9 @@ done
 (cd "$here/modules/source-controller" &&
   go mod edit -replace=github.com/fluxcd/pkg/artifact=github.com/fluxcd/pkg/artifact@v0.18.0)
 for dir in source-controller kustomize-controller; do (cd "$here/modules/$dir" && go mod tidy -e 2>/dev/null); done
+# The HelmRelease CRD: helm-controller's API module (v1.6.x is Flux 2.8's, on the same fluxcd/pkg/apis/meta as the
+# controllers above) and controller-gen; crds.go in that directory imports the API packages so tidy keeps them.
+init_module helm-controller-crd incident-operator.dev/cluster/helm-controller-crd \
+  "github.com/fluxcd/helm-controller/api@$FLUX_HELM_CONTROLLER_API_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen
+(cd "$here/modules/helm-controller-crd" && go mod edit -require="sigs.k8s.io/controller-tools@$CONTROLLER_GEN_VERSION" &&
+  go mod tidy)

@@ -41,6 +41,13 @@ pub fn kustomizations(client: &Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
+/// HelmReleases: only the CRD is installed (hack/cluster/flux.sh generates it; no helm-controller).
+pub fn helm_releases(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("helm.toolkit.fluxcd.io", "v2", "HelmRelease");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "helmreleases");
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
 /// Flux, with its CRDs, reconciling the repository a test commits to, in one namespace.
 pub struct GitOps {
     pub client: Client,
@@ -158,6 +165,25 @@ impl GitOps {
         })
         .await;
         v1
+    }
+
+    /// Requests a reconcile of the Kustomization `name` as `flux reconcile` does (the annotation
+    /// `reconcile.fluxcd.io/requestedAt`) and waits until the controller has handled it
+    /// (`status.lastHandledReconcileAt`). Reconciles of one object never overlap, so afterwards no
+    /// reconcile that started before the request is still running: what the cluster looked like
+    /// when it was asked is what Flux has seen.
+    pub async fn reconcile_now(&self, name: &str) {
+        let requested = format!("{:?}", std::time::SystemTime::now());
+        let api = kustomizations(&self.client, &self.namespace);
+        let annotation = json!({ "metadata": { "annotations": {
+            "reconcile.fluxcd.io/requestedAt": requested } } });
+        api.patch(name, &PatchParams::default(), &Patch::Merge(annotation))
+            .await
+            .expect("request a reconcile");
+        wait_for(&api, name, "requested reconcile handled", FLUX_ACTS, |k| {
+            k.is_some_and(|k| k.data["status"]["lastHandledReconcileAt"] == requested.as_str())
+        })
+        .await;
     }
 
     /// Sets the Kustomization's `spec.suspend` as `flux suspend` / `flux resume` do, and waits
@@ -364,25 +390,7 @@ async fn flux_puts_a_manual_rollback_back_within_its_interval() {
     let watched = outlast_intervals(&deployments, "app", unchanged).await;
     eprintln!("the suspended Kustomization left the rollback alone for {watched:?}");
     // A reconcile requested by hand (`flux reconcile`'s annotation) is handled, and applies nothing.
-    let requested = format!("e2e-{}", std::process::id());
-    let kustomizations = kustomizations(&client, &ns.name);
-    kustomizations
-        .patch(
-            "app",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "annotations": {
-                "reconcile.fluxcd.io/requestedAt": requested } } })),
-        )
-        .await
-        .expect("request a reconcile");
-    wait_for(
-        &kustomizations,
-        "app",
-        "requested reconcile handled",
-        FLUX_ACTS,
-        |k| k.is_some_and(|k| k.data["status"]["lastHandledReconcileAt"] == requested.as_str()),
-    )
-    .await;
+    gitops.reconcile_now("app").await;
     unchanged(&deployments.get("app").await.expect("read the Deployment"));
 
     // Resumed while Git still says v2: Flux applies v2 again at once (the spec change triggers it).
