@@ -50,11 +50,11 @@ pub fn helm_releases(client: &Client, namespace: &str) -> Api<DynamicObject> {
 
 /// Flux, with its CRDs, reconciling the repository a test commits to, in one namespace.
 pub struct GitOps {
+    // Fields drop in this order: the controllers go first, then the Git server, then its files.
+    _flux: Flux,
     pub client: Client,
     pub namespace: String,
     pub git: GitServer,
-    // Dropped before the Git server's directory goes.
-    _flux: Flux,
     _scratch: Scratch,
 }
 
@@ -90,19 +90,24 @@ impl GitOps {
             .patch(SOURCE, &params, &Patch::Apply(&source))
             .await
             .expect("apply the GitRepository");
-        let kustomization = json!({
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-            "metadata": { "name": name },
-            "spec": {
-                "interval": seconds, "path": path, "prune": false,
-                "targetNamespace": self.namespace,
-                "sourceRef": { "kind": "GitRepository", "name": SOURCE },
-            }
-        });
+        let kustomization = self.kustomization_manifest(name, path);
         kustomizations(&self.client, &self.namespace)
             .patch(name, &params, &Patch::Apply(&kustomization))
             .await
             .expect("apply the Kustomization");
+    }
+
+    /// The Kustomization [`GitOps::kustomization`] applies, as a manifest (to commit one to Git).
+    pub fn kustomization_manifest(&self, name: &str, path: &str) -> Value {
+        json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": { "name": name },
+            "spec": {
+                "interval": format!("{}s", INTERVAL.as_secs()), "path": path, "prune": false,
+                "targetNamespace": self.namespace,
+                "sourceRef": { "kind": "GitRepository", "name": SOURCE },
+            }
+        })
     }
 
     /// Waits until the GitRepository has fetched `commit` and the Kustomization `name` reports it

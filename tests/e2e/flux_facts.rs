@@ -4,15 +4,16 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
-    Api,
+    Api, ResourceExt,
     api::{Patch, PatchParams},
 };
 use serde_json::json;
 
 use crate::{
     flux::{
-        FLUX_ACTS, GitOps, SOURCE, V1, V2, flux_dir, git_repositories, helm_releases, images_are,
-        install_flux_crds, kustomizations, manifest, outlast_intervals, ready, roll_back_by_hand,
+        FLUX_ACTS, GitOps, OWNER_NAME, SOURCE, V1, V2, flux_dir, git_repositories, helm_releases,
+        images_are, install_flux_crds, kustomizations, manifest, outlast_intervals, ready,
+        roll_back_by_hand,
     },
     remediation::{ROLLOUT, images, rolled_out},
     support::{TestNamespace, client, wait_for},
@@ -125,11 +126,16 @@ async fn an_object_marked_reconcile_disabled_keeps_its_rollback_while_its_kustom
         assert_eq!(d.metadata.generation, kept.metadata.generation);
     })
     .await;
-    let after = kustomizations(&client, &ns.name)
-        .get("app")
-        .await
-        .expect("read the Kustomization");
-    assert!(ready(&after), "the Kustomization goes on, Ready");
+    // Each reconcile turns Ready to Unknown ("Reconciliation in progress") and back: wait for True.
+    let after = wait_for(
+        &kustomizations(&client, &ns.name),
+        "app",
+        "the Kustomization goes on, Ready",
+        FLUX_ACTS,
+        |k| k.is_some_and(ready),
+    )
+    .await
+    .expect("the Kustomization exists");
     assert_eq!(
         after.data["spec"]["suspend"],
         before.data["spec"]["suspend"]
@@ -188,4 +194,59 @@ async fn a_helmrelease_takes_the_same_suspend_patch() {
         matches!(&refused, Err(kube::Error::Api(status)) if status.code == 422),
         "the CRD's schema is enforced: {refused:?}"
     );
+}
+
+/// Flux's own layout: Kustomizations are themselves in Git, applied by a parent Kustomization.
+/// Pausing the child with a patch survives the parent's reconciles while Git does not set
+/// `spec.suspend` (server-side apply leaves a field it does not apply to its other manager); once
+/// Git sets it, even to `false`, the parent's forced apply takes the pause back.
+#[tokio::test]
+async fn a_pause_survives_the_parent_kustomization_until_git_sets_suspend() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "flux-nested").await;
+    let gitops = GitOps::start(&client, &ns.name).await;
+    let api = kustomizations(&client, &ns.name);
+    let v1 = crate::remediation::deployment("app", &[V1], None);
+    let child = gitops.kustomization_manifest("app", "./app");
+    let yaml = |value: &serde_json::Value| serde_yaml_ng::to_string(value).expect("YAML");
+    let first = gitops.git.commit(
+        "app v1 and its Kustomization",
+        &[
+            ("app/deployment.yaml", &manifest(&v1)),
+            ("flux/app.yaml", &yaml(&child)),
+        ],
+    );
+    gitops.kustomization("root", "./flux").await;
+    gitops.wait_applied("root", &first).await;
+    let applied = gitops.wait_applied("app", &first).await;
+    assert_eq!(
+        applied.labels().get(OWNER_NAME).map(String::as_str),
+        Some("root"),
+        "the child Kustomization names its parent"
+    );
+
+    gitops.suspend("app", true).await;
+    // Two reconciles of the parent, each requested after the pause.
+    gitops.reconcile_now("root").await;
+    gitops.reconcile_now("root").await;
+    let kept = api.get("app").await.expect("read the Kustomization");
+    assert_eq!(
+        kept.data["spec"]["suspend"], true,
+        "the pause survives the parent"
+    );
+
+    let mut explicit = child.clone();
+    explicit["spec"]["suspend"] = json!(false);
+    let second = gitops
+        .git
+        .commit("say suspend: false", &[("flux/app.yaml", &yaml(&explicit))]);
+    gitops.wait_applied("root", &second).await;
+    wait_for(
+        &api,
+        "app",
+        "the parent takes the pause back",
+        FLUX_ACTS,
+        |k| k.is_some_and(|k| k.data["spec"]["suspend"] == false),
+    )
+    .await;
 }
