@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo bench-detection bench-notifications bench-alerts bench-rollback bench-status-page chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build run crds lint
+.PHONY: demo bench-detection bench-notifications bench-alerts bench-rollback bench-status-page chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build flux-build run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -27,6 +27,10 @@ cluster-pin:
 ## monitoring-build: build alertmanager, amtool and prometheus into the cache (no cluster; `make test` does it when missing)
 monitoring-build:
 	@bin="$$(hack/cluster/monitoring.sh)"; echo "alertmanager, amtool, prometheus: $$bin"
+
+## flux-build: build Flux's source-controller and kustomize-controller, with their CRDs, into the cache (no cluster; `make test` does it when missing)
+flux-build:
+	@dir="$$(hack/cluster/flux.sh)"; echo "source-controller, kustomize-controller, crds/: $$dir"
 
 ## run: run the operator from source against the local cluster
 run:

@@ -5,6 +5,8 @@ cluster_bin_dir() { echo "$(cache_root)/k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VE
 # Alertmanager and Prometheus (monitoring.sh): one directory, each binary marked with its own version, so
 # bumping one rebuilds that one only, and bumping the control plane rebuilds neither.
 monitoring_bin_dir() { echo "$(cache_root)/monitoring/bin"; }
+# Flux's controllers and their CRDs (flux.sh): likewise one directory, each controller marked with its version.
+flux_bin_dir() { echo "$(cache_root)/flux/bin"; }
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CLUSTER_NAME="${INCIDENT_CLUSTER_NAME:-incident-operator}"
 # Everything a running cluster owns: kwok's workdir (pki, etcd data, logs) and the kubeconfig.

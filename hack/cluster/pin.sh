@@ -50,3 +50,37 @@ init_module prometheus incident-operator.dev/cluster/prometheus \
   "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus
 
 for dir in kubernetes etcd kwok helm alertmanager prometheus; do (cd "$here/modules/$dir" && go mod tidy); done
+
+# Flux's controllers (hack/cluster/flux.sh), each its own module. Their releases build with a `replace` of their
+# api module to ./api (the same source, published as <module>/api at the same version) and replaces that pin
+# other modules (go-digest, kustomize, yaml.v3); a wrapper module ignores a dependency's replaces, so the
+# non-local ones are copied here, and the api module comes at the version the release requires.
+# `go mod tidy -e`: tidy also wants the modules the controllers' own tests import (gittestserver, helmtestserver,
+# testserver at versions the proxy does not serve); the build needs none of them, and flux.sh builds with
+# -mod=readonly, so a module the build does need and go.sum lacks fails there, by name.
+# copy_replaces DIR MODULE@VERSION: the release go.mod's replaces whose target is a module, not a directory.
+copy_replaces() {
+  local dir="$here/modules/$1" gomod
+  gomod="$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "$2" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  [[ -f "$gomod" ]] || { echo "error: no go.mod downloaded for $2" >&2; exit 1; }
+  awk '/^replace \($/ { block = 1; next } block && /^\)/ { block = 0; next }
+       /^replace / { sub(/^replace /, ""); print; next } block { print }' "$gomod" |
+    sed 's|//.*||' | awk 'NF == 4 && $2 == "=>" && $3 !~ /^\.\.?\// { print $1 "=" $3 "@" $4 }' |
+    while read -r replacement; do (cd "$dir" && go mod edit -replace="$replacement"); done
+}
+for component in source-controller:"$FLUX_SOURCE_CONTROLLER_VERSION" kustomize-controller:"$FLUX_KUSTOMIZE_CONTROLLER_VERSION"; do
+  name="${component%%:*}" version="${component#*:}"
+  init_module "$name" "incident-operator.dev/cluster/$name" "github.com/fluxcd/$name@$version" "github.com/fluxcd/$name"
+  copy_replaces "$name" "github.com/fluxcd/$name@$version"
+done
+# The one substitution: source-controller v1.9.6 requires github.com/fluxcd/pkg/artifact v0.18.3, and the proxy
+# serves v0.18.0 as the newest v0.18.x (a patch release apart, same API).
+(cd "$here/modules/source-controller" &&
+  go mod edit -replace=github.com/fluxcd/pkg/artifact=github.com/fluxcd/pkg/artifact@v0.18.0)
+for dir in source-controller kustomize-controller; do (cd "$here/modules/$dir" && go mod tidy -e 2>/dev/null); done
+# The HelmRelease CRD: helm-controller's API module (v1.6.x is Flux 2.8's, on the same fluxcd/pkg/apis/meta as the
+# controllers above) and controller-gen; crds.go in that directory imports the API packages so tidy keeps them.
+init_module helm-controller-crd incident-operator.dev/cluster/helm-controller-crd \
+  "github.com/fluxcd/helm-controller/api@$FLUX_HELM_CONTROLLER_API_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen
+(cd "$here/modules/helm-controller-crd" && go mod edit -require="sigs.k8s.io/controller-tools@$CONTROLLER_GEN_VERSION" &&
+  go mod tidy)
