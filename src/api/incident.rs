@@ -173,9 +173,6 @@ pub struct IncidentGitOps {
     /// Resume every owner paused for this incident (once the fix is in Git).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resume: bool,
-    /// Resume an owner by itself once its source has a new revision (someone pushed a fix).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub resume_on_new_revision: bool,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]

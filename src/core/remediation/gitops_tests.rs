@@ -170,10 +170,7 @@ fn an_owner_paused_by_someone_else_is_left_paused_on_resume() {
     let mut spec: IncidentSpec =
         serde_json::from_value(serde_json::json!({ "title": "t", "severity": "P1" }))
             .expect("spec");
-    spec.gitops = Some(IncidentGitOps {
-        resume: true,
-        resume_on_new_revision: false,
-    });
+    spec.gitops = Some(IncidentGitOps { resume: true });
     assert!(due_resumes(&spec, &[*pause]).is_empty());
 }
 
@@ -189,10 +186,7 @@ fn resume_is_asked_once_and_finishes_after_a_crash() {
         serde_json::from_value(serde_json::json!({ "title": "t", "severity": "P1" }))
             .expect("spec");
     assert!(due_resumes(&spec, &recorded).is_empty(), "not asked");
-    spec.gitops = Some(IncidentGitOps {
-        resume: true,
-        resume_on_new_revision: false,
-    });
+    spec.gitops = Some(IncidentGitOps { resume: true });
     assert_eq!(due_resumes(&spec, &recorded), [0]);
     resuming(&mut recorded[0], Some("alice".into()));
     // Asked again after a crash: still the one record, still to finish.
