@@ -336,6 +336,16 @@ async fn flux_puts_a_manual_rollback_back_within_its_interval() {
         "kustomize-controller owns the image through server-side apply: {:#?}",
         applied.metadata.managed_fields
     );
+    // Which Kustomization manages a workload is also in its inventory: `<namespace>_<name>_<group>_<Kind>`.
+    let owner = kustomizations(&client, &ns.name)
+        .get("app")
+        .await
+        .expect("read the Kustomization");
+    assert_eq!(
+        owner.data["status"]["inventory"]["entries"],
+        json!([{ "id": format!("{}_app_apps_Deployment", ns.name), "v": "v1" }]),
+        "the Kustomization's inventory"
+    );
 
     // A rollback in the cluster is put back by Flux at its next interval.
     roll_back_by_hand(&deployments, "app", &v1).await;
