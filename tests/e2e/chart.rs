@@ -244,6 +244,9 @@ async fn the_custom_value_set_installs() {
     let fullname = format!("fullnameOverride={full}");
     let watch = format!("operator.watchNamespace={}", watched.name);
     let secrets = format!("notifications.secretNamespaces={{{}}}", watched.name);
+    // The GitOps owners' namespaces: the watched one here (flux-system does not exist).
+    let flux = format!("gitops.flux.namespaces={{{}}}", watched.name);
+    let argocd = format!("gitops.argocd.namespace={}", watched.name);
     let mut release = Release::install(
         &ns.name,
         &ns.name,
@@ -258,7 +261,21 @@ async fn the_custom_value_set_installs() {
             &watch,
             "--set",
             &secrets,
+            "--set",
+            &flux,
+            "--set",
+            &argocd,
         ],
+    );
+    // Opt-in GitOps rights: get and patch on the owners, in their namespace only.
+    let gitops_role = Api::<Role>::namespaced(client.clone(), &watched.name)
+        .get(&format!("{full}-gitops-flux"))
+        .await
+        .expect("the Flux owners' Role");
+    let rules = gitops_role.rules.unwrap_or_default();
+    assert!(
+        rules.iter().all(|r| r.verbs == ["get", "patch"]) && rules.len() == 2,
+        "{rules:?}"
     );
     Api::<ServiceAccount>::namespaced(client.clone(), &ns.name)
         .get("incident-bot")
