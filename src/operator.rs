@@ -97,11 +97,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             })?;
         let local = listener.local_addr().map_err(Error::Serve)?;
         info!(addr = %local, page = %format!("{}/{}", page.namespace, page.name), "serving the status page and the board");
-        let server = Arc::new(server::status_page::StatusPageServer {
-            cache: PageCache::watch(&client, &page.namespace, &page.name),
-            client: client.clone(),
-            refresh_seconds: page.refresh_seconds,
-        });
+        let server = Arc::new(server::status_page::StatusPageServer::new(
+            PageCache::watch(&client, &page.namespace, &page.name),
+            client.clone(),
+            page.refresh_seconds,
+        ));
         tasks.spawn(server::serve_status_page(
             listener,
             server,

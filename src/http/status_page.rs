@@ -4,11 +4,16 @@
 //! `tracing` span per request. The responders' board shares the listener under /board
 //! ([`super::board`]).
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use axum::{
     Router,
-    body::Body,
+    body::{Body, Bytes},
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::Next,
@@ -20,6 +25,7 @@ use kube::Client;
 use tracing::{Instrument, field, info_span, warn};
 
 use crate::{
+    api::{Incident, StatusPage},
     cluster::status_page::PageCache,
     core::{
         status_page::{atom, html, snapshot::Snapshot, state::MaintenanceStatus, statuspage},
@@ -33,6 +39,46 @@ pub struct StatusPageServer {
     /// For the board's TokenReviews and SubjectAccessReviews.
     pub client: Client,
     pub refresh_seconds: u32,
+    /// Each public body as last rendered; see [`Rendered`].
+    rendered: Mutex<HashMap<Kind, Rendered>>,
+}
+
+impl StatusPageServer {
+    pub fn new(cache: PageCache, client: Client, refresh_seconds: u32) -> Self {
+        Self {
+            cache,
+            client,
+            refresh_seconds,
+            rendered: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// A public body, reused for the rest of the second it was made in while the StatusPage and the
+/// Incidents stay as they were: a thousand incidents in history are then computed once a second,
+/// not once a request, and a change shows at once.
+#[derive(Clone)]
+struct Rendered {
+    key: (u64, i64),
+    content_type: &'static str,
+    body: Bytes,
+    etag: String,
+    modified: Timestamp,
+}
+
+/// What the page is computed from, as a number that changes with it: the StatusPage's and every
+/// Incident's resourceVersion (summed, so the cache's order does not matter).
+fn data_key(page: &StatusPage, incidents: &[Arc<Incident>]) -> u64 {
+    let one = |uid: &Option<String>, version: &Option<String>| {
+        let mut hasher = DefaultHasher::new();
+        (uid, version).hash(&mut hasher);
+        hasher.finish()
+    };
+    incidents.iter().fold(
+        one(&page.metadata.uid, &page.metadata.resource_version)
+            .wrapping_add(incidents.len() as u64),
+        |sum, i| sum.wrapping_add(one(&i.metadata.uid, &i.metadata.resource_version)),
+    )
 }
 
 /// Every response: no script, no plugin, no framing, styles only from this origin.
@@ -137,7 +183,7 @@ pub async fn guard(request: Request, next: Next) -> Response {
     .await
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Html,
     Atom,
@@ -160,24 +206,18 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// The page's current snapshot, or a 503 while the StatusPage does not exist.
-pub(super) fn snapshot(server: &StatusPageServer) -> Result<Snapshot, Box<Response>> {
-    let Some(page) = server.cache.page() else {
-        let message = format!(
-            "the StatusPage {} does not exist (yet)",
-            server.cache.reference()
-        );
-        return Err(Box::new(
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "10")],
-                message,
-            )
-                .into_response(),
-        ));
-    };
-    let incidents = server.cache.incidents.state();
-    Ok(Snapshot::new(&page, &incidents, Timestamp::now()))
+/// A 503 while the StatusPage does not exist.
+pub(super) fn missing(server: &StatusPageServer) -> Response {
+    let message = format!(
+        "the StatusPage {} does not exist (yet)",
+        server.cache.reference()
+    );
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "10")],
+        message,
+    )
+        .into_response()
 }
 
 async fn public(
@@ -185,42 +225,76 @@ async fn public(
     headers: HeaderMap,
     kind: Kind,
 ) -> Response {
-    let snapshot = match snapshot(&server) {
-        Ok(s) => s,
-        Err(response) => return *response,
+    let Some(page) = server.cache.page() else {
+        return missing(&server);
     };
-    let (content_type, body) = match kind {
-        Kind::Html => match html::page(&snapshot, server.refresh_seconds) {
-            Ok(body) => (HTML, body),
-            Err(message) => {
-                warn!(%message, "status page");
-                return (StatusCode::INTERNAL_SERVER_ERROR, "the page did not render")
-                    .into_response();
+    let incidents = server.cache.incidents.state();
+    let now = Timestamp::now();
+    let key = (data_key(&page, &incidents), now.as_second());
+    let cached = server
+        .rendered
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&kind).filter(|r| r.key == key).cloned());
+    let rendered = match cached {
+        Some(rendered) => rendered,
+        None => {
+            let snapshot = Snapshot::new(&page, &incidents, now);
+            let (content_type, body) = match render(&snapshot, kind, server.refresh_seconds) {
+                Ok(rendered) => rendered,
+                Err(message) => {
+                    warn!(%message, "status page");
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "the page did not render")
+                        .into_response();
+                }
+            };
+            let rendered = Rendered {
+                key,
+                content_type,
+                etag: format!("\"{}\"", fingerprint(&[&body])),
+                body: Bytes::from(body),
+                modified: snapshot.updated_at,
+            };
+            if let Ok(mut all) = server.rendered.lock() {
+                all.insert(kind, rendered.clone());
             }
-        },
-        Kind::Atom => (atom::CONTENT_TYPE, atom::feed(&snapshot)),
-        Kind::Summary => (JSON, statuspage::summary(&snapshot).to_string()),
-        Kind::Status => (JSON, statuspage::status_only(&snapshot).to_string()),
-        Kind::Components => (JSON, statuspage::components_only(&snapshot).to_string()),
-        Kind::Incidents => (JSON, statuspage::incidents(&snapshot).to_string()),
-        Kind::Unresolved => (JSON, statuspage::unresolved(&snapshot).to_string()),
+            rendered
+        }
+    };
+    conditional(&headers, rendered)
+}
+
+/// One public body of the snapshot.
+fn render(
+    snapshot: &Snapshot,
+    kind: Kind,
+    refresh_seconds: u32,
+) -> Result<(&'static str, String), String> {
+    Ok(match kind {
+        Kind::Html => (HTML, html::page(snapshot, refresh_seconds)?),
+        Kind::Atom => (atom::CONTENT_TYPE, atom::feed(snapshot)),
+        Kind::Summary => (JSON, statuspage::summary(snapshot).to_string()),
+        Kind::Status => (JSON, statuspage::status_only(snapshot).to_string()),
+        Kind::Components => (JSON, statuspage::components_only(snapshot).to_string()),
+        Kind::Incidents => (JSON, statuspage::incidents(snapshot).to_string()),
+        Kind::Unresolved => (JSON, statuspage::unresolved(snapshot).to_string()),
         Kind::Maintenances(which) => (
             JSON,
-            statuspage::scheduled_maintenances(&snapshot, which).to_string(),
+            statuspage::scheduled_maintenances(snapshot, which).to_string(),
         ),
-    };
-    conditional(&headers, body, content_type, snapshot.updated_at)
+    })
 }
 
 /// The body with its validators, or 304 when the client's copy is current (RFC 9110 13.2.2:
 /// If-None-Match first, If-Modified-Since only without it).
-fn conditional(
-    request: &HeaderMap,
-    body: String,
-    content_type: &'static str,
-    modified: Timestamp,
-) -> Response {
-    let etag = format!("\"{}\"", fingerprint(&[&body]));
+fn conditional(request: &HeaderMap, rendered: Rendered) -> Response {
+    let Rendered {
+        content_type,
+        body,
+        etag,
+        modified,
+        ..
+    } = rendered;
     let last_modified = http_date(modified);
     let fresh = match request
         .get(header::IF_NONE_MATCH)
@@ -288,10 +362,20 @@ mod tests {
         map
     }
 
+    fn rendered(body: &str, at: Timestamp) -> Rendered {
+        Rendered {
+            key: (0, 0),
+            content_type: JSON,
+            body: Bytes::from(body.to_owned()),
+            etag: format!("\"{}\"", fingerprint(&[body])),
+            modified: at,
+        }
+    }
+
     #[test]
     fn validators_answer_304_only_for_the_current_copy() {
         let at = Timestamp::from_second(1_800_000_000).unwrap();
-        let first = conditional(&HeaderMap::new(), "a".into(), JSON, at);
+        let first = conditional(&HeaderMap::new(), rendered("a", at));
         assert_eq!(first.status(), StatusCode::OK);
         let etag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
         let date = first.headers()[header::LAST_MODIFIED]
@@ -301,31 +385,23 @@ mod tests {
         assert_eq!(date, "Fri, 15 Jan 2027 08:00:00 GMT");
         let same = conditional(
             &headers(&[(header::IF_NONE_MATCH, &etag)]),
-            "a".into(),
-            JSON,
-            at,
+            rendered("a", at),
         );
         assert_eq!(same.status(), StatusCode::NOT_MODIFIED);
         let changed = conditional(
             &headers(&[(header::IF_NONE_MATCH, &etag)]),
-            "b".into(),
-            JSON,
-            at,
+            rendered("b", at),
         );
         assert_eq!(changed.status(), StatusCode::OK);
         let since = conditional(
             &headers(&[(header::IF_MODIFIED_SINCE, &date)]),
-            "b".into(),
-            JSON,
-            at,
+            rendered("b", at),
         );
         assert_eq!(since.status(), StatusCode::NOT_MODIFIED);
         let later = at + jiff::SignedDuration::from_secs(1);
         let newer = conditional(
             &headers(&[(header::IF_MODIFIED_SINCE, &date)]),
-            "b".into(),
-            JSON,
-            later,
+            rendered("b", later),
         );
         assert_eq!(newer.status(), StatusCode::OK);
         assert_eq!(parse_http_date(&date), Some(at));

@@ -18,7 +18,7 @@ pub fn impact_status(impact: Impact) -> ComponentStatus {
 }
 
 /// Where a maintenance window stands, in Statuspage's words.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MaintenanceStatus {
     Scheduled,
     InProgress,
