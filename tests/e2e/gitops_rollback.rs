@@ -116,11 +116,15 @@ async fn a_rollback_of_a_flux_deployment_pauses_its_kustomization_once_and_stick
     assert_eq!(entries(&resumed, EntryType::GitOpsResumed), 1);
     let applied = gitops.wait_applied("app", &revert).await;
     assert!(!suspended(&applied), "resumed: {:?}", applied.data["spec"]);
-    let app = deployments.get("app").await.expect("the Deployment");
-    assert!(
-        images_are(Some(&app), V1),
-        "Flux and the cluster agree on v1"
-    );
+    // Flux's apply of the revert may touch the spec (a new generation to observe): wait for it.
+    wait_for(
+        &deployments,
+        "app",
+        "Flux and the cluster agree on v1",
+        FLUX_ACTS,
+        |d| images_are(d, V1),
+    )
+    .await;
     // Resumed once: asking again changes nothing.
     let after = incidents.get("bad-deploy").await.expect("the incident");
     assert_eq!(entries(&after, EntryType::GitOpsResumed), 1);
