@@ -7,10 +7,7 @@
 
 use incident_operator::api::{ActionPhase, EntryType, Incident, PauseState};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::{
-    Api,
-    api::{Patch, PatchParams, PostParams},
-};
+use kube::{Api, api::PostParams};
 use serde_json::json;
 
 use crate::{
@@ -98,15 +95,18 @@ async fn a_rollback_of_a_flux_deployment_pauses_its_kustomization_once_and_stick
     let revert = gitops
         .git
         .commit("revert app v2", &[("app/deployment.yaml", &manifest(&v1))]);
-    let resume = json!({ "spec": { "gitops": { "resume": true } } });
-    incidents
-        .patch(
-            "bad-deploy",
-            &PatchParams::default(),
-            &Patch::Merge(&resume),
-        )
-        .await
-        .expect("ask to resume");
+    // As a person does it: the plugin asks, naming what it resumes.
+    let asked = crate::plugin::plugin(&ns.name, &["resume-gitops", "bad-deploy"]).await;
+    let said = String::from_utf8_lossy(&asked.stdout);
+    assert!(
+        asked.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    assert!(
+        said.contains(&format!("resuming Flux Kustomization {}/app", ns.name)),
+        "{said}"
+    );
     let resumed = settle(&incidents, "bad-deploy", "the Kustomization resumed", |i| {
         i.status
             .as_ref()
