@@ -81,5 +81,7 @@ refuse "at '/operator/watchNamespace'" --set 'operator.watchNamespace=Bad_NS!'
 refuse "missing property 'config'" --set config=null
 refuse "at '/leaderElection/leaseDuration'" --set 'leaderElection.leaseDuration=5 minutes'
 refuse "additional properties 'replicas' not allowed" --set replicas=3
+refuse "at '/flowControl/lendablePercent': maximum" --set flowControl.lendablePercent=150
+refuse "flowControl.handSize must not exceed flowControl.queues" --set flowControl.queues=4 --set flowControl.handSize=6
 [[ "$failed" == 0 ]] || exit 1
 echo "chart-test: helm lint and golden templates OK" >&2

@@ -17,6 +17,7 @@ use k8s_openapi::api::{
     coordination::v1::Lease,
     core::v1::{ConfigMap, Secret, Service, ServiceAccount},
     events::v1::Event,
+    flowcontrol::v1::FlowSchema,
     policy::v1::PodDisruptionBudget,
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
@@ -101,6 +102,23 @@ pub async fn client_from(file: &Path) -> Client {
         .await
         .expect("token kubeconfig");
     Client::try_from(config).expect("client")
+}
+
+/// Requests the API server dispatched under `schema`, from its own APF metrics.
+async fn dispatched_by_flow_schema(client: &Client, schema: &str) -> f64 {
+    let request = axum::http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = client
+        .request_text(request)
+        .await
+        .expect("the API server's /metrics");
+    let label = format!("flow_schema=\"{schema}\"");
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_flowcontrol_dispatched_requests_total{"))
+        .filter(|l| l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 async fn allowed(client: &Client, verb: &str, group: &str, resource: &str, ns: &str) -> bool {
@@ -412,12 +430,29 @@ async fn the_chart_installs_and_its_service_account_runs_the_operator() {
         },
     )
     .await;
+    // API Priority and Fairness: the API server classified the operator's requests under the
+    // chart's FlowSchemas (its own level for the work, another for Lease renewals).
+    let lease_schema = format!("{full}-leader-election");
+    for schema in [&full, &lease_schema] {
+        let dispatched = dispatched_by_flow_schema(&client, schema).await;
+        assert!(
+            dispatched > 0.0,
+            "the API server dispatched no request under FlowSchema {schema}"
+        );
+    }
     let status = terminate(child).await;
     assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
     let _ = std::fs::remove_dir_all(&dir);
 
     // Uninstall removes the cluster-scoped objects too.
     release.uninstall();
+    assert!(
+        Api::<FlowSchema>::all(client.clone())
+            .get_opt(&full)
+            .await
+            .expect("get FlowSchema")
+            .is_none()
+    );
     assert!(
         Api::<ClusterRole>::all(client.clone())
             .get_opt(&full)
