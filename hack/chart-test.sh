@@ -62,6 +62,7 @@ fi
 render custom -f "$custom"
 render alerts -f "$alerts"
 render status-page -f "$status_page"
+render sharded --set sharding.shards=2 --set sharding.namespaceSelector=incident.dev/managed=true
 refuse "statusPage.enabled needs statusPage.page" --set statusPage.enabled=true
 refuse "statusPage.port must differ" -f "$status_page" --set statusPage.port=8080
 refuse "is outside operator.watchNamespace" -f "$status_page" --set operator.watchNamespace=payments
@@ -81,6 +82,8 @@ refuse "at '/operator/watchNamespace'" --set 'operator.watchNamespace=Bad_NS!'
 refuse "missing property 'config'" --set config=null
 refuse "at '/leaderElection/leaseDuration'" --set 'leaderElection.leaseDuration=5 minutes'
 refuse "additional properties 'replicas' not allowed" --set replicas=3
+refuse "at '/sharding/shards': minimum" --set sharding.shards=0
+refuse "cannot be combined with operator.watchNamespace" --set sharding.shards=2 --set operator.watchNamespace=shop
 refuse "at '/flowControl/lendablePercent': maximum" --set flowControl.lendablePercent=150
 refuse "flowControl.handSize must not exceed flowControl.queues" --set flowControl.queues=4 --set flowControl.handSize=6
 [[ "$failed" == 0 ]] || exit 1

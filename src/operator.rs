@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::{
     Error, Result,
-    cluster::status_page::PageCache,
+    cluster::{assignment::Assignment, status_page::PageCache},
     config::{ConfigError, RunArgs, Settings, instance_name},
     controllers::{admission, channel, detector, incident, leader, notifications, oncall, runbook},
     http as server,
@@ -113,9 +113,21 @@ pub async fn run(args: RunArgs) -> Result<()> {
         health.clone(),
         shutdown.clone(),
     ));
+    // Every replica knows its namespaces before it may lead: a bad selector stops it here.
+    let assignment = Assignment::start(
+        &client,
+        settings.shard,
+        settings.namespace_selector.as_deref(),
+        settings.operator_namespace.clone(),
+    )
+    .await?;
+    if let Some(shard) = settings.shard {
+        info!(%shard, "handling the namespaces of one shard");
+    }
     let controllers = controllers(
         client.clone(),
         args.namespace.clone(),
+        assignment,
         settings.clone(),
         health.metrics.clone(),
         shutdown.clone(),
@@ -203,6 +215,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
 async fn controllers(
     client: Client,
     namespace: Option<String>,
+    assignment: Assignment,
     settings: Settings,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -222,6 +235,7 @@ async fn controllers(
         namespace.clone(),
         metrics.clone(),
         instance_name(),
+        assignment.clone(),
         shutdown.clone(),
     ));
     loops.spawn(channel::run(
@@ -229,6 +243,7 @@ async fn controllers(
         namespace.clone(),
         settings.operator_namespace.clone(),
         metrics.clone(),
+        assignment.clone(),
         shutdown.clone(),
     ));
     loops.spawn(oncall::run(
@@ -236,6 +251,7 @@ async fn controllers(
         namespace.clone(),
         settings.operator_namespace.clone(),
         metrics.clone(),
+        assignment.clone(),
         shutdown.clone(),
     ));
     loops.spawn(notifications::run(
@@ -244,6 +260,7 @@ async fn controllers(
         settings.lifecycle.clone(),
         settings.operator_namespace.clone(),
         metrics.clone(),
+        assignment.clone(),
         shutdown.clone(),
     ));
     loops.spawn(incident::run(
@@ -252,7 +269,7 @@ async fn controllers(
         settings.lifecycle,
         settings.operator_namespace,
         metrics,
-        instance_name(),
+        assignment,
         shutdown,
     ));
     while let Some(finished) = loops.join_next().await {

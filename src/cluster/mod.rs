@@ -4,6 +4,7 @@
 //! and [`workloads`]; Events in [`events`].
 
 pub mod alerts;
+pub mod assignment;
 pub mod channels;
 pub mod events;
 pub mod gitops;

@@ -26,6 +26,7 @@ use crate::{
         detection::{classify::SignalKind, settings::DetectionConfig},
         leader::LeaderConfig,
         lifecycle::LifecycleConfig,
+        shard::Shard,
     },
 };
 
@@ -165,6 +166,16 @@ pub struct RunArgs {
     #[arg(long, env = "INCIDENT_NAMESPACE", value_parser = parse_namespace)]
     pub namespace: Option<String>,
 
+    /// Handle only the namespaces that hash to shard N of M (0 <= N < M); run M deployments, each with
+    /// its own Lease (NAME-shard-N-of-M) and standby. Needs all namespaces (no --namespace).
+    #[arg(long, env = "INCIDENT_SHARD", value_name = "N/M")]
+    pub shard: Option<Shard>,
+
+    /// Act only in namespaces whose labels match this selector, e.g. `incident.dev/managed=true`
+    /// (the operator's own namespace always counts). Needs all namespaces (no --namespace).
+    #[arg(long, value_name = "SELECTOR")]
+    pub namespace_selector: Option<String>,
+
     /// Response time of a severity, e.g. `P0=15m` (repeatable; defaults P0=15m P1=1h P2=4h P3=24h).
     #[arg(long = "response-time", value_name = "SEVERITY=DURATION", value_parser = parse_response_time)]
     pub response_times: Vec<(Severity, Duration)>,
@@ -263,6 +274,10 @@ pub struct Settings {
     pub alerts: Option<AlertConfig>,
     /// None when the status page is off.
     pub status_page: Option<StatusPageConfig>,
+    /// This process's shard, when the namespaces are split (`--shard`).
+    pub shard: Option<Shard>,
+    /// Only namespaces matching it are acted on (`--namespace-selector`).
+    pub namespace_selector: Option<String>,
 }
 
 impl RunArgs {
@@ -348,6 +363,18 @@ impl RunArgs {
             &mut errors,
         );
         let status_page = self.status_page.config(&mut errors);
+        let namespace_selector = self
+            .namespace_selector
+            .clone()
+            .filter(|s| !s.trim().is_empty());
+        if let Some(ns) = &self.namespace {
+            if let Some(shard) = self.shard {
+                errors.push(format!("--shard {shard} splits all namespaces; it cannot be combined with --namespace {ns}"));
+            }
+            if namespace_selector.is_some() {
+                errors.push(format!("--namespace-selector chooses among all namespaces; it cannot be combined with --namespace {ns}"));
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigError::Invalid {
                 path: self.config.clone().unwrap_or_default(),
@@ -361,6 +388,8 @@ impl RunArgs {
             operator_namespace: own,
             alerts,
             status_page,
+            shard: self.shard,
+            namespace_selector,
         })
     }
 }
@@ -395,6 +424,10 @@ impl RunArgs {
             renew_deadline: LeaderConfig::RENEW_DEADLINE,
             retry_period: LeaderConfig::RETRY_PERIOD,
         };
+        // Each shard elects its own leader among its own replicas.
+        if let Some(shard) = self.shard {
+            leader.name = shard.lease_name(&leader.name);
+        }
         file.apply_leader_timings(&mut leader, errors);
         let flags = [
             (
@@ -420,130 +453,4 @@ impl RunArgs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        run: RunArgs,
-    }
-
-    fn run_args(flags: &[&str]) -> RunArgs {
-        use clap::Parser;
-        Cli::try_parse_from(std::iter::once("run").chain(flags.iter().copied()))
-            .expect("valid flags")
-            .run
-    }
-
-    #[test]
-    fn leader_election_is_off_unless_asked_for() {
-        let settings = run_args(&[]).settings().expect("settings");
-        assert_eq!(settings.leader, None);
-    }
-
-    #[test]
-    fn leader_election_flags_set_the_lease_and_its_timings() {
-        let settings = run_args(&[
-            "--leader-elect",
-            "true",
-            "--leader-election-namespace",
-            "ops",
-            "--leader-election-name",
-            "io-lock",
-            "--leader-election-lease-duration",
-            "20s",
-        ])
-        .settings()
-        .expect("settings");
-        let leader = settings.leader.expect("leader election on");
-        assert_eq!(
-            (leader.namespace.as_str(), leader.name.as_str()),
-            ("ops", "io-lock")
-        );
-        assert_eq!(leader.lease_duration, Duration::from_secs(20));
-        assert_eq!(leader.renew_deadline, Duration::from_secs(5));
-        assert_eq!(leader.retry_period, Duration::from_secs(2));
-        assert!(!leader.identity.is_empty());
-    }
-
-    #[test]
-    fn leader_election_timings_that_could_overlap_are_a_configuration_error() {
-        let error = run_args(&[
-            "--leader-elect",
-            "true",
-            "--leader-election-lease-duration",
-            "4s",
-        ])
-        .settings()
-        .expect_err("renew deadline 5s >= lease 4s");
-        assert!(error.to_string().contains("renew deadline"), "{error}");
-    }
-
-    fn settings_with_file(text: &str, flags: &[&str]) -> Result<Settings> {
-        let dir = std::env::temp_dir().join(format!("incident-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join(format!("{:x}.yaml", text.len() * 31 + flags.len()));
-        std::fs::write(&path, text).expect("write config");
-        let path = path.to_string_lossy().into_owned();
-        let mut all = vec!["--config", path.as_str()];
-        all.extend(flags);
-        let settings = run_args(&all).settings();
-        let _ = std::fs::remove_file(&path);
-        settings
-    }
-
-    #[test]
-    fn leader_election_comes_from_the_file_and_flags_win() {
-        let file = "leaderElection:\n  enabled: true\n  name: io-lock\n  namespace: ops\n  leaseDuration: 30s\n  renewDeadline: 20s\n";
-        let leader = settings_with_file(file, &[])
-            .expect("settings")
-            .leader
-            .expect("on from the file");
-        assert_eq!(
-            (leader.namespace.as_str(), leader.name.as_str()),
-            ("ops", "io-lock")
-        );
-        assert_eq!(leader.lease_duration, Duration::from_secs(30));
-        assert_eq!(leader.renew_deadline, Duration::from_secs(20));
-        assert_eq!(leader.retry_period, Duration::from_secs(2));
-
-        let flags = [
-            "--leader-election-name",
-            "other",
-            "--leader-election-renew-deadline",
-            "10s",
-        ];
-        let leader = settings_with_file(file, &flags)
-            .expect("settings")
-            .leader
-            .expect("on");
-        assert_eq!(leader.name, "other");
-        assert_eq!(leader.renew_deadline, Duration::from_secs(10));
-        let off = settings_with_file(file, &["--leader-elect", "false"]).expect("settings");
-        assert_eq!(off.leader, None, "the flag switches it off over the file");
-    }
-
-    #[test]
-    fn leader_election_mistakes_in_the_file_are_all_named() {
-        let file = "leaderElection:\n  enabled: true\n  name: Io_Lock\n  leaseDuration: soon\n  retryPeriod: 9s\n";
-        let error = settings_with_file(file, &[]).expect_err("three mistakes");
-        let message = error.to_string();
-        for path in [
-            "leaderElection.name",
-            "leaderElection.leaseDuration",
-            "retry period",
-        ] {
-            assert!(message.contains(path), "{path} missing from: {message}");
-        }
-        let unknown = settings_with_file("leaderElection:\n  leaseSeconds: 10\n", &[])
-            .expect_err("unknown key");
-        assert!(unknown.to_string().contains("leaseSeconds"), "{unknown}");
-    }
-
-    #[test]
-    fn identities_carry_the_process_id() {
-        let id = identity();
-        assert!(id.contains(&format!("_{}_", std::process::id())), "{id}");
-    }
-}
+mod tests;

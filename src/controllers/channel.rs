@@ -20,6 +20,7 @@ use kube::{
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::cluster::assignment::Assignment;
 use crate::{
     Error, Result,
     api::{Channel, Destination, Incident, metadata::CHANNEL_STATUS_MANAGER},
@@ -47,6 +48,7 @@ struct Context {
     metrics: Arc<Metrics>,
     operator_namespace: Option<String>,
     instance: String,
+    assignment: Assignment,
 }
 
 /// Runs the controller until `shutdown`, over one namespace or all.
@@ -55,6 +57,7 @@ pub async fn run(
     namespace: Option<String>,
     operator_namespace: Option<String>,
     metrics: Arc<Metrics>,
+    assignment: Assignment,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let channels: Api<Channel> = cluster::scoped(&client, namespace.as_deref());
@@ -64,6 +67,7 @@ pub async fn run(
         metrics,
         operator_namespace,
         instance: instance_name(),
+        assignment,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -104,6 +108,10 @@ async fn reconcile(channel: Arc<Channel>, ctx: Arc<Context>) -> Result<Action> {
     let namespace = channel.namespace().unwrap_or_default();
     let span = info_span!("reconcile_channel", namespace = %namespace, name = %channel.name_any());
     async move {
+        if !ctx.assignment.covers(&namespace) {
+            // Another shard's (or an unselected namespace's): that process handles it.
+            return Ok(Action::await_change());
+        }
         let problem = check_secrets(&ctx.client, &channel).await?;
         // A platform channel counts the incidents of every namespace it serves.
         let everywhere = channel.spec.route.all_namespaces

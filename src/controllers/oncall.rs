@@ -23,6 +23,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
 
+use crate::cluster::assignment::Assignment;
 use crate::{
     Error, Result,
     api::{
@@ -48,6 +49,7 @@ struct Context {
     operator_namespace: Option<String>,
     schedules: Schedules,
     channels: Channels,
+    assignment: Assignment,
 }
 
 /// Runs both loops until `shutdown`, over one namespace or all.
@@ -56,6 +58,7 @@ pub async fn run(
     namespace: Option<String>,
     operator_namespace: Option<String>,
     metrics: Arc<Metrics>,
+    assignment: Assignment,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let schedules = Schedules::watch(&client, namespace.as_deref(), operator_namespace.as_deref());
@@ -68,6 +71,7 @@ pub async fn run(
         operator_namespace,
         schedules,
         channels,
+        assignment,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -128,6 +132,13 @@ fn in_namespace(
 async fn reconcile_schedule(schedule: Arc<OnCallSchedule>, ctx: Arc<Context>) -> Result<Action> {
     let span = info_span!("reconcile_schedule", namespace = schedule.namespace().unwrap_or_default(), name = %schedule.name_any());
     async move {
+        if !ctx
+            .assignment
+            .covers(&schedule.namespace().unwrap_or_default())
+        {
+            // Another shard's (or an unselected namespace's): that process handles it.
+            return Ok(Action::await_change());
+        }
         let problems = Rota::new(&schedule.spec).err().unwrap_or_default();
         let old = schedule.status.clone().unwrap_or_default();
         let (observed_generation, conditions) =
@@ -148,6 +159,13 @@ async fn reconcile_schedule(schedule: Arc<OnCallSchedule>, ctx: Arc<Context>) ->
 async fn reconcile_policy(escalation: Arc<EscalationPolicy>, ctx: Arc<Context>) -> Result<Action> {
     let span = info_span!("reconcile_policy", namespace = escalation.namespace().unwrap_or_default(), name = %escalation.name_any());
     async move {
+        if !ctx
+            .assignment
+            .covers(&escalation.namespace().unwrap_or_default())
+        {
+            // Another shard's (or an unselected namespace's): that process handles it.
+            return Ok(Action::await_change());
+        }
         let problems = policy::problems(
             &escalation,
             &ctx.schedules.all(),

@@ -20,6 +20,7 @@ use kube::{
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::cluster::assignment::Assignment;
 use crate::{
     Error, Result,
     api::{Incident, Runbook, metadata::RUNBOOK_STATUS_MANAGER},
@@ -43,6 +44,7 @@ struct Context {
     metrics: Arc<Metrics>,
     /// Identifies this replica in Events.
     instance: String,
+    assignment: Assignment,
 }
 
 /// Runs the controller until `shutdown`, over one namespace or all.
@@ -51,6 +53,7 @@ pub async fn run(
     namespace: Option<String>,
     metrics: Arc<Metrics>,
     instance: String,
+    assignment: Assignment,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let runbooks: Api<Runbook> = cluster::scoped(&client, namespace.as_deref());
@@ -59,6 +62,7 @@ pub async fn run(
         client,
         metrics,
         instance,
+        assignment,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -95,6 +99,10 @@ async fn reconcile(runbook: Arc<Runbook>, ctx: Arc<Context>) -> Result<Action> {
     let name = runbook.name_any();
     let span = info_span!("reconcile_runbook", namespace = %namespace, name = %name);
     async move {
+        if !ctx.assignment.covers(&namespace) {
+            // Another shard's (or an unselected namespace's): that process handles it.
+            return Ok(Action::await_change());
+        }
         // The API server serves consistent lists from its watch cache; one list per (debounced)
         // trigger keeps no second copy of every incident in memory.
         let incidents: Api<Incident> = Api::namespaced(ctx.client.clone(), &namespace);

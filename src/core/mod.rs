@@ -13,6 +13,7 @@ pub mod notify;
 pub mod postmortem;
 pub mod remediation;
 pub mod runbooks;
+pub mod shard;
 pub mod status_page;
 pub mod text;
 pub mod timeline;

@@ -44,6 +44,7 @@ mod remediation;
 mod runbook_flow;
 mod runbooks;
 mod runtime;
+mod shards;
 mod status_page;
 mod status_page_board;
 mod status_page_browser;

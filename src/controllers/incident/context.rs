@@ -6,7 +6,10 @@ use kube::{Client, runtime::reflector::Store};
 
 use crate::{
     api::Incident,
-    cluster::channels::{Channels, Policies, Schedules},
+    cluster::{
+        assignment::Assignment,
+        channels::{Channels, Policies, Schedules},
+    },
     core::lifecycle::LifecycleConfig,
     metrics::Metrics,
 };
@@ -30,4 +33,6 @@ pub(super) struct Context {
     pub schedules: Schedules,
     /// Where Channels may serve every namespace.
     pub operator_namespace: Option<String>,
+    /// The namespaces this process handles (its shard, the selected ones).
+    pub assignment: Assignment,
 }

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Namespace};
 use kube::{
     Api, Client, ResourceExt,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
@@ -26,6 +26,7 @@ use self::{
     remediation::NextStep,
     status::{MAX_OBJECT_BYTES, observe_action, persist, refresh_open_gauge},
 };
+use crate::cluster::assignment::Assignment;
 use crate::{
     Error, Result,
     api::{ActionStatus, EscalationPolicy, Incident, PauseState, Runbook},
@@ -34,6 +35,7 @@ use crate::{
         channels::{Channels, Policies, Schedules},
         workloads,
     },
+    config::instance_name,
     core::{
         escalation::policy as escalation_policy,
         lifecycle::{LifecycleConfig, wakes},
@@ -54,7 +56,7 @@ pub async fn run(
     config: LifecycleConfig,
     operator_namespace: Option<String>,
     metrics: Arc<Metrics>,
-    instance: String,
+    assignment: Assignment,
     shutdown: CancellationToken,
 ) -> Result<()> {
     // Transitions are judged against the Channels that hear them: know them before the first one.
@@ -106,11 +108,32 @@ pub async fn run(
             .map(|i| ObjectRef::from_obj(i.as_ref()))
             .collect::<Vec<_>>()
     });
+    // A namespace that becomes selected has its incidents looked at now, not at their next change.
+    let controller = match assignment.selector() {
+        None => controller,
+        Some(selector) => {
+            let namespaces: Api<Namespace> = Api::all(client.clone());
+            let selected = store.clone();
+            controller.watches(
+                namespaces,
+                watcher::Config::default().labels(selector),
+                move |namespace| {
+                    let name = namespace.name_any();
+                    selected
+                        .state()
+                        .into_iter()
+                        .filter(|i| i.namespace().as_deref() == Some(name.as_str()))
+                        .map(|i| ObjectRef::from_obj(i.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            )
+        }
+    };
     let context = Arc::new(Context {
         client,
         config,
         metrics,
-        instance,
+        instance: instance_name(),
         failpoint: std::env::var("INCIDENT_OPERATOR_FAILPOINT")
             .ok()
             .filter(|v| !v.is_empty()),
@@ -124,6 +147,7 @@ pub async fn run(
         policies,
         schedules,
         operator_namespace,
+        assignment,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -158,6 +182,13 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         name = incident.name_any()
     );
     async move {
+        if !ctx
+            .assignment
+            .covers(&incident.namespace().unwrap_or_default())
+        {
+            // Another shard's (or an unselected namespace's): that process handles it.
+            return Ok(Action::await_change());
+        }
         let missing = workloads::missing_affected(&ctx.client, &incident).await?;
         let mut current = (*incident).clone();
         // What the API server holds: the yardstick for "changed", whatever `current` accumulates.
@@ -275,7 +306,7 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         for action in &finished {
             observe_action(&ctx.metrics, action);
         }
-        refresh_open_gauge(&ctx.metrics, &ctx.store);
+        refresh_open_gauge(&ctx.metrics, &ctx.store, &ctx.assignment);
         ctx.metrics.reconciliations.inc();
         let wake = [decision.wake_at, remediation_wake, followed.wake_at]
             .into_iter()

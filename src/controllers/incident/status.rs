@@ -6,6 +6,7 @@ use kube::{ResourceExt, runtime::reflector::Store};
 use tracing::{info, warn};
 
 use super::context::Context;
+use crate::cluster::assignment::Assignment;
 use crate::{
     Error, Result,
     api::{
@@ -263,10 +264,13 @@ fn observe(metrics: &Metrics, observations: &[Observation]) {
 }
 
 /// Recounts open incidents from the controller's cache, so restarts never double count.
-pub(super) fn refresh_open_gauge(metrics: &Metrics, store: &Store<Incident>) {
+pub(super) fn refresh_open_gauge(metrics: &Metrics, store: &Store<Incident>, mine: &Assignment) {
     let gauge = &metrics.incidents_open;
     gauge.clear();
     for incident in store.state() {
+        if !mine.covers(&incident.namespace().unwrap_or_default()) {
+            continue;
+        }
         if incident.status.as_ref().and_then(|s| s.phase) == Some(Phase::Closed) {
             continue;
         }

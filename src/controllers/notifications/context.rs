@@ -9,6 +9,7 @@ use std::{
 use kube::{Client, runtime::reflector::Store};
 use tokio::{sync::Mutex, time::Instant};
 
+use crate::cluster::assignment::Assignment;
 use crate::{
     api::Incident, cluster::channels::Channels, core::lifecycle::LifecycleConfig, metrics::Metrics,
 };
@@ -27,6 +28,8 @@ pub(super) struct Context {
     pub pace: Mutex<HashMap<String, Instant>>,
     /// The (incident uid, channel) pairs whose delivery is under way.
     pub in_flight: Arc<std::sync::Mutex<HashSet<(String, String)>>>,
+    /// The namespaces this process delivers for.
+    pub assignment: Assignment,
 }
 
 /// A claimed (incident, channel) delivery; released when dropped, whatever way the round ends.

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use self::context::Context;
+use crate::cluster::assignment::Assignment;
 use crate::{
     Error, Result,
     api::{DeliveryRecord, Incident, MAX_THREADS, Notification, SlackThread},
@@ -48,6 +49,7 @@ pub async fn run(
     lifecycle: LifecycleConfig,
     operator_namespace: Option<String>,
     metrics: Arc<Metrics>,
+    assignment: Assignment,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let channels = Channels::watch(&client, namespace.as_deref(), operator_namespace.as_deref());
@@ -68,6 +70,7 @@ pub async fn run(
             .filter(|v| !v.is_empty()),
         pace: Default::default(),
         in_flight: Default::default(),
+        assignment,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -93,6 +96,13 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         name = incident.name_any()
     );
     async move {
+        if !ctx
+            .assignment
+            .covers(&incident.namespace().unwrap_or_default())
+        {
+            // Another shard's (or an unselected namespace's): that process handles it.
+            return Ok(Action::await_change());
+        }
         refresh_pending_gauge(&ctx);
         let now = Timestamp::now();
         let Some(status) = incident.status.as_ref() else {
@@ -362,6 +372,7 @@ fn refresh_pending_gauge(ctx: &Context) {
         .store
         .state()
         .iter()
+        .filter(|i| ctx.assignment.covers(&i.namespace().unwrap_or_default()))
         .filter_map(|i| i.status.as_ref())
         .map(|s| {
             s.notifications
