@@ -64,6 +64,14 @@ pub struct ChannelTypeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiRequestLabels {
+    /// get, list, watch, create, update, patch, delete (or the HTTP method for other paths).
+    pub verb: String,
+    /// The resource (with its subresource: incidents/status), or "-" for non-resource paths.
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertRequestLabels {
     /// The monitor's format: alertmanager.
     pub source: String,
@@ -128,6 +136,8 @@ pub struct Metrics {
     pub alert_requests: Family<AlertRequestLabels, Counter>,
     /// How long the alert receiver took to answer, the incident write included.
     pub alert_request_duration: Histogram,
+    /// Requests this process sent to the API server, by verb and resource.
+    pub api_requests: Family<ApiRequestLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -168,6 +178,7 @@ impl Default for Metrics {
             alert_request_duration: Histogram::new([
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
             ]),
+            api_requests: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -259,6 +270,11 @@ impl Default for Metrics {
             "alert_request_duration_seconds",
             "Time the alert receiver took to answer, the incident write included",
             metrics.alert_request_duration.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Requests this process sent to the Kubernetes API server, by verb and resource",
+            metrics.api_requests.clone(),
         );
         Self {
             registry,

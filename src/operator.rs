@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::{
     Error, Result,
-    cluster::{assignment::Assignment, status_page::PageCache},
+    cluster::{assignment::Assignment, requests, status_page::PageCache},
     config::{ConfigError, RunArgs, Settings, instance_name},
     controllers::{admission, channel, detector, incident, leader, notifications, oncall, runbook},
     http as server,
@@ -25,7 +25,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
     notifiers::install_crypto_provider();
     let config = args.cluster.kube_config().await?;
     info!(cluster = %config.cluster_url, "resolved cluster");
-    let client = Client::try_from(config).map_err(Error::Client)?;
+    let health = Arc::new(server::Health::default());
+    // Every request is counted: idle incidents must cost no reads or writes.
+    let client = requests::counted_client(config, health.metrics.api_requests.clone())?;
 
     let listener = TcpListener::bind(args.http_addr)
         .await
@@ -36,7 +38,6 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let local = listener.local_addr().map_err(Error::Serve)?;
     info!(addr = %local, "serving /healthz, /readyz and /metrics");
 
-    let health = Arc::new(server::Health::default());
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(server::serve(listener, health.clone(), shutdown.clone()));

@@ -9,8 +9,10 @@ pub mod channels;
 pub mod events;
 pub mod gitops;
 pub mod incidents;
+pub mod requests;
 pub mod secrets;
 pub mod status_page;
+pub mod workload_index;
 pub mod workloads;
 
 use std::time::Duration;

@@ -17,6 +17,7 @@ use kube::{
 use serde_json::{Value, json};
 use tracing::debug;
 
+use super::workload_index::WorkloadIndex;
 use crate::{
     Error, Result,
     api::{AffectedKind, Incident, metadata::REMEDIATION_MANAGER},
@@ -190,28 +191,41 @@ fn api_resource(kind: AffectedKind) -> ApiResource {
     }
 }
 
-/// The objects the incident names that do not exist, as display strings. Objects the operator may
-/// not read count as present: only a definite 404 is reported.
-pub async fn missing_affected(client: &Client, incident: &Incident) -> Result<Vec<String>> {
+/// The objects the incident names that do not exist, as display strings. Workloads the index keeps
+/// are looked up there; other kinds are asked for. Objects the operator may not read count as
+/// present: only a definite 404 is reported.
+pub async fn missing_affected(
+    client: &Client,
+    index: &WorkloadIndex,
+    incident: &Incident,
+) -> Result<Vec<String>> {
     let own_namespace = incident.namespace().unwrap_or_default();
     let mut missing = Vec::new();
     for reference in &incident.spec.affected {
+        let shown = || {
+            let mut shown = reference.clone();
+            if !reference.kind.cluster_scoped() && shown.namespace.is_none() {
+                shown.namespace = Some(own_namespace.clone());
+            }
+            shown.to_string()
+        };
+        let ns = reference.namespace.as_deref().unwrap_or(&own_namespace);
+        // The index covers the namespaces this controller serves; another one is asked for.
+        if reference.namespace.is_none() || reference.namespace.as_deref() == Some(&own_namespace) {
+            // Absent from the index may mean "not seen yet": that rare case is asked for.
+            if index.exists(reference.kind, ns, &reference.name) == Some(true) {
+                continue;
+            }
+        }
         let resource = api_resource(reference.kind);
         let api: Api<DynamicObject> = if reference.kind.cluster_scoped() {
             Api::all_with(client.clone(), &resource)
         } else {
-            let ns = reference.namespace.as_deref().unwrap_or(&own_namespace);
             Api::namespaced_with(client.clone(), ns, &resource)
         };
         match api.get_metadata_opt(&reference.name).await {
             Ok(Some(_)) => {}
-            Ok(None) => {
-                let mut shown = reference.clone();
-                if !reference.kind.cluster_scoped() && shown.namespace.is_none() {
-                    shown.namespace = Some(own_namespace.clone());
-                }
-                missing.push(shown.to_string());
-            }
+            Ok(None) => missing.push(shown()),
             Err(kube::Error::Api(status)) if status.code == 403 => {
                 debug!(reference = %reference, "no permission to check; assuming present");
             }

@@ -24,6 +24,7 @@ mod flux_process;
 mod gitops_rollback;
 mod gitserver;
 mod harness;
+mod idle;
 mod leader;
 mod lifecycle;
 mod lifecycle_clocks;

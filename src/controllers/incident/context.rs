@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use kube::{Client, runtime::reflector::Store};
 
+use super::runbook::Known;
 use crate::{
-    api::Incident,
+    api::{Incident, Runbook},
     cluster::{
         assignment::Assignment,
-        channels::{Channels, Policies, Schedules},
+        channels::{Cache, Channels, Policies, Schedules},
+        workload_index::WorkloadIndex,
     },
     core::lifecycle::LifecycleConfig,
     metrics::Metrics,
@@ -35,4 +37,16 @@ pub(super) struct Context {
     pub operator_namespace: Option<String>,
     /// The namespaces this process handles (its shard, the selected ones).
     pub assignment: Assignment,
+    /// Workloads' metadata and the Runbooks, from watch caches.
+    pub workloads: WorkloadIndex,
+    pub runbooks: Cache<Runbook>,
+}
+
+impl Context {
+    pub fn known(&self) -> Known<'_> {
+        Known {
+            workloads: &self.workloads,
+            runbooks: &self.runbooks,
+        }
+    }
 }

@@ -32,7 +32,8 @@ use crate::{
     api::{ActionStatus, EscalationPolicy, Incident, PauseState, Runbook},
     cluster::{
         self,
-        channels::{Channels, Policies, Schedules},
+        channels::{Cache, Channels, Policies, Schedules},
+        workload_index::WorkloadIndex,
         workloads,
     },
     config::instance_name,
@@ -84,6 +85,11 @@ pub async fn run(
                 .map(|incident| ObjectRef::from_obj(incident.as_ref()))
                 .collect::<Vec<_>>()
         });
+    // Reconciles read workloads' metadata and Runbooks from these caches, not with a request each.
+    let workload_index = WorkloadIndex::watch(&client, namespace.as_deref());
+    let runbook_cache: Cache<Runbook> = Cache::watch(&client, namespace.as_deref(), None);
+    workload_index.ready(CHANNELS_READY).await?;
+    runbook_cache.ready(CHANNELS_READY).await?;
     // A new or edited Runbook is considered by the open incidents of its namespace without one.
     let runbooks: Api<Runbook> = cluster::scoped(&client, namespace.as_deref());
     let waiting = store.clone();
@@ -148,6 +154,8 @@ pub async fn run(
         schedules,
         operator_namespace,
         assignment,
+        workloads: workload_index,
+        runbooks: runbook_cache,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -189,13 +197,19 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
             // Another shard's (or an unselected namespace's): that process handles it.
             return Ok(Action::await_change());
         }
-        let missing = workloads::missing_affected(&ctx.client, &incident).await?;
+        let missing = workloads::missing_affected(&ctx.client, &ctx.workloads, &incident).await?;
         let mut current = (*incident).clone();
         // What the API server holds: the yardstick for "changed", whatever `current` accumulates.
         let mut stored = incident.status.clone();
         // The runbook goes first: a step it starts adds its action before the executor looks.
-        let followed =
-            runbook::follow(&ctx.client, &mut current, &ctx.config, Timestamp::now()).await?;
+        let followed = runbook::follow(
+            &ctx.client,
+            ctx.known(),
+            &mut current,
+            &ctx.config,
+            Timestamp::now(),
+        )
+        .await?;
         let mut entries = followed.entries;
         let mut finished = Vec::new();
         let mut remediation_wake = None;

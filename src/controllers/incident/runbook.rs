@@ -6,17 +6,17 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::{Api, Client, ResourceExt, api::ListParams};
+use kube::{Client, ResourceExt};
 use tracing::{debug, info};
 
 use crate::{
-    Error, Result,
+    Result,
     api::{
         ARGOCD_NAMESPACE, AffectedKind, CollectStep, Evidence, GitOpsOwner, Incident, LogEvidence,
         Runbook, RunbookRun, StepKind,
         metadata::{CLEARED_ANNOTATION, revision},
     },
-    cluster::{incidents, workloads},
+    cluster::{channels::Cache, incidents, workload_index::WorkloadIndex, workloads},
     core::{
         detection::{
             evidence::{about_deployment, collected, evidence, log_target, troubled},
@@ -46,25 +46,30 @@ pub struct Followed {
 /// status.runbook) in place so the caller's status write carries the run.
 pub async fn follow(
     client: &Client,
+    known: Known<'_>,
     incident: &mut Incident,
     config: &LifecycleConfig,
     now: Timestamp,
 ) -> Result<Followed> {
     let mut followed = Followed::default();
     let namespace = incident.namespace().unwrap_or_default();
-    let deployment = affected_deployment(client, incident).await?;
+    let target = affected_deployment(incident).map(str::to_owned);
     let mut run = incident.status.as_ref().and_then(|s| s.runbook.clone());
     if run.is_none() {
         if !select::starts_a_run(incident) {
             return Ok(followed);
         }
-        let runbooks: Vec<Runbook> = Api::<Runbook>::namespaced(client.clone(), &namespace)
-            .list(&ListParams::default())
-            .await
-            .map_err(Error::Kube)?
-            .items;
-        let labels = deployment
-            .as_ref()
+        // From the watch caches: an incident without a runbook looks again at no cost.
+        let runbooks: Vec<Runbook> = known
+            .runbooks
+            .all()
+            .into_iter()
+            .filter(|r| r.namespace().as_deref() == Some(namespace.as_str()))
+            .map(|r| (*r).clone())
+            .collect();
+        let labels = target
+            .as_deref()
+            .and_then(|name| known.workloads.deployment(&namespace, name))
             .map(|d| d.metadata.labels.clone().unwrap_or_default());
         match select::choose(incident, &runbooks, labels.as_ref()) {
             Selection::Chosen { runbook, reason } => {
@@ -104,6 +109,11 @@ pub async fn follow(
     };
     let finished = run.progress.iter().all(|p| p.phase.is_terminal());
     if !finished {
+        // A run in progress works on the whole Deployment: read it fresh.
+        let deployment = match &target {
+            Some(name) => workloads::deployment(client, &namespace, name).await?,
+            None => None,
+        };
         let facts = facts(client, incident, &run, deployment.as_ref(), config).await?;
         let advance = engine::advance(&run, incident, &facts, now);
         if advance.request.is_some()
@@ -130,22 +140,26 @@ pub async fn follow(
     Ok(followed)
 }
 
-/// The first Deployment the incident names, if it exists.
-async fn affected_deployment(client: &Client, incident: &Incident) -> Result<Option<Deployment>> {
+/// The name of the first Deployment the incident names in its own namespace.
+fn affected_deployment(incident: &Incident) -> Option<&str> {
     let own = incident.namespace().unwrap_or_default();
-    let Some(reference) = incident
+    let reference = incident
         .spec
         .affected
         .iter()
-        .find(|a| a.kind == AffectedKind::Deployment)
-    else {
-        return Ok(None);
-    };
+        .find(|a| a.kind == AffectedKind::Deployment)?;
     // Runbooks act only inside the incident's own namespace.
     if reference.namespace.as_deref().is_some_and(|ns| ns != own) {
-        return Ok(None);
+        return None;
     }
-    workloads::deployment(client, &own, &reference.name).await
+    Some(reference.name.as_str())
+}
+
+/// What the reconcile knows from its watch caches.
+#[derive(Clone, Copy)]
+pub struct Known<'a> {
+    pub workloads: &'a WorkloadIndex,
+    pub runbooks: &'a Cache<Runbook>,
 }
 
 async fn facts(
