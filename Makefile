@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo bench-detection bench-notifications bench-alerts bench-rollback bench-status-page chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build flux-build run crds lint
+.PHONY: demo chaos bench-detection bench-notifications bench-alerts bench-rollback bench-status-page chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build flux-build run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -74,6 +74,13 @@ bench-escalation:
 ## bench-status-page: requests/s and p99 of summary.json and the HTML page at 100 clients, 1,000 incidents in history (needs `make cluster`; INCIDENTS=n, SECONDS=n, CONNECTIONS=n)
 bench-status-page:
 	cargo bench --bench status_page
+
+## chaos: the random-kill campaign, ROUNDS runs of the chaos e2e test, each with its own seed (needs `make cluster`; ROUNDS=n, default 20)
+chaos:
+	@for round in $$(seq $${ROUNDS:-20}); do \
+	  INCIDENT_E2E_KUBECONFIG=$(CURDIR)/.cluster/kubeconfig INCIDENT_E2E_PYTHON=$$(hack/python-env.sh) \
+	    cargo test --test e2e chaos:: -- --nocapture 2>&1 | grep -E 'chaos: INCIDENT|test result|panicked|seed' || exit 1; \
+	done
 
 ## demo: the whole story on the local cluster (starts it if needed): broken rollout → incident → runbook rollback → resolved
 demo:
