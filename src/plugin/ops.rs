@@ -307,6 +307,7 @@ impl Session {
                 timeout_seconds: None,
                 rollback: Some(RollbackAction {
                     deployment: deployment.to_owned(),
+                    kind: None,
                     to_revision,
                     gitops: None,
                     pause_shared_owner: None,
@@ -495,7 +496,11 @@ mod tests {
 
     #[test]
     fn progress_lines_say_where_the_rollback_is() {
-        let mut status = ActionStatus::pending("rollback-1", ActionKind::Rollback, "web");
+        let mut status = ActionStatus::pending(
+            "rollback-1",
+            ActionKind::Rollback,
+            (crate::api::WorkloadKind::Deployment, "web"),
+        );
         assert_eq!(progress_line(&status), "Rollback web rollback-1: Pending");
         status.phase = ActionPhase::Verifying;
         status.from_revision = Some(3);

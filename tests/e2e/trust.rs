@@ -113,8 +113,8 @@ impl Drop for Policies {
     }
 }
 
-/// Roles: both edit Incidents and Runbooks and read Deployments; bob also patches Deployments and
-/// approves.
+/// Roles: both edit Incidents and Runbooks and read Deployments; bob also patches Deployments,
+/// StatefulSets and DaemonSets and approves.
 async fn grant(client: &Client, ns: &str) {
     let role = |name: &str, extra: Value| -> Role {
         let mut rules = json!([
@@ -133,7 +133,8 @@ async fn grant(client: &Client, ns: &str) {
     let lead = role(
         "lead",
         json!([
-            { "apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["patch"] },
+            { "apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
+              "verbs": ["patch"] },
             { "apiGroups": ["incident.dev"], "resources": ["incidents"], "verbs": ["approve"] } ]),
     );
     for (user, role) in [("alice", responder), ("bob", lead)] {

@@ -13,10 +13,15 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::{
     Api, Client, ResourceExt,
-    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+    runtime::{
+        Controller,
+        controller::Action,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
@@ -28,7 +33,7 @@ use self::{
 };
 use crate::{
     Error, Result,
-    api::{ActionStatus, EscalationPolicy, Incident, PauseState, Runbook},
+    api::{ActionStatus, EscalationPolicy, Incident, PauseState, Runbook, WorkloadKind},
     cluster::{
         self,
         channels::{Channels, Policies, Schedules},
@@ -82,6 +87,9 @@ pub async fn run(
                 .map(|incident| ObjectRef::from_obj(incident.as_ref()))
                 .collect::<Vec<_>>()
         });
+    // So do a StatefulSet's and a DaemonSet's.
+    let controller = wake_on::<StatefulSet>(controller, &client, namespace.as_deref(), &store);
+    let controller = wake_on::<DaemonSet>(controller, &client, namespace.as_deref(), &store);
     // A new or edited Runbook is considered by the open incidents of its namespace without one.
     let runbooks: Api<Runbook> = cluster::scoped(&client, namespace.as_deref());
     let waiting = store.clone();
@@ -140,6 +148,47 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// A workload kind whose changes wake the incidents acting on (or following a runbook for) it.
+trait Woken:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: WorkloadKind;
+}
+
+impl Woken for StatefulSet {
+    const KIND: WorkloadKind = WorkloadKind::StatefulSet;
+}
+
+impl Woken for DaemonSet {
+    const KIND: WorkloadKind = WorkloadKind::DaemonSet;
+}
+
+fn wake_on<K: Woken>(
+    controller: Controller<Incident>,
+    client: &Client,
+    namespace: Option<&str>,
+    store: &Store<Incident>,
+) -> Controller<Incident> {
+    let api: Api<K> = cluster::scoped(client, namespace);
+    let store = store.clone();
+    controller.watches(api, watcher::Config::default(), move |object| {
+        let namespace = object.namespace();
+        let name = object.name_any();
+        store
+            .state()
+            .into_iter()
+            .filter(|i| wakes::by_workload(i, namespace.as_deref(), K::KIND, &name))
+            .map(|i| ObjectRef::from_obj(i.as_ref()))
+            .collect::<Vec<_>>()
+    })
 }
 
 /// How long the Channel cache may take to fill at start.
@@ -235,16 +284,11 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
                 failpoint(&ctx, "before-patch");
                 let namespace = current.namespace().unwrap_or_default();
                 let version = resource_version.unwrap_or_default();
-                match workloads::apply_change(
-                    &ctx.client,
-                    &namespace,
-                    &step.status.deployment,
-                    &version,
-                    change,
-                )
-                .await?
+                let target = (step.status.workload(), step.status.deployment.as_str());
+                match workloads::apply_change(&ctx.client, &namespace, target, &version, change)
+                    .await?
                 {
-                    workloads::Applied::Done(_) => failpoint(&ctx, "after-patch"),
+                    workloads::Applied::Done => failpoint(&ctx, "after-patch"),
                     workloads::Applied::Conflict => {
                         conflicts += 1;
                         debug!(

@@ -12,20 +12,23 @@ use tracing::{debug, info};
 use crate::{
     Error, Result,
     api::{
-        ARGOCD_NAMESPACE, AffectedKind, CollectStep, Evidence, GitOpsOwner, Incident, LogEvidence,
-        Runbook, RunbookRun, StepKind,
+        ARGOCD_NAMESPACE, AffectedKind, AffectedRef, CollectStep, Evidence, GitOpsOwner, Incident,
+        LogEvidence, Runbook, RunbookRun, StepKind, WorkloadKind,
         metadata::{CLEARED_ANNOTATION, revision},
     },
     cluster::{incidents, workloads},
     core::{
         detection::{
             evidence::{about_deployment, collected, evidence, log_target, troubled},
-            group::Workload,
+            group::Workload as Group,
         },
         lifecycle::{LifecycleConfig, RunbookProblem},
-        remediation::rollout::{Progress, progress},
+        remediation::{
+            rollout::{Progress, progress_of},
+            sets::Workload,
+        },
         runbooks::{
-            engine::{self, DeploymentFacts, RunFacts},
+            engine::{self, RunFacts, WorkloadFacts},
             select::{self, Selection},
         },
         text::cut,
@@ -52,7 +55,7 @@ pub async fn follow(
 ) -> Result<Followed> {
     let mut followed = Followed::default();
     let namespace = incident.namespace().unwrap_or_default();
-    let deployment = affected_deployment(client, incident).await?;
+    let workloads = affected_workloads(client, incident).await?;
     let mut run = incident.status.as_ref().and_then(|s| s.runbook.clone());
     if run.is_none() {
         if !select::starts_a_run(incident) {
@@ -63,9 +66,11 @@ pub async fn follow(
             .await
             .map_err(Error::Kube)?
             .items;
-        let labels = deployment
-            .as_ref()
-            .map(|d| d.metadata.labels.clone().unwrap_or_default());
+        // The first workload found speaks for the incident's labels, as the first Deployment did.
+        let labels = workloads
+            .iter()
+            .find_map(|(_, w)| w.as_ref())
+            .map(|w| w.as_ref().metadata().labels.clone().unwrap_or_default());
         match select::choose(incident, &runbooks, labels.as_ref()) {
             Selection::Chosen { runbook, reason } => {
                 let started = engine::start(runbook, &reason, incident.spec.severity);
@@ -104,12 +109,11 @@ pub async fn follow(
     };
     let finished = run.progress.iter().all(|p| p.phase.is_terminal());
     if !finished {
-        let facts = facts(client, incident, &run, deployment.as_ref(), config).await?;
+        let facts = facts(client, incident, &run, &workloads, config).await?;
         let advance = engine::advance(&run, incident, &facts, now);
-        if advance.request.is_some()
-            && let Some(deployment) = &facts.deployment
-        {
-            let actions = engine::requested_actions(&advance.run, &deployment.name);
+        if let Some(request) = &advance.request {
+            let actions =
+                engine::requested_actions(&advance.run, incident, &facts.workloads, Some(request));
             let written = incidents::request_actions(client, incident, &actions).await?;
             // Added to `incident` too, so this reconcile can start executing at once.
             incident.spec.actions = written.spec.actions.clone();
@@ -130,29 +134,84 @@ pub async fn follow(
     Ok(followed)
 }
 
-/// The first Deployment the incident names, if it exists.
-async fn affected_deployment(client: &Client, incident: &Incident) -> Result<Option<Deployment>> {
+/// The Deployments, StatefulSets and DaemonSets the incident names in its own namespace, in its
+/// order, once each, with what exists of them.
+async fn affected_workloads(
+    client: &Client,
+    incident: &Incident,
+) -> Result<Vec<(AffectedRef, Option<Workload>)>> {
     let own = incident.namespace().unwrap_or_default();
-    let Some(reference) = incident
-        .spec
-        .affected
-        .iter()
-        .find(|a| a.kind == AffectedKind::Deployment)
-    else {
-        return Ok(None);
-    };
-    // Runbooks act only inside the incident's own namespace.
-    if reference.namespace.as_deref().is_some_and(|ns| ns != own) {
-        return Ok(None);
+    let mut found: Vec<(AffectedRef, Option<Workload>)> = Vec::new();
+    for reference in &incident.spec.affected {
+        let Some(kind) = workload_kind(reference.kind) else {
+            continue;
+        };
+        // Runbooks act only inside the incident's own namespace.
+        if reference.namespace.as_deref().is_some_and(|ns| ns != own)
+            || found
+                .iter()
+                .any(|(r, _)| r.kind == reference.kind && r.name == reference.name)
+        {
+            continue;
+        }
+        let workload = workloads::workload(client, &own, kind, &reference.name).await?;
+        found.push((reference.clone(), workload));
     }
-    workloads::deployment(client, &own, &reference.name).await
+    Ok(found)
+}
+
+fn workload_kind(kind: AffectedKind) -> Option<WorkloadKind> {
+    match kind {
+        AffectedKind::Deployment => Some(WorkloadKind::Deployment),
+        AffectedKind::StatefulSet => Some(WorkloadKind::StatefulSet),
+        AffectedKind::DaemonSet => Some(WorkloadKind::DaemonSet),
+        _ => None,
+    }
+}
+
+/// What a step needs to know of one workload: its rollout and its newest revision's time.
+async fn workload_facts(
+    client: &Client,
+    namespace: &str,
+    reference: &AffectedRef,
+    workload: Option<&Workload>,
+) -> Result<WorkloadFacts> {
+    let kind = workload_kind(reference.kind).unwrap_or_default();
+    let mut facts = WorkloadFacts {
+        kind,
+        name: reference.name.clone(),
+        healthy: false,
+        newest_revision_at: None,
+    };
+    let Some(workload) = workload else {
+        return Ok(facts);
+    };
+    let seen = workload.as_ref();
+    // Healthy: the current generation fully rolled out and available, as `rollout status` says.
+    facts.healthy = matches!(
+        progress_of(seen, seen.metadata().generation.unwrap_or(0)),
+        Progress::Complete { .. }
+    );
+    let (replica_sets, revisions) = workloads::history(client, namespace, workload).await?;
+    let newest_rs = replica_sets
+        .iter()
+        .max_by_key(|rs| revision(&rs.metadata).unwrap_or(0))
+        .map(|rs| &rs.metadata);
+    let newest_cr = revisions
+        .iter()
+        .max_by_key(|r| r.revision.unwrap_or(0))
+        .map(|r| &r.metadata);
+    facts.newest_revision_at = newest_rs
+        .or(newest_cr)
+        .and_then(|m| m.creation_timestamp.as_ref().map(|t| t.0));
+    Ok(facts)
 }
 
 async fn facts(
     client: &Client,
     incident: &Incident,
     run: &RunbookRun,
-    deployment: Option<&Deployment>,
+    workloads: &[(AffectedRef, Option<Workload>)],
     config: &LifecycleConfig,
 ) -> Result<RunFacts> {
     let namespace = incident.namespace().unwrap_or_default();
@@ -165,24 +224,20 @@ async fn facts(
         response_time: config.response_time(incident.spec.severity),
         ..RunFacts::default()
     };
-    let Some(deployment) = deployment else {
+    for (reference, workload) in workloads {
+        let one = workload_facts(client, &namespace, reference, workload.as_ref()).await?;
+        facts.workloads.push(one);
+    }
+    // Evidence is gathered for the first Deployment the incident names, as before.
+    let Some(deployment) = workloads.iter().find_map(|(_, w)| match w {
+        Some(Workload::Deployment(d)) => Some(d),
+        _ => None,
+    }) else {
         return Ok(facts);
     };
-    let replica_sets = workloads::owned_replica_sets(client, &namespace, deployment).await?;
-    facts.deployment = Some(DeploymentFacts {
-        name: deployment.name_any(),
-        // Healthy: the current generation fully rolled out and available, as `rollout status` says.
-        healthy: matches!(
-            progress(deployment, deployment.metadata.generation.unwrap_or(0)),
-            Progress::Complete { .. }
-        ),
-        newest_revision_at: replica_sets
-            .iter()
-            .max_by_key(|rs| revision(&rs.metadata).unwrap_or(0))
-            .and_then(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0)),
-    });
     if let Some(step) = engine::current(run).filter(|s| s.kind() == Some(StepKind::Collect)) {
         let what = step.collect.clone().unwrap_or_default();
+        let replica_sets = workloads::owned_replica_sets(client, &namespace, deployment).await?;
         facts.collected = Some(
             collect(
                 client,
@@ -208,7 +263,7 @@ async fn collect(
     detected: Option<Timestamp>,
 ) -> Result<Evidence> {
     let now = Timestamp::now();
-    let workload = Workload {
+    let workload = Group {
         namespace: namespace.to_owned(),
         kind: "Deployment".into(),
         name: deployment.name_any(),
