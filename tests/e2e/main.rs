@@ -37,6 +37,7 @@ mod notifications_slack;
 mod notifications_table;
 mod notifications_updates;
 mod parity;
+mod parity_sets;
 mod plugin;
 mod plugin_create;
 mod receiver;

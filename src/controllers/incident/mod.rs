@@ -281,14 +281,16 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
                     now,
                 )
                 .await?;
-                failpoint(&ctx, "before-patch");
+                failpoint_at(&ctx, "before-patch", &step.status.name);
                 let namespace = current.namespace().unwrap_or_default();
                 let version = resource_version.unwrap_or_default();
                 let target = (step.status.workload(), step.status.deployment.as_str());
                 match workloads::apply_change(&ctx.client, &namespace, target, &version, change)
                     .await?
                 {
-                    workloads::Applied::Done => failpoint(&ctx, "after-patch"),
+                    workloads::Applied::Done => {
+                        failpoint_at(&ctx, "after-patch", &step.status.name)
+                    }
                     workloads::Applied::Conflict => {
                         conflicts += 1;
                         debug!(
@@ -355,6 +357,13 @@ fn failpoint(ctx: &Context, name: &str) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
     }
+}
+
+/// [`failpoint`], also stopping at `name:action` only for that action (a run over several workloads
+/// is killed between two of them so).
+fn failpoint_at(ctx: &Context, name: &str, action: &str) {
+    failpoint(ctx, name);
+    failpoint(ctx, &format!("{name}:{action}"));
 }
 
 fn upsert_action(incident: &mut Incident, mut action: ActionStatus) {

@@ -225,7 +225,7 @@ pub fn action_name(step: &RunbookStep) -> String {
 }
 
 /// The name of the step's action on its `index`th workload: the first keeps the one-workload name;
-/// `--N` cannot end a step name (the Runbook schema refuses it), so names never collide.
+/// a step name has no `--` (the Runbook schema refuses it), so names never collide.
 pub fn action_name_at(step: &RunbookStep, index: usize) -> String {
     match index {
         0 => action_name(step),
