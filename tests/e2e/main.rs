@@ -42,6 +42,7 @@ mod plugin;
 mod plugin_create;
 mod receiver;
 mod remediation;
+mod remediation_mixed;
 mod runbook_flow;
 mod runbooks;
 mod runtime;
