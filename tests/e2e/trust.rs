@@ -355,6 +355,18 @@ async fn nobody_makes_the_operator_change_a_deployment_they_may_not_change() {
         .await
         .expect("bob may");
     assert_eq!(allowed.spec.actions.len(), 1);
+    // A StatefulSet's action is judged on statefulsets (bob's Role has them, alice's nothing).
+    let sts = json!({ "actions": [ { "name": "undo", "rollback": { "deployment": "web" } },
+        { "name": "undo-db", "rollback": { "deployment": "db", "kind": "StatefulSet" } } ] });
+    let denied = patch(&alice, ns, "web", sts.clone())
+        .await
+        .expect_err("alice may not patch db");
+    assert!(
+        denied.contains("(a Deployment, StatefulSet or DaemonSet)"),
+        "{denied}"
+    );
+    let allowed = patch(&bob, ns, "web", sts).await.expect("bob may");
+    assert_eq!(allowed.spec.actions.len(), 2);
     // An action already there is not judged again: alice may still edit the incident.
     patch(
         &alice,
