@@ -456,7 +456,10 @@ pub fn reference(name: &str) -> String {
 pub fn progress_line(status: &ActionStatus) -> String {
     let mut line = format!(
         "{} {} {}: {:?}",
-        status.kind, status.deployment, status.name, status.phase
+        status.kind,
+        status.target(),
+        status.name,
+        status.phase
     );
     if let (Some(from), Some(to)) = (status.from_revision, status.to_revision) {
         line.push_str(&format!(" (revision {from} → {to})"));
@@ -501,14 +504,17 @@ mod tests {
             ActionKind::Rollback,
             (crate::api::WorkloadKind::Deployment, "web"),
         );
-        assert_eq!(progress_line(&status), "Rollback web rollback-1: Pending");
+        assert_eq!(
+            progress_line(&status),
+            "Rollback deployment/web rollback-1: Pending"
+        );
         status.phase = ActionPhase::Verifying;
         status.from_revision = Some(3);
         status.to_revision = Some(2);
         status.message = Some("2 of 4 updated".to_owned());
         assert_eq!(
             progress_line(&status),
-            "Rollback web rollback-1: Verifying (revision 3 → 2): 2 of 4 updated"
+            "Rollback deployment/web rollback-1: Verifying (revision 3 → 2): 2 of 4 updated"
         );
         assert!(!succeeded(&status));
     }
