@@ -37,15 +37,45 @@ pub struct RemediationAction {
     pub scale: Option<ScaleAction>,
 }
 
+/// The workload kinds remediation acts on; absent means Deployment (the field's first meaning).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WorkloadKind {
+    #[default]
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    /// kubectl's resource word, as in `statefulset/db`.
+    pub fn resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::DaemonSet => "daemonset",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RollbackAction {
-    /// A Deployment in the incident's namespace.
+    /// The workload's name, in the incident's namespace (the field predates `kind`: it names a
+    /// StatefulSet or DaemonSet too when `kind` says so).
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     )]
     pub deployment: String,
+    /// Deployment (the default), StatefulSet or DaemonSet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<WorkloadKind>,
     /// Revision to return to; 0 or absent means the previous one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
@@ -62,22 +92,29 @@ pub struct RollbackAction {
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 pub struct RestartAction {
-    /// A Deployment in the incident's namespace.
+    /// The workload's name, in the incident's namespace (of the kind `kind` says).
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     )]
     pub deployment: String,
+    /// Deployment (the default), StatefulSet or DaemonSet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<WorkloadKind>,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("!has(self.kind) || self.kind != 'DaemonSet'").message("a DaemonSet runs one pod per eligible node and has no replica count: it cannot be scaled"))]
 pub struct ScaleAction {
-    /// A Deployment in the incident's namespace.
+    /// The workload's name, in the incident's namespace (of the kind `kind` says).
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     )]
     pub deployment: String,
+    /// Deployment (the default) or StatefulSet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<WorkloadKind>,
     #[schemars(range(min = 0, max = 10000))]
     pub replicas: i32,
 }
@@ -91,6 +128,22 @@ impl RemediationAction {
             (_, _, Some(s)) => &s.deployment,
             _ => "",
         }
+    }
+
+    /// `statefulset/db`, as kubectl names the target.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.workload_kind().resource(), self.deployment())
+    }
+
+    /// The kind of workload the action targets.
+    pub fn workload_kind(&self) -> WorkloadKind {
+        match (&self.rollback, &self.restart, &self.scale) {
+            (Some(r), _, _) => r.kind,
+            (_, Some(r), _) => r.kind,
+            (_, _, Some(s)) => s.kind,
+            _ => None,
+        }
+        .unwrap_or_default()
     }
 
     pub fn kind(&self) -> ActionKind {
@@ -139,12 +192,23 @@ impl ActionPhase {
 }
 
 impl ActionStatus {
+    /// The kind of workload the action acts on.
+    pub fn workload(&self) -> WorkloadKind {
+        self.workload_kind.unwrap_or_default()
+    }
+
+    /// `statefulset/db`, as kubectl names it.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.workload().resource(), self.deployment)
+    }
+
     /// A requested action not yet planned.
-    pub fn pending(name: &str, kind: ActionKind, deployment: &str) -> Self {
+    pub fn pending(name: &str, kind: ActionKind, target: (WorkloadKind, &str)) -> Self {
         Self {
             name: name.to_owned(),
             kind,
-            deployment: deployment.to_owned(),
+            deployment: target.1.to_owned(),
+            workload_kind: (target.0 != WorkloadKind::Deployment).then_some(target.0),
             phase: ActionPhase::Pending,
             reason: None,
             message: None,
@@ -167,7 +231,11 @@ impl ActionStatus {
 pub struct ActionStatus {
     pub name: String,
     pub kind: ActionKind,
+    /// The workload's name (of the kind `workloadKind` says).
     pub deployment: String,
+    /// StatefulSet or DaemonSet; absent means Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_kind: Option<WorkloadKind>,
     pub phase: ActionPhase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

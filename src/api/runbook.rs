@@ -91,10 +91,11 @@ pub enum OnFailure {
 #[x_kube(validation = Rule::new("(has(self.collect) ? 1 : 0) + (has(self.rollback) ? 1 : 0) + (has(self.restart) ? 1 : 0) + (has(self.scale) ? 1 : 0) + (has(self.verify) ? 1 : 0) + (has(self.checkpoint) ? 1 : 0) + (has(self.escalate) ? 1 : 0) == 1").message("a step needs exactly one of collect, rollback, restart, scale, verify, checkpoint or escalate"))]
 #[x_kube(validation = Rule::new("!has(self.approval) && !has(self.automaticFor) || has(self.rollback) || has(self.restart) || has(self.scale)").message("approval applies to rollback, restart and scale steps only"))]
 pub struct RunbookStep {
-    /// Unique within the runbook; names the step in the incident's status and approvals.
+    /// Unique within the runbook; names the step in the incident's status and approvals. No
+    /// double hyphen: the step's actions on later workloads are named `runbook-STEP--N`.
     #[schemars(
         length(min = 1, max = 40),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+        regex(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$")
     )]
     pub name: String,
     /// Runs the step only when this holds; otherwise it is skipped with the reason recorded.

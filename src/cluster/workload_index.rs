@@ -118,6 +118,33 @@ impl WorkloadIndex {
         }
     }
 
+    /// The labels of a workload the index keeps, if it exists.
+    pub fn labels(
+        &self,
+        kind: AffectedKind,
+        namespace: &str,
+        name: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        let key = ObjectRef::new(name).within(namespace);
+        let labels = match kind {
+            AffectedKind::Deployment => self.deployments.get(&key)?.metadata.labels.clone(),
+            AffectedKind::StatefulSet => self
+                .stateful_sets
+                .get(&ObjectRef::new(name).within(namespace))?
+                .metadata
+                .labels
+                .clone(),
+            AffectedKind::DaemonSet => self
+                .daemon_sets
+                .get(&ObjectRef::new(name).within(namespace))?
+                .metadata
+                .labels
+                .clone(),
+            _ => return None,
+        };
+        Some(labels.unwrap_or_default())
+    }
+
     /// A Deployment's metadata, if it exists.
     pub fn deployment(
         &self,

@@ -1,9 +1,10 @@
-//! Reads and writes of workloads (cluster layer): a Deployment's own ReplicaSets and pods, the
-//! Warning Events about them, a crashed container's previous log, whether the objects an incident
-//! names exist, and a remediation's change sent with a resourceVersion precondition.
+//! Reads and writes of workloads (cluster layer): a Deployment's own ReplicaSets and pods, a
+//! StatefulSet's or DaemonSet's own ControllerRevisions, the Warning Events about them, a crashed
+//! container's previous log, whether the objects an incident names exist, and a remediation's
+//! change sent with a resourceVersion precondition.
 
 use k8s_openapi::api::{
-    apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
+    apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet},
     batch::v1::{CronJob, Job},
     core::v1::{Namespace, Node, PersistentVolumeClaim, Pod, Service},
     events::v1::Event,
@@ -20,10 +21,10 @@ use tracing::debug;
 use super::workload_index::WorkloadIndex;
 use crate::{
     Error, Result,
-    api::{AffectedKind, Incident, metadata::REMEDIATION_MANAGER},
+    api::{AffectedKind, Incident, WorkloadKind, metadata::REMEDIATION_MANAGER},
     core::{
         detection::evidence::{MAX_LOG_BYTES, log_tail},
-        remediation::plan::Change,
+        remediation::{plan::Change, sets::Workload},
     },
 };
 
@@ -130,22 +131,82 @@ pub async fn previous_log(
     }
 }
 
+/// A workload of the kind an action names, if it exists.
+pub async fn workload(
+    client: &Client,
+    namespace: &str,
+    kind: WorkloadKind,
+    name: &str,
+) -> Result<Option<Workload>> {
+    let found = match kind {
+        WorkloadKind::Deployment => deployment(client, namespace, name)
+            .await?
+            .map(Workload::Deployment),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(Error::Kube)?
+            .map(Workload::StatefulSet),
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(Error::Kube)?
+            .map(Workload::DaemonSet),
+    };
+    Ok(found)
+}
+
+/// The workload's history: a Deployment's ReplicaSets, or the ControllerRevisions a StatefulSet
+/// or DaemonSet controls (listed by its selector, then kept by controller uid, as kubectl does).
+pub async fn history(
+    client: &Client,
+    namespace: &str,
+    workload: &Workload,
+) -> Result<(Vec<ReplicaSet>, Vec<ControllerRevision>)> {
+    let (selector, meta) = match workload {
+        Workload::Deployment(d) => {
+            return Ok((owned_replica_sets(client, namespace, d).await?, Vec::new()));
+        }
+        Workload::StatefulSet(s) => (&s.spec.selector, &s.metadata),
+        Workload::DaemonSet(d) => (&d.spec.selector, &d.metadata),
+    };
+    let api: Api<ControllerRevision> = Api::namespaced(client.clone(), namespace);
+    // The API server validated the selector; one it could not parse would only widen the list.
+    let params = match Selector::try_from(selector.clone()) {
+        Ok(selector) => ListParams::default().labels_from(&selector),
+        Err(_) => ListParams::default(),
+    };
+    let uid = meta.uid.clone().unwrap_or_default();
+    let list = api.list(&params).await.map_err(Error::Kube)?;
+    let revisions = list
+        .items
+        .into_iter()
+        .filter(|r| {
+            r.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.uid == uid)
+        })
+        .collect();
+    Ok((Vec::new(), revisions))
+}
+
 /// Outcome of sending a change.
 pub enum Applied {
-    Done(Box<Deployment>),
-    /// The Deployment changed since it was read; read it again and re-plan.
+    Done,
+    /// The workload changed since it was read; read it again and re-plan.
     Conflict,
 }
 
-/// Sends `change` to the Deployment, only if it is still at `resource_version`.
+/// Sends `change` to the workload, only if it is still at `resource_version`.
 pub async fn apply_change(
     client: &Client,
     namespace: &str,
-    name: &str,
+    (kind, name): (WorkloadKind, &str),
     resource_version: &str,
     change: &Change,
 ) -> Result<Applied> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let resource = api_resource(affected_kind(kind));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let params = PatchParams {
         field_manager: Some(REMEDIATION_MANAGER.to_owned()),
         ..PatchParams::default()
@@ -160,17 +221,39 @@ pub async fn apply_change(
             api.patch(name, &params, &Patch::<()>::Json(patch)).await
         }
         Change::MergePatch(body) => {
-            let mut body = body.clone();
-            if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-                metadata.insert("resourceVersion".into(), json!(resource_version));
-            }
-            api.patch(name, &params, &Patch::Merge(&body)).await
+            api.patch(
+                name,
+                &params,
+                &Patch::Merge(&with_version(body, resource_version)),
+            )
+            .await
+        }
+        Change::StrategicMergePatch(body) => {
+            let body = with_version(body, resource_version);
+            api.patch(name, &params, &Patch::Strategic(&body)).await
         }
     };
     match outcome {
-        Ok(deployment) => Ok(Applied::Done(Box::new(deployment))),
+        Ok(_) => Ok(Applied::Done),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(Applied::Conflict),
         Err(error) => Err(Error::Kube(error)),
+    }
+}
+
+/// A resourceVersion in the patch is a precondition: 409 if anything changed since.
+fn with_version(body: &Value, resource_version: &str) -> Value {
+    let mut body = body.clone();
+    if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("resourceVersion".into(), json!(resource_version));
+    }
+    body
+}
+
+fn affected_kind(kind: WorkloadKind) -> AffectedKind {
+    match kind {
+        WorkloadKind::Deployment => AffectedKind::Deployment,
+        WorkloadKind::StatefulSet => AffectedKind::StatefulSet,
+        WorkloadKind::DaemonSet => AffectedKind::DaemonSet,
     }
 }
 

@@ -307,6 +307,7 @@ impl Session {
                 timeout_seconds: None,
                 rollback: Some(RollbackAction {
                     deployment: deployment.to_owned(),
+                    kind: None,
                     to_revision,
                     gitops: None,
                     pause_shared_owner: None,
@@ -455,7 +456,10 @@ pub fn reference(name: &str) -> String {
 pub fn progress_line(status: &ActionStatus) -> String {
     let mut line = format!(
         "{} {} {}: {:?}",
-        status.kind, status.deployment, status.name, status.phase
+        status.kind,
+        status.target(),
+        status.name,
+        status.phase
     );
     if let (Some(from), Some(to)) = (status.from_revision, status.to_revision) {
         line.push_str(&format!(" (revision {from} → {to})"));
@@ -495,15 +499,22 @@ mod tests {
 
     #[test]
     fn progress_lines_say_where_the_rollback_is() {
-        let mut status = ActionStatus::pending("rollback-1", ActionKind::Rollback, "web");
-        assert_eq!(progress_line(&status), "Rollback web rollback-1: Pending");
+        let mut status = ActionStatus::pending(
+            "rollback-1",
+            ActionKind::Rollback,
+            (crate::api::WorkloadKind::Deployment, "web"),
+        );
+        assert_eq!(
+            progress_line(&status),
+            "Rollback deployment/web rollback-1: Pending"
+        );
         status.phase = ActionPhase::Verifying;
         status.from_revision = Some(3);
         status.to_revision = Some(2);
         status.message = Some("2 of 4 updated".to_owned());
         assert_eq!(
             progress_line(&status),
-            "Rollback web rollback-1: Verifying (revision 3 → 2): 2 of 4 updated"
+            "Rollback deployment/web rollback-1: Verifying (revision 3 → 2): 2 of 4 updated"
         );
         assert!(!succeeded(&status));
     }

@@ -36,7 +36,7 @@ const OPERATOR_PREFIX: &str = "incident.dev/";
 
 /// The kubectl `make cluster` built, found exactly like `hack/cluster/lib.sh` finds it
 /// (`INCIDENT_KUBECTL` overrides).
-fn kubectl_path() -> PathBuf {
+pub fn kubectl_path() -> PathBuf {
     if let Some(path) = std::env::var_os("INCIDENT_KUBECTL").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
@@ -73,22 +73,28 @@ fn kubectl_path() -> PathBuf {
 
 /// What one kubectl run did.
 #[derive(Debug)]
-struct Kubectl {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Kubectl {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// `kubectl -n <namespace> rollout undo deployment/web [--to-revision=N]`.
 async fn kubectl_undo(namespace: &str, to_revision: Option<i64>) -> Kubectl {
+    kubectl_rollout_undo(namespace, &format!("deployment/{NAME}"), to_revision).await
+}
+
+/// `kubectl -n <namespace> rollout undo <target> [--to-revision=N]`.
+pub async fn kubectl_rollout_undo(
+    namespace: &str,
+    target: &str,
+    to_revision: Option<i64>,
+) -> Kubectl {
     let mut command = Command::new(kubectl_path());
-    command.arg("--kubeconfig").arg(kubeconfig_path()).args([
-        "-n",
-        namespace,
-        "rollout",
-        "undo",
-        &format!("deployment/{NAME}"),
-    ]);
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args(["-n", namespace, "rollout", "undo", target]);
     if let Some(revision) = to_revision {
         command.arg(format!("--to-revision={revision}"));
     }

@@ -477,7 +477,7 @@ async fn plugin_rollback_follows_the_operators_rollback_to_the_end() {
     assert!(
         stderr
             .lines()
-            .any(|l| l.starts_with("Rollback web rollback-")),
+            .any(|l| l.starts_with("Rollback deployment/web rollback-")),
         "progress lines on stderr: {stderr}"
     );
     let incident = api.get(&opened).await.expect("the opened incident");

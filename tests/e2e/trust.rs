@@ -113,8 +113,8 @@ impl Drop for Policies {
     }
 }
 
-/// Roles: both edit Incidents and Runbooks and read Deployments; bob also patches Deployments and
-/// approves.
+/// Roles: both edit Incidents and Runbooks and read Deployments; bob also patches Deployments,
+/// StatefulSets and DaemonSets and approves.
 async fn grant(client: &Client, ns: &str) {
     let role = |name: &str, extra: Value| -> Role {
         let mut rules = json!([
@@ -133,7 +133,8 @@ async fn grant(client: &Client, ns: &str) {
     let lead = role(
         "lead",
         json!([
-            { "apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["patch"] },
+            { "apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
+              "verbs": ["patch"] },
             { "apiGroups": ["incident.dev"], "resources": ["incidents"], "verbs": ["approve"] } ]),
     );
     for (user, role) in [("alice", responder), ("bob", lead)] {
@@ -354,6 +355,18 @@ async fn nobody_makes_the_operator_change_a_deployment_they_may_not_change() {
         .await
         .expect("bob may");
     assert_eq!(allowed.spec.actions.len(), 1);
+    // A StatefulSet's action is judged on statefulsets (bob's Role has them, alice's nothing).
+    let sts = json!({ "actions": [ { "name": "undo", "rollback": { "deployment": "web" } },
+        { "name": "undo-db", "rollback": { "deployment": "db", "kind": "StatefulSet" } } ] });
+    let denied = patch(&alice, ns, "web", sts.clone())
+        .await
+        .expect_err("alice may not patch db");
+    assert!(
+        denied.contains("(a Deployment, StatefulSet or DaemonSet)"),
+        "{denied}"
+    );
+    let allowed = patch(&bob, ns, "web", sts).await.expect("bob may");
+    assert_eq!(allowed.spec.actions.len(), 2);
     // An action already there is not judged again: alice may still edit the incident.
     patch(
         &alice,

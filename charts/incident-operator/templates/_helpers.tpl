@@ -108,19 +108,20 @@ operator.watchNamespace otherwise. Every rule is something the operator's code c
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
-# Deployments: detection and rollout verification watch them; remediation (rollback, restart, scale)
-# patches them - the only workload writes the operator makes.
+# Deployments, StatefulSets, DaemonSets: detection (Deployments) and rollout verification watch
+# them; remediation (rollback, restart, scale) patches them - the only workload writes the operator
+# makes.
 - apiGroups: [apps]
-  resources: [deployments]
+  resources: [deployments, statefulsets, daemonsets]
   verbs: [get, list, watch, patch]
 # ReplicaSets: rollout history for rollback and evidence (list), metadata watch by the detector.
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [get, list, watch]
-# Affected objects of other kinds: only their metadata is read, to link the incident to them.
+# ControllerRevisions: a StatefulSet's or DaemonSet's rollout history, listed for a rollback.
 - apiGroups: [apps]
-  resources: [statefulsets, daemonsets]
-  verbs: [get]
+  resources: [controllerrevisions]
+  verbs: [list]
 - apiGroups: [batch]
   resources: [jobs, cronjobs]
   verbs: [get]

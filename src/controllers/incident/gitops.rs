@@ -1,5 +1,5 @@
 //! GitOps owners inside the incident reconcile (controllers layer): before the next rollback, read
-//! the Deployment's owner and let the pure gate decide whether to pause it first; resume what was
+//! the workload's owner and let the pure gate decide whether to pause it first; resume what was
 //! paused once asked. The caller records every decision before this module changes the owner.
 
 use kube::{Client, ResourceExt};
@@ -24,13 +24,13 @@ pub async fn next_gate(client: &Client, incident: &Incident, now: jiff::Timestam
         return Ok(Gate::Proceed);
     }
     let namespace = incident.namespace().unwrap_or_default();
-    let name = spec.deployment();
-    let Some(deployment) = workloads::deployment(client, &namespace, name).await? else {
-        // The action's own planning says the Deployment is missing.
+    let (kind, name) = (spec.workload_kind(), spec.deployment());
+    let Some(found) = workloads::workload(client, &namespace, kind, name).await? else {
+        // The action's own planning says the workload is missing.
         return Ok(Gate::Proceed);
     };
-    let owner = GitOpsOwner::of(&deployment.metadata, ARGOCD_NAMESPACE);
-    let workload = format!("Deployment/{name}");
+    let owner = GitOpsOwner::of(found.as_ref().metadata(), ARGOCD_NAMESPACE);
+    let workload = format!("{kind}/{name}");
     let recorded = pauses(incident);
     let first = gate(
         spec,

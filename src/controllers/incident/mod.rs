@@ -13,10 +13,18 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Namespace};
+use k8s_openapi::api::{
+    apps::v1::{DaemonSet, Deployment, StatefulSet},
+    core::v1::Namespace,
+};
 use kube::{
     Api, Client, ResourceExt,
-    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+    runtime::{
+        Controller,
+        controller::Action,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
@@ -29,7 +37,7 @@ use self::{
 use crate::cluster::assignment::Assignment;
 use crate::{
     Error, Result,
-    api::{ActionStatus, EscalationPolicy, Incident, PauseState, Runbook},
+    api::{ActionStatus, EscalationPolicy, Incident, PauseState, Runbook, WorkloadKind},
     cluster::{
         self,
         channels::{Cache, Channels, Policies, Schedules},
@@ -85,6 +93,9 @@ pub async fn run(
                 .map(|incident| ObjectRef::from_obj(incident.as_ref()))
                 .collect::<Vec<_>>()
         });
+    // So do a StatefulSet's and a DaemonSet's.
+    let controller = wake_on::<StatefulSet>(controller, &client, namespace.as_deref(), &store);
+    let controller = wake_on::<DaemonSet>(controller, &client, namespace.as_deref(), &store);
     // Reconciles read workloads' metadata and Runbooks from these caches, not with a request each.
     let workload_index = WorkloadIndex::watch(&client, namespace.as_deref());
     let runbook_cache: Cache<Runbook> = Cache::watch(&client, namespace.as_deref(), None);
@@ -172,6 +183,47 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// A workload kind whose changes wake the incidents acting on (or following a runbook for) it.
+trait Woken:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: WorkloadKind;
+}
+
+impl Woken for StatefulSet {
+    const KIND: WorkloadKind = WorkloadKind::StatefulSet;
+}
+
+impl Woken for DaemonSet {
+    const KIND: WorkloadKind = WorkloadKind::DaemonSet;
+}
+
+fn wake_on<K: Woken>(
+    controller: Controller<Incident>,
+    client: &Client,
+    namespace: Option<&str>,
+    store: &Store<Incident>,
+) -> Controller<Incident> {
+    let api: Api<K> = cluster::scoped(client, namespace);
+    let store = store.clone();
+    controller.watches(api, watcher::Config::default(), move |object| {
+        let namespace = object.namespace();
+        let name = object.name_any();
+        store
+            .state()
+            .into_iter()
+            .filter(|i| wakes::by_workload(i, namespace.as_deref(), K::KIND, &name))
+            .map(|i| ObjectRef::from_obj(i.as_ref()))
+            .collect::<Vec<_>>()
+    })
 }
 
 /// How long the Channel cache may take to fill at start.
@@ -277,19 +329,16 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
                     now,
                 )
                 .await?;
-                failpoint(&ctx, "before-patch");
+                failpoint_at(&ctx, "before-patch", &step.status.name);
                 let namespace = current.namespace().unwrap_or_default();
                 let version = resource_version.unwrap_or_default();
-                match workloads::apply_change(
-                    &ctx.client,
-                    &namespace,
-                    &step.status.deployment,
-                    &version,
-                    change,
-                )
-                .await?
+                let target = (step.status.workload(), step.status.deployment.as_str());
+                match workloads::apply_change(&ctx.client, &namespace, target, &version, change)
+                    .await?
                 {
-                    workloads::Applied::Done(_) => failpoint(&ctx, "after-patch"),
+                    workloads::Applied::Done => {
+                        failpoint_at(&ctx, "after-patch", &step.status.name)
+                    }
                     workloads::Applied::Conflict => {
                         conflicts += 1;
                         debug!(
@@ -356,6 +405,13 @@ fn failpoint(ctx: &Context, name: &str) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
     }
+}
+
+/// [`failpoint`], also stopping at `name:action` only for that action (a run over several workloads
+/// is killed between two of them so).
+fn failpoint_at(ctx: &Context, name: &str, action: &str) {
+    failpoint(ctx, name);
+    failpoint(ctx, &format!("{name}:{action}"));
 }
 
 fn upsert_action(incident: &mut Incident, mut action: ActionStatus) {

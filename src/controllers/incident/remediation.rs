@@ -1,5 +1,5 @@
-//! Remediation inside the incident reconcile (controllers layer): fetch the Deployment the next
-//! action targets and its ReplicaSets, and let the pure state machine advance the action one step.
+//! Remediation inside the incident reconcile (controllers layer): fetch the workload the next
+//! action targets and its history, and let the pure state machine advance the action one step.
 //! The reconcile stores each step's status before it sends the change, which is what makes an
 //! action run at most once across crashes.
 
@@ -12,13 +12,14 @@ use crate::{
     core::{
         remediation::{
             plan::Actor,
-            step::{DeploymentState, Step, next_action, step},
+            sets::Workload,
+            step::{Step, WorkloadState, next_action, step},
         },
         timeline::spec_actor,
     },
 };
 
-/// One step of the next action, with the Deployment's resourceVersion it was planned against.
+/// One step of the next action, with the workload's resourceVersion it was planned against.
 pub struct NextStep {
     pub step: Step,
     pub resource_version: Option<String>,
@@ -34,14 +35,14 @@ pub async fn next_step(
         return Ok(None);
     };
     let namespace = incident.namespace().unwrap_or_default();
-    let name = current
-        .map(|c| c.deployment.clone())
-        .or_else(|| spec.map(|s| s.deployment().to_owned()))
+    let (kind, name) = current
+        .map(|c| (c.workload(), c.deployment.clone()))
+        .or_else(|| spec.map(|s| (s.workload_kind(), s.deployment().to_owned())))
         .unwrap_or_default();
-    let deployment = workloads::deployment(client, &namespace, &name).await?;
-    let replica_sets = match &deployment {
-        Some(d) => workloads::owned_replica_sets(client, &namespace, d).await?,
-        None => Vec::new(),
+    let workload = workloads::workload(client, &namespace, kind, &name).await?;
+    let (replica_sets, revisions) = match &workload {
+        Some(w) => workloads::history(client, &namespace, w).await?,
+        None => Default::default(),
     };
     let actor = Actor {
         incident_name: incident.name_any(),
@@ -51,11 +52,14 @@ pub async fn next_step(
             .or_else(|| spec.map(|s| s.name.clone()))
             .unwrap_or_default(),
     };
-    let state = DeploymentState {
-        deployment: deployment.as_ref(),
+    let state = WorkloadState {
+        workload: workload.as_ref().map(Workload::as_ref),
         replica_sets: &replica_sets,
+        revisions: &revisions,
     };
-    let resource_version = deployment.as_ref().and_then(|d| d.resource_version());
+    let resource_version = state
+        .workload
+        .and_then(|w| w.metadata().resource_version.clone());
     Ok(
         step(spec, current, state, &actor, spec_actor(incident), now).map(|step| NextStep {
             step,

@@ -12,20 +12,23 @@ use tracing::{debug, info};
 use crate::{
     Result,
     api::{
-        ARGOCD_NAMESPACE, AffectedKind, CollectStep, Evidence, GitOpsOwner, Incident, LogEvidence,
-        Runbook, RunbookRun, StepKind,
+        ARGOCD_NAMESPACE, AffectedKind, AffectedRef, CollectStep, Evidence, GitOpsOwner, Incident,
+        LogEvidence, Runbook, RunbookRun, StepKind, WorkloadKind,
         metadata::{CLEARED_ANNOTATION, revision},
     },
     cluster::{channels::Cache, incidents, workload_index::WorkloadIndex, workloads},
     core::{
         detection::{
             evidence::{about_deployment, collected, evidence, log_target, troubled},
-            group::Workload,
+            group::Workload as Group,
         },
         lifecycle::{LifecycleConfig, RunbookProblem},
-        remediation::rollout::{Progress, progress},
+        remediation::{
+            rollout::{Progress, progress_of},
+            sets::Workload,
+        },
         runbooks::{
-            engine::{self, DeploymentFacts, RunFacts},
+            engine::{self, RunFacts, WorkloadFacts},
             select::{self, Selection},
         },
         text::cut,
@@ -53,7 +56,6 @@ pub async fn follow(
 ) -> Result<Followed> {
     let mut followed = Followed::default();
     let namespace = incident.namespace().unwrap_or_default();
-    let target = affected_deployment(incident).map(str::to_owned);
     let mut run = incident.status.as_ref().and_then(|s| s.runbook.clone());
     if run.is_none() {
         if !select::starts_a_run(incident) {
@@ -67,10 +69,10 @@ pub async fn follow(
             .filter(|r| r.namespace().as_deref() == Some(namespace.as_str()))
             .map(|r| (*r).clone())
             .collect();
-        let labels = target
-            .as_deref()
-            .and_then(|name| known.workloads.deployment(&namespace, name))
-            .map(|d| d.metadata.labels.clone().unwrap_or_default());
+        // The first workload found speaks for the incident's labels, as the first Deployment did.
+        let labels = affected_references(incident)
+            .iter()
+            .find_map(|r| known.workloads.labels(r.kind, &namespace, &r.name));
         match select::choose(incident, &runbooks, labels.as_ref()) {
             Selection::Chosen { runbook, reason } => {
                 let started = engine::start(runbook, &reason, incident.spec.severity);
@@ -109,17 +111,13 @@ pub async fn follow(
     };
     let finished = run.progress.iter().all(|p| p.phase.is_terminal());
     if !finished {
-        // A run in progress works on the whole Deployment: read it fresh.
-        let deployment = match &target {
-            Some(name) => workloads::deployment(client, &namespace, name).await?,
-            None => None,
-        };
-        let facts = facts(client, incident, &run, deployment.as_ref(), config).await?;
+        // A run in progress works on the whole workloads: read them fresh.
+        let workloads = affected_workloads(client, incident).await?;
+        let facts = facts(client, incident, &run, &workloads, config).await?;
         let advance = engine::advance(&run, incident, &facts, now);
-        if advance.request.is_some()
-            && let Some(deployment) = &facts.deployment
-        {
-            let actions = engine::requested_actions(&advance.run, &deployment.name);
+        if let Some(request) = &advance.request {
+            let actions =
+                engine::requested_actions(&advance.run, incident, &facts.workloads, Some(request));
             let written = incidents::request_actions(client, incident, &actions).await?;
             // Added to `incident` too, so this reconcile can start executing at once.
             incident.spec.actions = written.spec.actions.clone();
@@ -140,19 +138,39 @@ pub async fn follow(
     Ok(followed)
 }
 
-/// The name of the first Deployment the incident names in its own namespace.
-fn affected_deployment(incident: &Incident) -> Option<&str> {
+/// The Deployments, StatefulSets and DaemonSets the incident names in its own namespace, in its
+/// order, once each.
+fn affected_references(incident: &Incident) -> Vec<&AffectedRef> {
     let own = incident.namespace().unwrap_or_default();
-    let reference = incident
-        .spec
-        .affected
-        .iter()
-        .find(|a| a.kind == AffectedKind::Deployment)?;
-    // Runbooks act only inside the incident's own namespace.
-    if reference.namespace.as_deref().is_some_and(|ns| ns != own) {
-        return None;
+    let mut found: Vec<&AffectedRef> = Vec::new();
+    for reference in &incident.spec.affected {
+        // Runbooks act only inside the incident's own namespace.
+        if workload_kind(reference.kind).is_none()
+            || reference.namespace.as_deref().is_some_and(|ns| ns != own)
+            || found
+                .iter()
+                .any(|r| r.kind == reference.kind && r.name == reference.name)
+        {
+            continue;
+        }
+        found.push(reference);
     }
-    Some(reference.name.as_str())
+    found
+}
+
+/// Those workloads with what exists of them, read from the API server.
+async fn affected_workloads(
+    client: &Client,
+    incident: &Incident,
+) -> Result<Vec<(AffectedRef, Option<Workload>)>> {
+    let own = incident.namespace().unwrap_or_default();
+    let mut found = Vec::new();
+    for reference in affected_references(incident) {
+        let kind = workload_kind(reference.kind).unwrap_or_default();
+        let workload = workloads::workload(client, &own, kind, &reference.name).await?;
+        found.push((reference.clone(), workload));
+    }
+    Ok(found)
 }
 
 /// What the reconcile knows from its watch caches.
@@ -162,11 +180,58 @@ pub struct Known<'a> {
     pub runbooks: &'a Cache<Runbook>,
 }
 
+fn workload_kind(kind: AffectedKind) -> Option<WorkloadKind> {
+    match kind {
+        AffectedKind::Deployment => Some(WorkloadKind::Deployment),
+        AffectedKind::StatefulSet => Some(WorkloadKind::StatefulSet),
+        AffectedKind::DaemonSet => Some(WorkloadKind::DaemonSet),
+        _ => None,
+    }
+}
+
+/// What a step needs to know of one workload: its rollout and its newest revision's time.
+async fn workload_facts(
+    client: &Client,
+    namespace: &str,
+    reference: &AffectedRef,
+    workload: Option<&Workload>,
+) -> Result<WorkloadFacts> {
+    let kind = workload_kind(reference.kind).unwrap_or_default();
+    let mut facts = WorkloadFacts {
+        kind,
+        name: reference.name.clone(),
+        healthy: false,
+        newest_revision_at: None,
+    };
+    let Some(workload) = workload else {
+        return Ok(facts);
+    };
+    let seen = workload.as_ref();
+    // Healthy: the current generation fully rolled out and available, as `rollout status` says.
+    facts.healthy = matches!(
+        progress_of(seen, seen.metadata().generation.unwrap_or(0)),
+        Progress::Complete { .. }
+    );
+    let (replica_sets, revisions) = workloads::history(client, namespace, workload).await?;
+    let newest_rs = replica_sets
+        .iter()
+        .max_by_key(|rs| revision(&rs.metadata).unwrap_or(0))
+        .map(|rs| &rs.metadata);
+    let newest_cr = revisions
+        .iter()
+        .max_by_key(|r| r.revision.unwrap_or(0))
+        .map(|r| &r.metadata);
+    facts.newest_revision_at = newest_rs
+        .or(newest_cr)
+        .and_then(|m| m.creation_timestamp.as_ref().map(|t| t.0));
+    Ok(facts)
+}
+
 async fn facts(
     client: &Client,
     incident: &Incident,
     run: &RunbookRun,
-    deployment: Option<&Deployment>,
+    workloads: &[(AffectedRef, Option<Workload>)],
     config: &LifecycleConfig,
 ) -> Result<RunFacts> {
     let namespace = incident.namespace().unwrap_or_default();
@@ -179,24 +244,20 @@ async fn facts(
         response_time: config.response_time(incident.spec.severity),
         ..RunFacts::default()
     };
-    let Some(deployment) = deployment else {
+    for (reference, workload) in workloads {
+        let one = workload_facts(client, &namespace, reference, workload.as_ref()).await?;
+        facts.workloads.push(one);
+    }
+    // Evidence is gathered for the first Deployment the incident names, as before.
+    let Some(deployment) = workloads.iter().find_map(|(_, w)| match w {
+        Some(Workload::Deployment(d)) => Some(d),
+        _ => None,
+    }) else {
         return Ok(facts);
     };
-    let replica_sets = workloads::owned_replica_sets(client, &namespace, deployment).await?;
-    facts.deployment = Some(DeploymentFacts {
-        name: deployment.name_any(),
-        // Healthy: the current generation fully rolled out and available, as `rollout status` says.
-        healthy: matches!(
-            progress(deployment, deployment.metadata.generation.unwrap_or(0)),
-            Progress::Complete { .. }
-        ),
-        newest_revision_at: replica_sets
-            .iter()
-            .max_by_key(|rs| revision(&rs.metadata).unwrap_or(0))
-            .and_then(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0)),
-    });
     if let Some(step) = engine::current(run).filter(|s| s.kind() == Some(StepKind::Collect)) {
         let what = step.collect.clone().unwrap_or_default();
+        let replica_sets = workloads::owned_replica_sets(client, &namespace, deployment).await?;
         facts.collected = Some(
             collect(
                 client,
@@ -222,7 +283,7 @@ async fn collect(
     detected: Option<Timestamp>,
 ) -> Result<Evidence> {
     let now = Timestamp::now();
-    let workload = Workload {
+    let workload = Group {
         namespace: namespace.to_owned(),
         kind: "Deployment".into(),
         name: deployment.name_any(),

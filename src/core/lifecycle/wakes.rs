@@ -1,19 +1,34 @@
-//! Which changes elsewhere wake an incident's reconcile (core layer): a Deployment's rollout
+//! Which changes elsewhere wake an incident's reconcile (core layer): a workload's rollout
 //! progress, a Runbook that appears or changes. The incident controller maps watch events with
 //! them.
 
 use kube::ResourceExt;
 
-use crate::api::{AffectedKind, Incident};
+use crate::api::{AffectedKind, Incident, WorkloadKind};
 
 /// Whether a change of the Deployment `namespace/name` concerns the incident: an action of it is
 /// under way on that Deployment, or a runbook it follows is in progress and it names the Deployment.
 pub fn by_deployment(incident: &Incident, namespace: Option<&str>, name: &str) -> bool {
+    by_workload(incident, namespace, WorkloadKind::Deployment, name)
+}
+
+/// [`by_deployment`] for a workload of any kind remediation acts on.
+pub fn by_workload(
+    incident: &Incident,
+    namespace: Option<&str>,
+    kind: WorkloadKind,
+    name: &str,
+) -> bool {
     let verifying = incident.status.as_ref().is_some_and(|s| {
         s.actions
             .iter()
-            .any(|a| a.deployment == name && !a.phase.is_terminal())
+            .any(|a| a.workload() == kind && a.deployment == name && !a.phase.is_terminal())
     });
+    let affected_kind = match kind {
+        WorkloadKind::Deployment => AffectedKind::Deployment,
+        WorkloadKind::StatefulSet => AffectedKind::StatefulSet,
+        WorkloadKind::DaemonSet => AffectedKind::DaemonSet,
+    };
     // A runbook in progress may be verifying this Deployment.
     let following = incident.status.as_ref().is_some_and(|s| {
         s.runbook
@@ -23,7 +38,7 @@ pub fn by_deployment(incident: &Incident, namespace: Option<&str>, name: &str) -
         .spec
         .affected
         .iter()
-        .any(|a| a.kind == AffectedKind::Deployment && a.name == name);
+        .any(|a| a.kind == affected_kind && a.name == name);
     incident.namespace().as_deref() == namespace && (verifying || following)
 }
 

@@ -8,6 +8,7 @@ fn rollback(mode: Option<GitOpsMode>, shared: Option<bool>) -> RemediationAction
         timeout_seconds: None,
         rollback: Some(RollbackAction {
             deployment: "web".into(),
+            kind: None,
             to_revision: None,
             gitops: mode,
             pause_shared_owner: shared,

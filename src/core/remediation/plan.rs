@@ -1,17 +1,21 @@
 //! Planning a remediation (core layer): from a Deployment and the ReplicaSets it owns, compute the
-//! exact change to make, or why not to. Rollback follows `kubectl rollout undo` rule for rule.
+//! exact change to make, or why not to. Rollback follows `kubectl rollout undo` rule for rule;
+//! restart and scale serve every workload kind (`sets.rs` plans the StatefulSet/DaemonSet rest).
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet},
-    core::v1::PodTemplateSpec,
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, ReplicaSet},
+        core::v1::PodTemplateSpec,
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use serde_json::{Value, json};
 
 use crate::api::{
-    MAX_IMAGE, MAX_IMAGES, RemediationAction, RestartAction, RollbackAction, ScaleAction,
+    MAX_IMAGE, MAX_IMAGES, RemediationAction, RollbackAction, ScaleAction, WorkloadKind,
     metadata::{
         ACTION_ANNOTATION, CONSENT_ANNOTATION, INCIDENT_ANNOTATION, LAST_APPLIED_ANNOTATION,
         POD_TEMPLATE_HASH_LABEL as POD_TEMPLATE_HASH, RESTARTED_AT_ANNOTATION,
@@ -51,6 +55,9 @@ pub enum Change {
     JsonPatch(Vec<Value>),
     /// RFC 7386 merge patch.
     MergePatch(Value),
+    /// Kubernetes strategic merge patch: how kubectl restores a StatefulSet's or DaemonSet's
+    /// ControllerRevision (its `data` as the patch).
+    StrategicMergePatch(Value),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -87,29 +94,80 @@ pub fn plan(
     actor: &Actor,
     now: Timestamp,
 ) -> Plan {
-    let name = deployment.metadata.name.clone().unwrap_or_default();
-    if deployment
-        .metadata
+    let subject = Subject {
+        kind: WorkloadKind::Deployment,
+        meta: &deployment.metadata,
+        template: &deployment.spec.template,
+        paused: deployment.spec.paused == Some(true),
+        replicas: Some(deployment.spec.replicas.unwrap_or(1)),
+    };
+    if let Some(refusal) = refused(&subject) {
+        return refusal;
+    }
+    match &action.rollback {
+        Some(rollback) => plan_rollback(rollback, deployment, replica_sets, actor),
+        None => plan_in_place(action, &subject, actor, now),
+    }
+}
+
+/// What a restart or scale needs to know of any workload kind.
+pub struct Subject<'a> {
+    pub kind: WorkloadKind,
+    pub meta: &'a ObjectMeta,
+    pub template: &'a PodTemplateSpec,
+    /// A paused Deployment (other kinds cannot be paused).
+    pub paused: bool,
+    /// The replica count; None for a DaemonSet, which has none.
+    pub replicas: Option<i32>,
+}
+
+impl Subject<'_> {
+    fn name(&self) -> String {
+        self.meta.name.clone().unwrap_or_default()
+    }
+
+    /// `statefulset/db`, as kubectl names it.
+    fn target(&self) -> String {
+        format!("{}/{}", self.kind.resource(), self.name())
+    }
+}
+
+/// The consent annotation refuses every action on the workload.
+pub fn refused(subject: &Subject<'_>) -> Option<Plan> {
+    let disabled = subject
+        .meta
         .annotations
         .as_ref()
         .and_then(|a| a.get(CONSENT_ANNOTATION))
-        .is_some_and(|v| v == "disabled")
-    {
-        return Plan::Refuse {
-            reason: "RemediationDisabled",
-            message: format!(
-                "deployment {name} is annotated {CONSENT_ANNOTATION}=disabled: the operator never changes it"
-            ),
-        };
+        .is_some_and(|v| v == "disabled");
+    disabled.then(|| Plan::Refuse {
+        reason: "RemediationDisabled",
+        message: format!(
+            "{} {} is annotated {CONSENT_ANNOTATION}=disabled: the operator never changes it",
+            subject.kind.resource(),
+            subject.name()
+        ),
+    })
+}
+
+/// A restart or a scale, which work alike on every kind that has them.
+pub fn plan_in_place(
+    action: &RemediationAction,
+    subject: &Subject<'_>,
+    actor: &Actor,
+    now: Timestamp,
+) -> Plan {
+    match (&action.restart, &action.scale) {
+        (Some(_), _) => plan_restart(subject, actor, now),
+        (_, Some(scale)) => plan_scale(scale, subject, actor),
+        _ => invalid(),
     }
-    match (&action.rollback, &action.restart, &action.scale) {
-        (Some(rollback), _, _) => plan_rollback(rollback, deployment, replica_sets, actor),
-        (_, Some(restart), _) => plan_restart(restart, deployment, actor, now),
-        (_, _, Some(scale)) => plan_scale(scale, deployment, actor),
-        _ => Plan::Refuse {
-            reason: "InvalidAction",
-            message: "the action names none of rollback, restart or scale".into(),
-        },
+}
+
+fn invalid() -> Plan {
+    Plan::Refuse {
+        reason: "InvalidAction",
+        message: "the action names none of rollback, restart or scale".into(),
     }
 }
 
@@ -214,22 +272,19 @@ fn plan_rollback(
     })
 }
 
-fn plan_restart(
-    restart: &RestartAction,
-    deployment: &Deployment,
-    actor: &Actor,
-    now: Timestamp,
-) -> Plan {
-    if deployment.spec.paused == Some(true) {
+fn plan_restart(subject: &Subject<'_>, actor: &Actor, now: Timestamp) -> Plan {
+    let target = subject.target();
+    if subject.paused {
         return Plan::Refuse {
             reason: "Paused",
             message: format!(
-                "deployment {} is paused: resume it first (kubectl rollout resume deployment/{}) and request a new action",
-                restart.deployment, restart.deployment
+                "{} {} is paused: resume it first (kubectl rollout resume {target}) and request a new action",
+                subject.kind.resource(),
+                subject.name()
             ),
         };
     }
-    let images = images(&deployment.spec.template);
+    let images = images(subject.template);
     let stamp =
         jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%SZ", now).unwrap_or_else(|_| now.to_string());
     Plan::Change(Planned {
@@ -237,50 +292,58 @@ fn plan_restart(
             "metadata": { "annotations": markers(actor) },
             "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT_ANNOTATION: stamp } } } },
         })),
-        from_revision: revision(&deployment.metadata),
+        from_revision: revision(subject.meta),
         to_revision: None,
         images_before: images.clone(),
         images_after: images,
-        summary: format!(
-            "restart deployment/{}: replace every pod",
-            restart.deployment
-        ),
+        summary: format!("restart {target}: replace every pod"),
     })
 }
 
-fn plan_scale(scale: &ScaleAction, deployment: &Deployment, actor: &Actor) -> Plan {
-    let current = deployment.spec.replicas.unwrap_or(1);
+fn plan_scale(scale: &ScaleAction, subject: &Subject<'_>, actor: &Actor) -> Plan {
+    let Some(current) = subject.replicas else {
+        // Admission refuses it too; a request written before that rule still fails clearly.
+        return Plan::Refuse {
+            reason: "NotScalable",
+            message: format!(
+                "{} runs one pod per eligible node and has no replica count: it cannot be scaled",
+                subject.target()
+            ),
+        };
+    };
     if current == scale.replicas {
         return Plan::Skip {
             reason: "AlreadyScaled",
             message: format!(
-                "deployment {} already has {current} replicas",
-                scale.deployment
+                "{} {} already has {current} replicas",
+                subject.kind.resource(),
+                subject.name()
             ),
         };
     }
-    let images = images(&deployment.spec.template);
+    let images = images(subject.template);
     Plan::Change(Planned {
         change: Change::MergePatch(json!({
             "metadata": { "annotations": markers(actor) },
             "spec": { "replicas": scale.replicas },
         })),
-        from_revision: revision(&deployment.metadata),
+        from_revision: revision(subject.meta),
         to_revision: None,
         images_before: images.clone(),
         images_after: images,
         summary: format!(
-            "scale deployment/{} from {current} to {} replicas",
-            scale.deployment, scale.replicas
+            "scale {} from {current} to {} replicas",
+            subject.target(),
+            scale.replicas
         ),
     })
 }
 
-fn markers(actor: &Actor) -> Value {
+pub(super) fn markers(actor: &Actor) -> Value {
     json!({ INCIDENT_ANNOTATION: actor.incident_name, ACTION_ANNOTATION: actor.marker() })
 }
 
-fn not_found(revision: i64) -> Plan {
+pub(super) fn not_found(revision: i64) -> Plan {
     Plan::Refuse {
         reason: "RevisionNotFound",
         message: format!("unable to find specified revision {revision} in history"),

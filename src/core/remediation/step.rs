@@ -4,18 +4,19 @@
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::{
-    api::apps::v1::{Deployment, ReplicaSet},
+    api::apps::v1::{ControllerRevision, Deployment, ReplicaSet},
     apimachinery::pkg::apis::meta::v1::Time,
 };
 
 use super::{
-    plan::{Actor, Change, Plan, plan},
-    rollout::{Progress, progress},
+    plan::{Actor, Change, Plan},
+    rollout::{Progress, progress_of},
+    sets::{WorkloadRef, plan_for},
 };
 use crate::{
     api::{
         ActionKind, ActionPhase, ActionStatus, EntryType, Incident, RemediationAction,
-        metadata::ACTION_ANNOTATION,
+        WorkloadKind, metadata::ACTION_ANNOTATION,
     },
     core::{text::to_second, timeline::Entry},
 };
@@ -45,13 +46,34 @@ pub fn next_action(
 /// Default time to wait for a rollout before giving up.
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 600;
 
-/// What the cluster looks like for this action.
+/// What the cluster looks like for an action on a Deployment.
 #[derive(Clone, Copy, Debug)]
 pub struct DeploymentState<'a> {
     /// The target Deployment, or None when it does not exist.
     pub deployment: Option<&'a Deployment>,
     /// ReplicaSets in the namespace (the planner keeps those the Deployment controls).
     pub replica_sets: &'a [ReplicaSet],
+}
+
+/// What the cluster looks like for this action, whatever the workload's kind.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkloadState<'a> {
+    /// The target workload, or None when it does not exist.
+    pub workload: Option<WorkloadRef<'a>>,
+    /// A Deployment's history (the planner keeps those it controls).
+    pub replica_sets: &'a [ReplicaSet],
+    /// A StatefulSet's or DaemonSet's history (the planner keeps those it controls).
+    pub revisions: &'a [ControllerRevision],
+}
+
+impl<'a> From<DeploymentState<'a>> for WorkloadState<'a> {
+    fn from(state: DeploymentState<'a>) -> Self {
+        WorkloadState {
+            workload: state.deployment.map(WorkloadRef::Deployment),
+            replica_sets: state.replica_sets,
+            revisions: &[],
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -66,15 +88,26 @@ pub struct Step {
 
 /// Advances one action; None when it is in neither spec nor status. `spec` is None when the action was removed from spec after it started: a
 /// started action is still finished, never abandoned half-way.
-pub fn step(
+pub fn step<'a>(
     spec: Option<&RemediationAction>,
     current: Option<&ActionStatus>,
-    state: DeploymentState<'_>,
+    state: impl Into<WorkloadState<'a>>,
     actor: &Actor,
     requested_by: Option<String>,
     now: Timestamp,
 ) -> Option<Step> {
     let now = to_second(now);
+    let state = state.into();
+    let plan = |spec: &RemediationAction, workload| {
+        plan_for(
+            spec,
+            workload,
+            state.replica_sets,
+            state.revisions,
+            actor,
+            now,
+        )
+    };
     let mut entries = Vec::new();
     let mut status = match current {
         Some(existing) => existing.clone(),
@@ -87,10 +120,11 @@ pub fn step(
                 requested_by,
                 false,
             ));
-            ActionStatus::pending(&spec.name, spec.kind(), spec.deployment())
+            ActionStatus::pending(&spec.name, spec.kind(), target(spec))
         }
     };
     let missing = not_found(&status);
+    let gone = gone_reason(status.workload());
     let mut change = None;
     let mut wake_at = None;
     let timeout = SignedDuration::from_secs(
@@ -99,14 +133,8 @@ pub fn step(
     );
 
     match status.phase {
-        ActionPhase::Pending => match (spec, state.deployment) {
-            (_, None) => fail(
-                &mut status,
-                &mut entries,
-                now,
-                "DeploymentNotFound",
-                missing,
-            ),
+        ActionPhase::Pending => match (spec, state.workload) {
+            (_, None) => fail(&mut status, &mut entries, now, gone, missing),
             (None, Some(_)) => fail(
                 &mut status,
                 &mut entries,
@@ -114,67 +142,59 @@ pub fn step(
                 "Withdrawn",
                 "the action was removed before it started".into(),
             ),
-            (Some(spec), Some(deployment)) => {
-                match plan(spec, deployment, state.replica_sets, actor, now) {
-                    Plan::Refuse { reason, message } => {
-                        fail(&mut status, &mut entries, now, reason, message)
-                    }
-                    Plan::Skip { reason, message } => finish(
+            (Some(spec), Some(workload)) => match plan(spec, workload) {
+                Plan::Refuse { reason, message } => {
+                    fail(&mut status, &mut entries, now, reason, message)
+                }
+                Plan::Skip { reason, message } => finish(
+                    &mut status,
+                    &mut entries,
+                    now,
+                    ActionPhase::Skipped,
+                    reason,
+                    message,
+                ),
+                Plan::Change(planned) if spec.dry_run => {
+                    status.from_revision = planned.from_revision;
+                    status.to_revision = planned.to_revision;
+                    status.images_before = planned.images_before;
+                    status.images_after = planned.images_after;
+                    finish(
                         &mut status,
                         &mut entries,
                         now,
                         ActionPhase::Skipped,
-                        reason,
-                        message,
-                    ),
-                    Plan::Change(planned) if spec.dry_run => {
-                        status.from_revision = planned.from_revision;
-                        status.to_revision = planned.to_revision;
-                        status.images_before = planned.images_before;
-                        status.images_after = planned.images_after;
-                        finish(
-                            &mut status,
-                            &mut entries,
-                            now,
-                            ActionPhase::Skipped,
-                            "DryRun",
-                            format!("dry run: would {}", planned.summary),
-                        );
-                    }
-                    Plan::Change(planned) => {
-                        status.phase = ActionPhase::Running;
-                        status.reason = Some("Applying".into());
-                        status.message = Some(planned.summary.clone());
-                        status.from_revision = planned.from_revision;
-                        status.to_revision = planned.to_revision;
-                        status.images_before = planned.images_before;
-                        status.images_after = planned.images_after;
-                        status.started_at = Some(Time(now));
-                        status.planned_generation = deployment.metadata.generation;
-                        entries.push(Entry::new(
-                            EntryType::ActionStarted,
-                            format!("Started: {}", planned.summary),
-                            None,
-                            false,
-                        ));
-                        change = Some(planned.change);
-                    }
+                        "DryRun",
+                        format!("dry run: would {}", planned.summary),
+                    );
                 }
-            }
+                Plan::Change(planned) => {
+                    status.phase = ActionPhase::Running;
+                    status.reason = Some("Applying".into());
+                    status.message = Some(planned.summary.clone());
+                    status.from_revision = planned.from_revision;
+                    status.to_revision = planned.to_revision;
+                    status.images_before = planned.images_before;
+                    status.images_after = planned.images_after;
+                    status.started_at = Some(Time(now));
+                    status.planned_generation = workload.metadata().generation;
+                    entries.push(Entry::new(
+                        EntryType::ActionStarted,
+                        format!("Started: {}", planned.summary),
+                        None,
+                        false,
+                    ));
+                    change = Some(planned.change);
+                }
+            },
         },
-        ActionPhase::Running => match state.deployment {
-            None => fail(
-                &mut status,
-                &mut entries,
-                now,
-                "DeploymentNotFound",
-                missing,
-            ),
-            Some(deployment) if carries_marker(deployment, actor) => {
+        ActionPhase::Running => match state.workload {
+            None => fail(&mut status, &mut entries, now, gone, missing),
+            Some(workload) if carries_marker(workload, actor) => {
                 // The change landed (perhaps before a restart): never apply it again.
                 status.phase = ActionPhase::Verifying;
                 status.reason = Some("RollingOut".into());
-                status.applied_generation = deployment.metadata.generation;
+                status.applied_generation = workload.metadata().generation;
                 status.applied_at = Some(Time(now));
                 entries.push(Entry::new(
                     EntryType::ActionApplied,
@@ -185,15 +205,15 @@ pub fn step(
                 follow_rollout(
                     &mut status,
                     &mut entries,
-                    deployment,
+                    workload,
                     now,
                     timeout,
                     &mut wake_at,
                 );
             }
-            Some(deployment) if deployment.metadata.generation == status.planned_generation => {
+            Some(workload) if workload.metadata().generation == status.planned_generation => {
                 // Not landed and nobody else changed the spec: apply the same plan again.
-                match spec.map(|s| plan(s, deployment, state.replica_sets, actor, now)) {
+                match spec.map(|s| plan(s, workload)) {
                     Some(Plan::Change(planned)) => change = Some(planned.change),
                     Some(Plan::Refuse { reason, message }) => {
                         fail(&mut status, &mut entries, now, reason, message)
@@ -215,28 +235,23 @@ pub fn step(
                     ),
                 }
             }
-            Some(deployment) => {
+            Some(workload) => {
                 let message = format!(
-                    "deployment {} changed after the plan was made (generation {} → {}): a deploy landed in between and was not overwritten; request a new action to act on the new state",
+                    "{} {} changed after the plan was made (generation {} → {}): a deploy landed in between and was not overwritten; request a new action to act on the new state",
+                    status.workload().resource(),
                     status.deployment,
                     status.planned_generation.unwrap_or(0),
-                    deployment.metadata.generation.unwrap_or(0)
+                    workload.metadata().generation.unwrap_or(0)
                 );
                 fail(&mut status, &mut entries, now, "ConcurrentChange", message);
             }
         },
-        ActionPhase::Verifying => match state.deployment {
-            None => fail(
+        ActionPhase::Verifying => match state.workload {
+            None => fail(&mut status, &mut entries, now, gone, missing),
+            Some(workload) => follow_rollout(
                 &mut status,
                 &mut entries,
-                now,
-                "DeploymentNotFound",
-                missing,
-            ),
-            Some(deployment) => follow_rollout(
-                &mut status,
-                &mut entries,
-                deployment,
+                workload,
                 now,
                 timeout,
                 &mut wake_at,
@@ -272,7 +287,7 @@ pub fn refuse(
                 requested_by,
                 false,
             ));
-            ActionStatus::pending(&spec.name, spec.kind(), spec.deployment())
+            ActionStatus::pending(&spec.name, spec.kind(), target(spec))
         }
     };
     fail(&mut status, &mut entries, now, reason, message);
@@ -287,14 +302,14 @@ pub fn refuse(
 fn follow_rollout(
     status: &mut ActionStatus,
     entries: &mut Vec<Entry>,
-    deployment: &Deployment,
+    workload: WorkloadRef<'_>,
     now: Timestamp,
     timeout: SignedDuration,
     wake_at: &mut Option<Timestamp>,
 ) {
     let applied = status.applied_generation.unwrap_or(0);
     let started = status.started_at.as_ref().map_or(now, |t| t.0);
-    match progress(deployment, applied) {
+    match progress_of(workload, applied) {
         Progress::Complete { available, desired } => {
             let took = now.duration_since(started).as_secs().max(0);
             finish(
@@ -341,13 +356,14 @@ fn follow_rollout(
 fn rollout_failure_reason(reason: &str) -> &'static str {
     match reason {
         "ProgressDeadlineExceeded" => "ProgressDeadlineExceeded",
+        "OnDelete" => "OnDeleteStrategy",
         _ => "RolloutFailed",
     }
 }
 
-fn carries_marker(deployment: &Deployment, actor: &Actor) -> bool {
-    deployment
-        .metadata
+fn carries_marker(workload: WorkloadRef<'_>, actor: &Actor) -> bool {
+    workload
+        .metadata()
         .annotations
         .as_ref()
         .and_then(|a| a.get(ACTION_ANNOTATION))
@@ -403,20 +419,17 @@ fn applied(status: &ActionStatus) -> String {
     let revision = |r: Option<i64>| r.map_or("?".to_owned(), |r| r.to_string());
     match status.kind {
         ActionKind::Rollback => format!(
-            "Rolled back deployment/{} from revision {} ({}) to revision {} ({})",
-            status.deployment,
+            "Rolled back {} from revision {} ({}) to revision {} ({})",
+            status.target(),
             revision(status.from_revision),
             status.images_before.join(", "),
             revision(status.to_revision),
             status.images_after.join(", ")
         ),
-        ActionKind::Restart => format!(
-            "Restarted deployment/{}: replacing every pod",
-            status.deployment
-        ),
+        ActionKind::Restart => format!("Restarted {}: replacing every pod", status.target()),
         ActionKind::Scale => format!(
-            "Scaled deployment/{}: {}",
-            status.deployment,
+            "Scaled {}: {}",
+            status.target(),
             status.message.clone().unwrap_or_default()
         ),
     }
@@ -424,28 +437,34 @@ fn applied(status: &ActionStatus) -> String {
 
 fn not_found(status: &ActionStatus) -> String {
     format!(
-        "deployment {} not found in the incident's namespace",
+        "{} {} not found in the incident's namespace",
+        status.workload().resource(),
         status.deployment
     )
 }
 
+/// The failure reason for a target that does not exist.
+fn gone_reason(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Deployment => "DeploymentNotFound",
+        WorkloadKind::StatefulSet => "StatefulSetNotFound",
+        WorkloadKind::DaemonSet => "DaemonSetNotFound",
+    }
+}
+
+fn target(spec: &RemediationAction) -> (WorkloadKind, &str) {
+    (spec.workload_kind(), spec.deployment())
+}
+
 fn requested(spec: &RemediationAction) -> String {
+    let what = spec.target();
     let what = match (&spec.rollback, &spec.scale) {
         (Some(r), _) => match r.to_revision.filter(|r| *r > 0) {
-            Some(revision) => format!(
-                "Rollback of deployment/{} to revision {revision}",
-                r.deployment
-            ),
-            None => format!(
-                "Rollback of deployment/{} to the previous revision",
-                r.deployment
-            ),
+            Some(revision) => format!("Rollback of {what} to revision {revision}"),
+            None => format!("Rollback of {what} to the previous revision"),
         },
-        (_, Some(s)) => format!(
-            "Scale of deployment/{} to {} replicas",
-            s.deployment, s.replicas
-        ),
-        _ => format!("Restart of deployment/{}", spec.deployment()),
+        (_, Some(s)) => format!("Scale of {what} to {} replicas", s.replicas),
+        _ => format!("Restart of {what}"),
     };
     let dry = if spec.dry_run { " (dry run)" } else { "" };
     format!("{what} requested{dry} as action {}", spec.name)

@@ -62,7 +62,7 @@ fn action_line(action: &ActionStatus) -> Vec<String> {
     vec![
         action.name.clone(),
         action.kind.to_string(),
-        action.deployment.clone(),
+        action.target(),
         format!("{:?}", action.phase),
         revisions,
         detail,
@@ -73,14 +73,7 @@ fn action_line(action: &ActionStatus) -> Vec<String> {
 pub fn actions_table(actions: &[ActionStatus]) -> String {
     let rows: Vec<Vec<String>> = actions.iter().map(action_line).collect();
     table(
-        &[
-            "NAME",
-            "KIND",
-            "DEPLOYMENT",
-            "PHASE",
-            "REVISIONS",
-            "MESSAGE",
-        ],
+        &["NAME", "KIND", "TARGET", "PHASE", "REVISIONS", "MESSAGE"],
         &rows,
     )
 }

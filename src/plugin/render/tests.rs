@@ -272,7 +272,7 @@ fn show_renders_timeline_actions_runbook_and_evidence() {
         "Acknowledged: by ana: on it",
         "Affected:     Deployment api",
         "  2026-11-22 11:50:00Z  Detected             Incident opened",
-        "undo   Rollback   api          Verifying   3 → 2",
+        "undo   Rollback   deployment/api   Verifying   3 → 2",
         "Runbook: api (generation 2): matched service=api",
         "1. root-cause           checkpoint  WaitingApproval",
         "Root cause identified?",

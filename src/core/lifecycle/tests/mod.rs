@@ -269,7 +269,7 @@ pub(super) fn set_remediation(status: &mut IncidentStatus, phase: Phase) {
         let mut action = ActionStatus::pending(
             &format!("action-{}", status.actions.len()),
             ActionKind::Rollback,
-            "app",
+            (crate::api::WorkloadKind::Deployment, "app"),
         );
         action.phase = action_phase;
         status.actions.push(action);

@@ -16,6 +16,7 @@ mod restart_scale;
 mod rollback_patch;
 mod rollback_target;
 mod rollout;
+mod sets;
 mod step;
 
 use std::collections::BTreeMap;
@@ -307,6 +308,7 @@ pub(super) fn rollback_to(to_revision: Option<i64>) -> RemediationAction {
     RemediationAction {
         rollback: Some(RollbackAction {
             deployment: DEPLOY.to_owned(),
+            kind: None,
             to_revision,
             gitops: None,
             pause_shared_owner: None,
@@ -323,6 +325,7 @@ pub(super) fn restart() -> RemediationAction {
     RemediationAction {
         restart: Some(RestartAction {
             deployment: DEPLOY.to_owned(),
+            kind: None,
         }),
         ..action(ACTION)
     }
@@ -332,6 +335,7 @@ pub(super) fn scale(replicas: i32) -> RemediationAction {
     RemediationAction {
         scale: Some(ScaleAction {
             deployment: DEPLOY.to_owned(),
+            kind: None,
             replicas,
         }),
         ..action(ACTION)
@@ -416,6 +420,7 @@ pub(super) fn apply(deployment: &Deployment, change: &Change) -> Deployment {
             json_patch::patch(&mut document, &patch).expect("patch applies");
         }
         Change::MergePatch(body) => json_patch::merge(&mut document, body),
+        Change::StrategicMergePatch(_) => panic!("a Deployment is never patched strategically"),
     }
     let mut updated: Deployment = serde_json::from_value(document).expect("patched deployment");
     if serde_json::to_value(&updated.spec).ok() != serde_json::to_value(&deployment.spec).ok() {

@@ -19,8 +19,9 @@ use kube::ResourceExt;
 
 use crate::{
     api::{
-        EntryType, Evidence, RemediationAction, RestartAction, RollbackAction, Runbook, RunbookRun,
-        RunbookStep, ScaleAction, Severity, StepKind, StepPhase, StepProgress,
+        EntryType, Evidence, Incident, RemediationAction, RestartAction, RollbackAction, Runbook,
+        RunbookRun, RunbookStep, ScaleAction, Severity, StepKind, StepPhase, StepProgress,
+        WorkloadKind,
     },
     core::timeline::Entry,
 };
@@ -28,8 +29,9 @@ use crate::{
 /// What the shell knows about the world for this run.
 #[derive(Clone, Debug, Default)]
 pub struct RunFacts {
-    /// The incident's affected Deployment, if it names one.
-    pub deployment: Option<DeploymentFacts>,
+    /// The Deployments, StatefulSets and DaemonSets the incident names in its own namespace, in
+    /// the order it names them: a remediation step acts on each in turn.
+    pub workloads: Vec<WorkloadFacts>,
     /// When the incident was detected (its creation).
     pub detected_at: Option<Timestamp>,
     /// Since when every signal of the incident has been clear (the detector's note), if it is.
@@ -41,12 +43,20 @@ pub struct RunFacts {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeploymentFacts {
+pub struct WorkloadFacts {
+    pub kind: WorkloadKind,
     pub name: String,
-    /// The rollout is complete and every replica available.
+    /// The rollout is complete and every replica available (false when it does not exist).
     pub healthy: bool,
-    /// When the newest revision (ReplicaSet) was created.
+    /// When the newest revision (ReplicaSet or ControllerRevision) was created.
     pub newest_revision_at: Option<Timestamp>,
+}
+
+impl WorkloadFacts {
+    /// `statefulset/db`, as kubectl names it.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.kind.resource(), self.name)
+    }
 }
 
 /// The outcome of one advance.
@@ -114,15 +124,45 @@ pub fn start(runbook: &Runbook, reason: &str, severity: Severity) -> Started {
     }
 }
 
-/// Every action the run has requested so far, on `deployment`: the runbook's whole set, so
-/// applying it never drops one.
-pub fn requested_actions(run: &RunbookRun, deployment: &str) -> Vec<RemediationAction> {
-    run.steps
+/// Every action the run has requested so far, with `request` (the new one): the runbook's whole
+/// set, so applying it never drops one. A step's first action counts once the step started; its
+/// actions on later workloads once the incident has them (in spec or status). An action the
+/// incident already has is kept exactly as it is (actions never change).
+pub fn requested_actions(
+    run: &RunbookRun,
+    incident: &Incident,
+    workloads: &[WorkloadFacts],
+    request: Option<&RemediationAction>,
+) -> Vec<RemediationAction> {
+    let statuses = incident
+        .status
+        .as_ref()
+        .map(|s| s.actions.as_slice())
+        .unwrap_or_default();
+    let mut actions = Vec::new();
+    for (step, _) in run
+        .steps
         .iter()
         .zip(&run.progress)
         .filter(|(_, p)| p.action.is_some())
-        .filter_map(|(step, _)| action_for(step, deployment))
-        .collect()
+    {
+        for (index, workload) in workloads.iter().enumerate() {
+            let name = action_name_at(step, index);
+            let existing = incident.spec.actions.iter().find(|a| a.name == name);
+            let wanted = index == 0
+                || existing.is_some()
+                || statuses.iter().any(|s| s.name == name)
+                || request.is_some_and(|r| r.name == name);
+            if !wanted {
+                continue;
+            }
+            match existing {
+                Some(action) => actions.push(action.clone()),
+                None => actions.extend(action_for(step, workload, index)),
+            }
+        }
+    }
+    actions
 }
 
 /// The step that runs next, if any.
@@ -133,10 +173,17 @@ pub fn current(run: &RunbookRun) -> Option<&RunbookStep> {
         .and_then(|i| run.steps.get(i))
 }
 
-/// The action a remediation step asks for, on `deployment`.
-pub fn action_for(step: &RunbookStep, deployment: &str) -> Option<RemediationAction> {
+/// The action a remediation step asks for, on the `index`th workload.
+pub fn action_for(
+    step: &RunbookStep,
+    workload: &WorkloadFacts,
+    index: usize,
+) -> Option<RemediationAction> {
+    let deployment = &workload.name;
+    // Absent means Deployment: actions on Deployments read as they always have.
+    let kind = (workload.kind != WorkloadKind::Deployment).then_some(workload.kind);
     let mut action = RemediationAction {
-        name: action_name(step),
+        name: action_name_at(step, index),
         dry_run: false,
         timeout_seconds: None,
         rollback: None,
@@ -148,6 +195,7 @@ pub fn action_for(step: &RunbookStep, deployment: &str) -> Option<RemediationAct
             let rollback = step.rollback.as_ref();
             action.rollback = Some(RollbackAction {
                 deployment: deployment.to_owned(),
+                kind,
                 to_revision: rollback.and_then(|r| r.to_revision),
                 gitops: rollback.and_then(|r| r.gitops),
                 pause_shared_owner: rollback.and_then(|r| r.pause_shared_owner),
@@ -156,11 +204,13 @@ pub fn action_for(step: &RunbookStep, deployment: &str) -> Option<RemediationAct
         StepKind::Restart => {
             action.restart = Some(RestartAction {
                 deployment: deployment.to_owned(),
+                kind,
             })
         }
         StepKind::Scale => {
             action.scale = Some(ScaleAction {
                 deployment: deployment.to_owned(),
+                kind,
                 replicas: step.scale.as_ref()?.replicas,
             })
         }
@@ -172,6 +222,15 @@ pub fn action_for(step: &RunbookStep, deployment: &str) -> Option<RemediationAct
 /// The name of the action a step requests: stable, so a retry asks for the same one.
 pub fn action_name(step: &RunbookStep) -> String {
     format!("runbook-{}", step.name)
+}
+
+/// The name of the step's action on its `index`th workload: the first keeps the one-workload name;
+/// a step name has no `--` (the Runbook schema refuses it), so names never collide.
+pub fn action_name_at(step: &RunbookStep, index: usize) -> String {
+    match index {
+        0 => action_name(step),
+        _ => format!("{}--{}", action_name(step), index + 1),
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Advance, RunFacts, action_for, action_name};
+use super::{Advance, RunFacts, action_for, action_name_at};
 use crate::{
     api::{
         ActionPhase, AlertState, Approval, EntryType, Incident, RunbookStep, Severity,
@@ -119,39 +119,14 @@ pub(super) fn remediate(
     stamp: &Time,
 ) -> Outcome {
     let progress = &mut out.run.progress[index];
-    let Some(deployment) = &facts.deployment else {
-        return Outcome::Failed("the incident names no Deployment to act on".into());
+    let Some(first) = facts.workloads.first() else {
+        return Outcome::Failed(
+            "the incident names no Deployment, StatefulSet or DaemonSet to act on".into(),
+        );
     };
-    let name = action_name(step);
     if progress.phase == StepPhase::Running {
-        let status = incident
-            .status
-            .as_ref()
-            .and_then(|s| s.actions.iter().find(|a| a.name == name));
-        return match status.map(|a| (a.phase, a.message.clone())) {
-            Some((ActionPhase::Succeeded, _)) => {
-                Outcome::Done(format!("action {name} succeeded"), progress.actor.clone())
-            }
-            Some((ActionPhase::Skipped, message)) => Outcome::Done(
-                format!(
-                    "action {name} had nothing to do ({})",
-                    message.unwrap_or_default()
-                ),
-                progress.actor.clone(),
-            ),
-            Some((ActionPhase::Failed, message)) => Outcome::Failed(format!(
-                "action {name} failed: {}",
-                message.unwrap_or_default()
-            )),
-            Some(_) => Outcome::Wait(None),
-            None => {
-                // Asked for but not in the spec yet (a write lost in a crash): ask again.
-                if !incident.spec.actions.iter().any(|a| a.name == name) {
-                    out.request = action_for(step, &deployment.name);
-                }
-                Outcome::Wait(None)
-            }
-        };
+        let actor = progress.actor.clone();
+        return follow_actions(out, step, incident, facts, actor);
     }
     let automatic =
         step.approval == Some(Approval::Automatic) || step.automatic_for.contains(&severity);
@@ -167,10 +142,10 @@ pub(super) fn remediate(
                 out.entries.push(Entry::new(
                     EntryType::StepWaiting,
                     format!(
-                        "Step {} ({} of deployment/{}) waits for approval: add {{step: {}, by: NAME}} to spec.approvals",
+                        "Step {} ({} of {}) waits for approval: add {{step: {}, by: NAME}} to spec.approvals",
                         step.name,
                         kind.as_str(),
-                        deployment.name,
+                        targets(facts),
                         step.name
                     ),
                     None,
@@ -201,7 +176,7 @@ pub(super) fn remediate(
             return Outcome::Wait((!escalated).then_some(deadline));
         }
     };
-    let Some(action) = action_for(step, &deployment.name) else {
+    let Some(action) = action_for(step, first, 0) else {
         return Outcome::Failed("the step's action cannot be built".into());
     };
     progress.phase = StepPhase::Running;
@@ -217,11 +192,11 @@ pub(super) fn remediate(
     out.entries.push(Entry::new(
         EntryType::StepStarted,
         format!(
-            "Step {} ({}): {how}; requested action {} on deployment/{}",
+            "Step {} ({}): {how}; requested action {} on {}",
             step.name,
             kind.as_str(),
             action.name,
-            deployment.name
+            first.target()
         ),
         Some(actor),
         false,
@@ -231,6 +206,70 @@ pub(super) fn remediate(
 }
 
 const ESCALATED: &str = "waiting for approval; escalated past the response time";
+
+/// A started remediation step follows its actions, one per workload in the order the incident
+/// names them: the next is asked for once the one before succeeded (or had nothing to do), so each
+/// runs once and is verified before the next; a failure fails the step and leaves the rest alone.
+fn follow_actions(
+    out: &mut Advance,
+    step: &RunbookStep,
+    incident: &Incident,
+    facts: &RunFacts,
+    actor: Option<String>,
+) -> Outcome {
+    let statuses = incident
+        .status
+        .as_ref()
+        .map(|s| s.actions.as_slice())
+        .unwrap_or_default();
+    let mut done = Vec::new();
+    for (index, workload) in facts.workloads.iter().enumerate() {
+        let name = action_name_at(step, index);
+        let status = statuses.iter().find(|a| a.name == name);
+        match status.map(|a| (a.phase, a.message.clone())) {
+            Some((ActionPhase::Succeeded, _)) => done.push(format!("action {name} succeeded")),
+            Some((ActionPhase::Skipped, message)) => done.push(format!(
+                "action {name} had nothing to do ({})",
+                message.unwrap_or_default()
+            )),
+            Some((ActionPhase::Failed, message)) => {
+                return Outcome::Failed(format!(
+                    "action {name} failed: {}",
+                    message.unwrap_or_default()
+                ));
+            }
+            Some(_) => return Outcome::Wait(None),
+            None => {
+                // Not asked for yet, or asked for but lost in a crash before the write: ask.
+                if !incident.spec.actions.iter().any(|a| a.name == name) {
+                    out.request = action_for(step, workload, index);
+                    if index > 0 {
+                        out.entries.push(Entry::new(
+                            EntryType::StepStarted,
+                            format!(
+                                "Step {}: requested action {name} on {} ({} of {})",
+                                step.name,
+                                workload.target(),
+                                index + 1,
+                                facts.workloads.len()
+                            ),
+                            actor,
+                            false,
+                        ));
+                    }
+                }
+                return Outcome::Wait(None);
+            }
+        }
+    }
+    Outcome::Done(done.join("; "), actor)
+}
+
+/// The workloads a step acts on, for people: `deployment/web, statefulset/db`.
+fn targets(facts: &RunFacts) -> String {
+    let all: Vec<String> = facts.workloads.iter().map(|w| w.target()).collect();
+    all.join(", ")
+}
 
 /// A verify step: the Deployment available and, if asked, the signals clear for long enough,
 /// within its timeout.
@@ -244,9 +283,12 @@ pub(super) fn verify(
     let Some(spec) = &step.verify else {
         return Outcome::Failed("not a verify step".into());
     };
-    let Some(deployment) = &facts.deployment else {
-        return Outcome::Failed("the incident names no Deployment to verify".into());
-    };
+    if facts.workloads.is_empty() {
+        return Outcome::Failed(
+            "the incident names no Deployment, StatefulSet or DaemonSet to verify".into(),
+        );
+    }
+    let healthy = facts.workloads.iter().all(|w| w.healthy);
     let now = stamp.0;
     if progress.phase == StepPhase::Pending {
         progress.phase = StepPhase::Running;
@@ -265,21 +307,29 @@ pub(super) fn verify(
         None => Some(now),
         Some(d) => clear_since.and_then(|since| since.checked_add(d).ok()),
     };
-    if deployment.healthy && clear_until.is_some_and(|t| t <= now) {
-        let mut message = format!("deployment/{} is available", deployment.name);
+    if healthy && clear_until.is_some_and(|t| t <= now) {
+        let verb = if facts.workloads.len() == 1 {
+            "is"
+        } else {
+            "are"
+        };
+        let mut message = format!("{} {verb} available", targets(facts));
         if let Some(text) = &spec.signals_cleared_for {
             message.push_str(&format!(" and the signals stayed clear for {text}"));
         }
         return Outcome::Done(message, None);
     }
     if now >= deadline {
-        let why = if deployment.healthy {
+        let why = if healthy {
             format!("the signals did not stay clear within {}", spec.timeout)
         } else {
-            format!(
-                "deployment/{} not available within {}",
-                deployment.name, spec.timeout
-            )
+            let late: Vec<String> = facts
+                .workloads
+                .iter()
+                .filter(|w| !w.healthy)
+                .map(|w| w.target())
+                .collect();
+            format!("{} not available within {}", late.join(", "), spec.timeout)
         };
         return Outcome::Failed(why);
     }
@@ -311,7 +361,13 @@ pub(super) fn not_now(
         return Some(format!("the incident has no {signal} signal"));
     }
     if let Some(within) = &when.rolled_out_within {
-        let Some(newest) = facts.deployment.as_ref().and_then(|d| d.newest_revision_at) else {
+        // The newest deploy of any workload the incident names is the suspect.
+        let newest = facts
+            .workloads
+            .iter()
+            .filter_map(|w| w.newest_revision_at)
+            .max();
+        let Some(newest) = newest else {
             return Some("no rollout history: no recent deploy to suspect".into());
         };
         let detected = facts.detected_at.unwrap_or(newest);

@@ -4,7 +4,9 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
-use crate::api::{ActionKind, ActionPhase, ActionStatus, Incident, Runbook};
+use crate::api::{
+    ActionKind, ActionPhase, ActionStatus, Incident, Runbook, RunbookRun, WorkloadKind,
+};
 
 fn runbook(steps: serde_json::Value, on_failure: &str) -> Runbook {
     serde_json::from_value(json!({
@@ -29,11 +31,12 @@ fn incident(severity: &str) -> Incident {
 
 fn facts(rolled_out: &str, healthy: bool) -> RunFacts {
     RunFacts {
-        deployment: Some(DeploymentFacts {
+        workloads: vec![WorkloadFacts {
+            kind: WorkloadKind::Deployment,
             name: "web".into(),
             healthy,
             newest_revision_at: Some(rolled_out.parse().expect("time")),
-        }),
+        }],
         detected_at: Some("2026-11-22T10:00:00Z".parse().expect("time")),
         signals_cleared_at: None,
         collected: None,
@@ -62,7 +65,11 @@ fn finish_action(incident: &mut Incident, name: &str, phase: ActionPhase) {
     let status = incident.status.get_or_insert_with(Default::default);
     status.actions.push(ActionStatus {
         phase,
-        ..ActionStatus::pending(name, ActionKind::Rollback, "web")
+        ..ActionStatus::pending(
+            name,
+            ActionKind::Rollback,
+            (WorkloadKind::Deployment, "web"),
+        )
     });
 }
 
@@ -117,10 +124,10 @@ fn an_automatic_rollback_is_requested_once_then_followed_to_verification() {
         "the verify timeout"
     );
     let healthy = RunFacts {
-        deployment: Some(DeploymentFacts {
+        workloads: vec![WorkloadFacts {
             healthy: true,
-            ..facts.deployment.clone().expect("deployment")
-        }),
+            ..facts.workloads[0].clone()
+        }],
         ..facts.clone()
     };
     let done = advance(&verifying.run, &incident, &healthy, now);
@@ -269,11 +276,86 @@ fn the_requested_actions_are_the_runs_whole_set_in_step_order() {
         Severity::P2,
     )
     .run;
-    assert!(requested_actions(&run, "web").is_empty());
+    let web = facts("2026-11-22T09:50:00Z", false).workloads;
+    let incident = incident("P2");
+    assert!(requested_actions(&run, &incident, &web, None).is_empty());
     run.progress[1].action = Some(action_name(&run.steps[1]));
-    let actions = requested_actions(&run, "web");
+    let actions = requested_actions(&run, &incident, &web, None);
     assert_eq!(actions.len(), 1);
     assert_eq!(actions[0].name, "runbook-roll-back");
     assert_eq!(actions[0].deployment(), "web");
     assert_eq!(actions[0].kind(), ActionKind::Rollback);
+}
+
+/// The run of `rollback_steps()` on web (a Deployment) then db (a StatefulSet), started.
+fn two_workloads() -> (RunbookRun, Incident, RunFacts, Timestamp) {
+    let run = start(
+        &runbook(rollback_steps(), "Escalate"),
+        "matched",
+        Severity::P2,
+    )
+    .run;
+    let mut facts = facts("2026-11-22T09:50:00Z", false);
+    facts.workloads.push(WorkloadFacts {
+        kind: WorkloadKind::StatefulSet,
+        name: "db".into(),
+        healthy: false,
+        newest_revision_at: None,
+    });
+    (run, incident("P2"), facts, at("2026-11-22T10:01:00Z"))
+}
+
+#[test]
+fn each_named_workload_is_rolled_back_in_order_the_next_only_after_the_one_before() {
+    let (run, mut incident, facts, now) = two_workloads();
+    let first = advance(&run, &incident, &facts, now);
+    let web = first.request.clone().expect("web's action");
+    assert_eq!(
+        (web.name.as_str(), web.target()),
+        ("runbook-roll-back", "deployment/web".into())
+    );
+    incident.spec.actions.push(web);
+    // web is under way: db is not asked for.
+    let waiting = advance(&first.run, &incident, &facts, now);
+    assert_eq!(waiting.request, None);
+    finish_action(&mut incident, "runbook-roll-back", ActionPhase::Verifying);
+    assert_eq!(advance(&first.run, &incident, &facts, now).request, None);
+    // web verified: db's action, a StatefulSet's, named after the step with its place.
+    incident.status.as_mut().expect("status").actions[0].phase = ActionPhase::Succeeded;
+    let next = advance(&first.run, &incident, &facts, now);
+    let db = next.request.clone().expect("db's action");
+    assert_eq!(db.name, "runbook-roll-back--2");
+    assert_eq!(db.target(), "statefulset/db");
+    assert_eq!(
+        db.rollback.as_ref().and_then(|r| r.kind),
+        Some(WorkloadKind::StatefulSet)
+    );
+    assert_eq!(next.run.progress[1].phase, StepPhase::Running);
+    // The set applied keeps web's action as it is and adds db's, in order.
+    let set = requested_actions(&next.run, &incident, &facts.workloads, Some(&db));
+    let names: Vec<&str> = set.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["runbook-roll-back", "runbook-roll-back--2"]);
+    // Asked again (the spec write was lost): the same action; once in the spec, nothing.
+    assert_eq!(
+        advance(&first.run, &incident, &facts, now).request,
+        Some(db.clone())
+    );
+    incident.spec.actions.push(db);
+    assert_eq!(advance(&first.run, &incident, &facts, now).request, None);
+    // db done: the step succeeds, saying each.
+    finish_action(&mut incident, "runbook-roll-back--2", ActionPhase::Skipped);
+    let done = advance(&first.run, &incident, &facts, now);
+    assert_eq!(done.run.progress[1].phase, StepPhase::Succeeded);
+    assert_eq!(done.request, None);
+}
+
+#[test]
+fn a_failed_rollback_stops_the_step_before_the_next_workload() {
+    let (run, mut incident, facts, now) = two_workloads();
+    let first = advance(&run, &incident, &facts, now);
+    incident.spec.actions.extend(first.request.clone());
+    finish_action(&mut incident, "runbook-roll-back", ActionPhase::Failed);
+    let failed = advance(&first.run, &incident, &facts, now);
+    assert_eq!(failed.request, None, "db is left alone");
+    assert_eq!(failed.run.progress[1].phase, StepPhase::Failed);
 }

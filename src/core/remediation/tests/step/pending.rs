@@ -74,6 +74,7 @@ fn a_new_action_is_requested_then_started_with_its_plan() {
             name: ACTION.to_owned(),
             kind: ActionKind::Rollback,
             deployment: DEPLOY.to_owned(),
+            workload_kind: None,
             phase: ActionPhase::Running,
             reason: Some("Applying".to_owned()),
             message: Some(
