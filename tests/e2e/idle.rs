@@ -141,19 +141,28 @@ async fn settled_incidents_looked_at_again_cost_no_reads_or_writes() {
         },
     )
     .await;
-    let before = requests(&operator).await;
-    look_again("twice").await;
-    let after = requests(&operator).await;
-    let sent: Vec<String> = after
-        .iter()
-        .filter(|(key, count)| before.get(*key).copied().unwrap_or(0.0) < **count)
-        .map(|(key, count)| {
-            format!(
-                "{key}: +{}",
-                count - before.get(key).copied().unwrap_or(0.0)
-            )
-        })
-        .collect();
+    // On a busy machine the writes that settled them may still trail a round: a settled incident
+    // costs nothing on some round, and a per-look cost would show on every one.
+    let mut sent = Vec::new();
+    for round in ["twice", "thrice", "fourfold"] {
+        let before = requests(&operator).await;
+        look_again(round).await;
+        let after = requests(&operator).await;
+        sent = after
+            .iter()
+            .filter(|(key, count)| before.get(*key).copied().unwrap_or(0.0) < **count)
+            .map(|(key, count)| {
+                format!(
+                    "{key}: +{}",
+                    count - before.get(key).copied().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        if sent.is_empty() {
+            break;
+        }
+        eprintln!("idle: looking {round} sent {sent:?}");
+    }
     assert!(
         sent.is_empty(),
         "{INCIDENTS} settled incidents looked at again sent requests: {sent:?}"
