@@ -10,6 +10,7 @@ pub mod gitops;
 pub mod incidents;
 pub mod secrets;
 pub mod status_page;
+pub mod watch_list;
 pub mod workloads;
 
 use std::time::Duration;

@@ -3,6 +3,7 @@
 //! problems and creates or updates one Incident per problem; it resolves an incident once every
 //! signal has stayed clear for `resolve_after`. State lives on the Incidents themselves.
 
+mod cache;
 mod pass;
 mod watch;
 
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    Result,
+    Result, cluster,
     core::detection::{debounce::Pending, settings::DetectionConfig},
     metrics::Metrics,
 };
@@ -28,11 +29,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let changed = Arc::new(Notify::new());
-    let (stores, drivers) = watch::start(&client, namespace.as_deref(), &config, &changed);
+    let streaming = cluster::watch_list::watch_list_served(&client, namespace.as_deref()).await;
+    let (stores, drivers) =
+        watch::start(&client, namespace.as_deref(), &config, streaming, &changed);
     let mut pending = Pending::new();
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
-        "detector started"
+        streaming, "detector started"
     );
 
     let mut next_check: Option<Timestamp> = None;
@@ -51,7 +54,7 @@ pub async fn run(
         }
         // Let a burst of events settle into one pass.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if !watch::ready(&stores).await {
+        if !watch::ready(&stores) {
             continue;
         }
         let started = std::time::Instant::now();
