@@ -92,9 +92,9 @@ async fn postmortem_draft(args: PostmortemArgs) -> anyhow::Result<String> {
     Ok(postmortem::render(&incident))
 }
 
-/// glibc gives each thread that allocates its own malloc arena (up to 8 per core) and keeps what is
-/// freed in each: measured, a restart into 5,000 pods held 37 MiB with the default and 29 MiB with 2
-/// (docs/benchmarks.md). Before any thread starts, so every later arena counts against the limit.
+/// glibc gives threads their own malloc arenas (up to 8 per core) and keeps what is freed in each:
+/// measured, a restart into 5,000 pods held 37 MiB RSS by default and 29 MiB with 2 arenas (10,000:
+/// peak 46 against 41 MiB; docs/benchmarks.md). Set before any thread starts.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets a malloc parameter; called before any other thread exists.
