@@ -18,8 +18,9 @@
 //! that watched from the start (pods created while it runs), and a fresh operator started into
 //! the namespace at each size (a restart). Both are read STEADY (120) seconds after the pods ran
 //! and the restart happened; the slope per pod is fitted over the sizes. OPERATOR_BIN (default:
-//! this build's release binary) is measured; with BASELINE_BIN an older binary runs beside it in
-//! both cases, so before and after share the machine's moment. ROLLOUT_MINUTES (60) bounds each
+//! this build's release binary) is measured; COMPARE=label=binary,... runs other binaries (an
+//! older build, a wrapper setting MALLOC_ARENA_MAX) beside it in both cases, so they share the
+//! machine's moment. ROLLOUT_MINUTES (60) bounds each
 //! step's wait for the pods.
 //!
 //! Storm: STORM_DEPLOYMENTS (100) healthy Deployments of REPLICAS pods; then every pod is
@@ -84,9 +85,9 @@ struct Settings {
     replicas: i32,
     storm_deployments: usize,
     nodes: usize,
-    /// The operator measured, and an older one measured beside it.
+    /// The operator measured, and others (label, binary) measured beside it.
     operator_bin: PathBuf,
-    baseline_bin: Option<PathBuf>,
+    compare: Vec<(String, PathBuf)>,
     steady: Duration,
     /// Longest wait for all memory pods to run.
     rollout_timeout: Duration,
@@ -134,7 +135,17 @@ impl Settings {
                 || PathBuf::from(env!("CARGO_BIN_EXE_incident-operator")),
                 PathBuf::from,
             ),
-            baseline_bin: std::env::var_os("BASELINE_BIN").map(PathBuf::from),
+            compare: std::env::var("COMPARE")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|entry| {
+                    let (label, path) = entry
+                        .split_once('=')
+                        .ok_or_else(|| format!("COMPARE entry {entry}: use label=binary"))?;
+                    Ok((label.to_owned(), PathBuf::from(path)))
+                })
+                .collect::<Result<_>>()?,
             steady: Duration::from_secs(number("STEADY", 120)?),
             rollout_timeout: Duration::from_secs(60 * number("ROLLOUT_MINUTES", 60)?),
             unavailable_for: std::env::var("UNAVAILABLE_FOR").ok(),

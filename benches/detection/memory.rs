@@ -1,6 +1,6 @@
 //! The memory part: the operator's RSS and VmHWM as the namespace grows through SIZES pods, in the
 //! two cases users meet: pods created while the operator runs, and an operator (re)started into a
-//! namespace that already holds them. With BASELINE_BIN an older binary runs beside, the same way.
+//! namespace that already holds them. COMPARE names other binaries measured beside, the same way.
 
 use std::{
     path::{Path, PathBuf},
@@ -19,7 +19,7 @@ use crate::{
 
 /// One binary under measurement, with the operator that has watched the namespace from the start.
 struct Contender {
-    label: &'static str,
+    label: String,
     binary: PathBuf,
     from_start: Operator,
 }
@@ -28,7 +28,7 @@ struct Contender {
 struct Row {
     pods: usize,
     case: &'static str,
-    label: &'static str,
+    label: String,
     usage: Usage,
     /// Seconds from the operator's start to its first detection pass (the restart case only).
     first_pass: Option<f64>,
@@ -47,10 +47,8 @@ pub async fn memory(
     let replicas = usize::try_from(settings.replicas)?;
     let ns = namespace(client, "bench-memory", created).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let mut binaries = vec![("now", settings.operator_bin.clone())];
-    if let Some(baseline) = &settings.baseline_bin {
-        binaries.push(("before", baseline.clone()));
-    }
+    let mut binaries = vec![("now".to_owned(), settings.operator_bin.clone())];
+    binaries.extend(settings.compare.iter().cloned());
     let mut contenders = Vec::new();
     for (label, binary) in binaries {
         let from_start = Operator::start_binary(&binary, kubeconfig, &ns, settings).await?;
@@ -68,7 +66,7 @@ pub async fn memory(
         rows.push(Row {
             pods: 0,
             case: GROWN,
-            label: c.label,
+            label: c.label.clone(),
             usage,
             first_pass: None,
         });
@@ -103,7 +101,7 @@ pub async fn memory(
         let mut fresh = Vec::new();
         for c in &contenders {
             let operator = Operator::start_binary(&c.binary, kubeconfig, &ns, settings).await?;
-            fresh.push((c.label, operator, Instant::now()));
+            fresh.push((c.label.clone(), operator, Instant::now()));
         }
         let mut first_pass = Vec::new();
         for (label, operator, started) in &fresh {
@@ -122,7 +120,7 @@ pub async fn memory(
             rows.push(Row {
                 pods,
                 case: GROWN,
-                label: c.label,
+                label: c.label.clone(),
                 usage,
                 first_pass: None,
             });
@@ -133,7 +131,7 @@ pub async fn memory(
             rows.push(Row {
                 pods,
                 case: STARTED,
-                label,
+                label: label.clone(),
                 usage,
                 first_pass: Some(first),
             });
@@ -174,7 +172,7 @@ fn report(rows: &[Row], replicas: usize, steady: Duration) {
     println!("\nslope (least squares over the sizes measured, KiB per pod):\n");
     println!("| case | binary | VmRSS | VmHWM |");
     println!("|---|---|---|---|");
-    let mut keys: Vec<(&str, &str)> = rows.iter().map(|r| (r.case, r.label)).collect();
+    let mut keys: Vec<(&str, &str)> = rows.iter().map(|r| (r.case, r.label.as_str())).collect();
     keys.dedup();
     keys.sort();
     keys.dedup();
