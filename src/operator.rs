@@ -228,6 +228,7 @@ async fn controllers(
             namespace.clone(),
             detection,
             metrics.clone(),
+            assignment.clone(),
             shutdown.clone(),
         ));
     }

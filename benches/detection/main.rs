@@ -1,6 +1,6 @@
 //! Detection latency and operator memory, in one run on the local cluster.
 //!
-//!     make cluster && make bench-detection        (PART=latency|memory|all; knobs below)
+//!     make cluster && make bench-detection        (PART=latency|memory|storm|all; knobs below)
 //!
 //! The operator (release build) runs with `--namespace <bench namespace> --detection true
 //! --storm-limit 1000 --resolve-after off`, plus `--unavailable-for $UNAVAILABLE_FOR` when set.
@@ -13,11 +13,21 @@
 //! its healthy replacement awaited, so every trial starts from a quiet namespace. A trial during
 //! which one of the watches had to list again is not counted; spare Deployments replace it.
 //!
-//! Memory: the operator's RSS (/proc/<pid>/status VmRSS, VmHWM) and CPU time on an empty namespace,
-//! with DEPLOYMENTS (500) x REPLICAS (10) kwok pods Running, after BROKEN (50) of the Deployments
-//! roll out a crash-looping template and have their incidents, and over a STEADY (60) second window
-//! after that, with the detector's pass count and the incidents it opened. ROLLOUT_MINUTES (60)
-//! bounds the wait for the pods.
+//! Memory: the operator's RSS and VmHWM (/proc/<pid>/status) as one namespace grows through
+//! SIZES (1000,5000,10000,20000) pods in Deployments of REPLICAS (10), in two cases: the operator
+//! that watched from the start (pods created while it runs), and a fresh operator started into
+//! the namespace at each size (a restart). Both are read STEADY (120) seconds after the pods ran
+//! and the restart happened; the slope per pod is fitted over the sizes. OPERATOR_BIN (default:
+//! this build's release binary) is measured; COMPARE=label=binary,... runs other binaries (an
+//! older build, a wrapper setting MALLOC_ARENA_MAX) beside it in both cases, so they share the
+//! machine's moment. ROLLOUT_MINUTES (60) bounds each
+//! step's wait for the pods.
+//!
+//! Storm: STORM_DEPLOYMENTS (100) healthy Deployments of REPLICAS pods; then every pod is
+//! labelled `incident.dev/fault=crashloop` at once (kwok turns them CrashLoopBackOff 5-13 s later).
+//! Reports, per Deployment, the first pod signal the benchmark's watch saw → its incident with
+//! CrashLoopBackOff, the number of detected incidents, and the API server's count of writes to
+//! incidents (`apiserver_request_total`; the benchmark's cluster should have nothing else running).
 //!
 //! Pods run on NODES (10) fake nodes of this run (`bench-node-<pid>-<i>`), tainted so that only the
 //! benchmark's pods land there. Everything created carries the label `incident.dev/bench=detection`
@@ -28,7 +38,10 @@
 //! watches saw it), `observer` (the benchmark's own watches), `operator` (the operator process
 //! and its /metrics), `cluster` (nodes, namespaces, Deployments, cleanup), `stats`.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use kube::Client;
 
@@ -41,11 +54,13 @@ mod memory;
 mod observer;
 mod operator;
 mod stats;
+mod storm;
 
 use cluster::{bench_nodes, cleanup};
 use common::{Result, connect, install_crds, kubeconfig_path};
 use latency::latency;
 use memory::memory;
+use storm::storm;
 
 /// Marks everything this benchmark creates.
 const BENCH_LABEL: (&str, &str) = ("incident.dev/bench", "detection");
@@ -63,11 +78,16 @@ const TICKS_PER_SEC: f64 = 100.0;
 struct Settings {
     latency: bool,
     memory: bool,
+    storm: bool,
     trials: usize,
-    deployments: usize,
+    /// Pod counts the memory part measures at, ascending.
+    sizes: Vec<usize>,
     replicas: i32,
-    broken: usize,
+    storm_deployments: usize,
     nodes: usize,
+    /// The operator measured, and others (label, binary) measured beside it.
+    operator_bin: PathBuf,
+    compare: Vec<(String, PathBuf)>,
     steady: Duration,
     /// Longest wait for all memory pods to run.
     rollout_timeout: Duration,
@@ -86,26 +106,52 @@ impl Settings {
             }
         }
         let part = std::env::var("PART").unwrap_or_else(|_| "all".to_owned());
-        let (latency, memory) = match part.as_str() {
-            "all" => (true, true),
-            "latency" => (true, false),
-            "memory" => (false, true),
-            other => return Err(format!("PART={other}: use latency, memory or all").into()),
+        let (latency, memory, storm) = match part.as_str() {
+            "all" => (true, true, true),
+            "latency" => (true, false, false),
+            "memory" => (false, true, false),
+            "storm" => (false, false, true),
+            other => {
+                return Err(format!("PART={other}: use latency, memory, storm or all").into());
+            }
         };
+        let sizes = std::env::var("SIZES").unwrap_or_else(|_| "1000,5000,10000,20000".to_owned());
+        let mut sizes: Vec<usize> = sizes
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| format!("SIZES={sizes}: use pod counts separated by commas"))?;
+        sizes.sort_unstable();
         let settings = Self {
             latency,
             memory,
+            storm,
             trials: number("TRIALS", 100)?,
-            deployments: number("DEPLOYMENTS", 500)?,
+            sizes,
             replicas: number("REPLICAS", 10)?,
-            broken: number("BROKEN", 50)?,
+            storm_deployments: number("STORM_DEPLOYMENTS", 100)?,
             nodes: number("NODES", 10)?,
-            steady: Duration::from_secs(number("STEADY", 60)?),
+            operator_bin: std::env::var_os("OPERATOR_BIN").map_or_else(
+                || PathBuf::from(env!("CARGO_BIN_EXE_incident-operator")),
+                PathBuf::from,
+            ),
+            compare: std::env::var("COMPARE")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|entry| {
+                    let (label, path) = entry
+                        .split_once('=')
+                        .ok_or_else(|| format!("COMPARE entry {entry}: use label=binary"))?;
+                    Ok((label.to_owned(), PathBuf::from(path)))
+                })
+                .collect::<Result<_>>()?,
+            steady: Duration::from_secs(number("STEADY", 120)?),
             rollout_timeout: Duration::from_secs(60 * number("ROLLOUT_MINUTES", 60)?),
             unavailable_for: std::env::var("UNAVAILABLE_FOR").ok(),
         };
-        if settings.broken > settings.deployments || settings.nodes == 0 {
-            return Err("need BROKEN <= DEPLOYMENTS and NODES >= 1".into());
+        if settings.replicas < 1 || settings.nodes == 0 {
+            return Err("need REPLICAS >= 1 and NODES >= 1".into());
         }
         Ok(settings)
     }
@@ -154,6 +200,9 @@ async fn run(
     }
     if settings.memory {
         memory(client, kubeconfig, settings, &run_id, created).await?;
+    }
+    if settings.storm {
+        storm(client, kubeconfig, settings, &run_id, created).await?;
     }
     Ok(())
 }

@@ -1,33 +1,41 @@
-//! The memory part: the operator's RSS and CPU as thousands of pods come up, break and stay broken.
+//! The memory part: the operator's RSS and VmHWM as the namespace grows through SIZES pods, in the
+//! two cases users meet: pods created while the operator runs, and an operator (re)started into a
+//! namespace that already holds them. COMPARE names other binaries measured beside, the same way.
 
 use std::{
-    collections::BTreeSet,
-    net::SocketAddr,
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicI64, Ordering},
-    },
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use incident_operator::api::Incident;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::{
-    Api, Client,
-    api::{Patch, PatchParams},
-    runtime::watcher,
-};
-use serde_json::json;
+use kube::{Api, Client, runtime::watcher};
 
 use crate::{
     Created, PASSES, Settings,
-    burst::Burst,
     cluster::{create_deployments, delete_namespace, namespace, wait_all},
-    common::{Result, TIMEOUT},
-    observer::Observer,
-    operator::{Checkpoint, Detected, Operator, metric, usage},
+    common::Result,
+    operator::{Operator, Usage},
 };
+
+/// One binary under measurement, with the operator that has watched the namespace from the start.
+struct Contender {
+    label: String,
+    binary: PathBuf,
+    from_start: Operator,
+}
+
+/// One measured point: `pods` Running, a contender's memory in one case.
+struct Row {
+    pods: usize,
+    case: &'static str,
+    label: String,
+    usage: Usage,
+    /// Seconds from the operator's start to its first detection pass (the restart case only).
+    first_pass: Option<f64>,
+}
+
+const GROWN: &str = "pods created while it runs";
+const STARTED: &str = "started into the pods";
 
 pub async fn memory(
     client: &Client,
@@ -36,229 +44,167 @@ pub async fn memory(
     run_id: &str,
     created: &mut Created,
 ) -> Result<()> {
-    let (count, replicas) = (settings.deployments, settings.replicas);
-    let total = i64::try_from(count)? * i64::from(replicas);
+    let replicas = usize::try_from(settings.replicas)?;
     let ns = namespace(client, "bench-memory", created).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
-    let operator = Operator::start(kubeconfig, &ns, settings).await?;
-    operator.await_passes(1.0).await?;
-    let since = jiff::Timestamp::now();
-    let mut rows = vec![
-        operator
-            .checkpoint("operator started, empty namespace", &incidents, since)
-            .await?,
-    ];
+    let mut binaries = vec![("now".to_owned(), settings.operator_bin.clone())];
+    binaries.extend(settings.compare.iter().cloned());
+    let mut contenders = Vec::new();
+    for (label, binary) in binaries {
+        let from_start = Operator::start_binary(&binary, kubeconfig, &ns, settings).await?;
+        from_start.await_passes(1.0).await?;
+        contenders.push(Contender {
+            label,
+            binary,
+            from_start,
+        });
+    }
+    let mut rows = Vec::new();
+    for c in &contenders {
+        let usage = c.from_start.usage()?;
+        eprintln!("{}: empty namespace: {usage}", c.label);
+        rows.push(Row {
+            pods: 0,
+            case: GROWN,
+            label: c.label.clone(),
+            usage,
+            first_pass: None,
+        });
+    }
 
-    let available_pods = Arc::new(AtomicI64::new(0));
-    let progress = tokio::spawn(progress(
-        operator.addr,
-        operator.pid,
-        incidents.clone(),
-        available_pods.clone(),
-        total,
-    ));
-    let names: Vec<String> = (0..count).map(|i| format!("svc-{i:03}")).collect();
-    let started = Instant::now();
-    create_deployments(&deployments, &names, replicas, run_id).await?;
-    let outcome = wait_all(
-        &deployments,
-        watcher::Config::default(),
-        settings.rollout_timeout,
-        &format!("{total} pods Running and Ready"),
-        |ds| {
-            let sum: i64 = ds.iter().map(|d| i64::from(available(d))).sum();
-            available_pods.store(sum, Ordering::Relaxed);
-            ds.len() == count && ds.iter().all(|d| complete(d, replicas))
-        },
-    )
-    .await;
-    progress.abort();
-    outcome?;
-    let rollout = started.elapsed();
-    eprintln!("{total} pods Running in {:.0} s", rollout.as_secs_f64());
-    // A pass that started after the last pod became Ready has seen them all.
-    let passes = operator.metric(PASSES).await?.unwrap_or(0.0);
-    operator.await_passes(passes + 2.0).await?;
-    rows.push(
-        operator
-            .checkpoint(
-                &format!("{total} pods Running ({count} Deployments)"),
-                &incidents,
-                since,
-            )
-            .await?,
-    );
-
-    // A bad deploy on every tenth-or-so Deployment: a crash-looping template rolls out.
-    let step = count / settings.broken.max(1);
-    let broken: BTreeSet<String> = names
+    let mut made = 0;
+    for &size in &settings.sizes {
+        let count = size.div_ceil(replicas);
+        let names: Vec<String> = (made..count).map(|i| format!("svc-{i:05}")).collect();
+        let started = Instant::now();
+        create_deployments(&deployments, &names, settings.replicas, run_id).await?;
+        made = made.max(count);
+        let pods = made * replicas;
+        wait_all(
+            &deployments,
+            watcher::Config::default(),
+            settings.rollout_timeout,
+            &format!("{pods} pods Running and Ready"),
+            |ds| ds.len() == made && ds.iter().all(|d| complete(d, settings.replicas)),
+        )
+        .await?;
+        eprintln!(
+            "{pods} pods Running ({made} Deployments), {:.0} s for this step",
+            started.elapsed().as_secs_f64()
+        );
+        // A pass that started after the last pod became Ready has seen them all.
+        for c in &contenders {
+            let passes = c.from_start.metric(PASSES).await?.unwrap_or(0.0);
+            c.from_start.await_passes(passes + 2.0).await?;
+        }
+        // The restart case: fresh operators into the namespace as it is now, side by side.
+        let mut fresh = Vec::new();
+        for c in &contenders {
+            let operator = Operator::start_binary(&c.binary, kubeconfig, &ns, settings).await?;
+            fresh.push((c.label.clone(), operator, Instant::now()));
+        }
+        let mut first_pass = Vec::new();
+        for (label, operator, started) in &fresh {
+            operator.await_passes(1.0).await?;
+            first_pass.push(started.elapsed().as_secs_f64());
+            eprintln!(
+                "{label}: restarted operator's first pass after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        // Steady: a measurement window, not a wait for anything.
+        tokio::time::sleep(settings.steady).await;
+        for c in &contenders {
+            let usage = c.from_start.usage()?;
+            eprintln!("{pods} pods, {}, {GROWN}: {usage}", c.label);
+            rows.push(Row {
+                pods,
+                case: GROWN,
+                label: c.label.clone(),
+                usage,
+                first_pass: None,
+            });
+        }
+        for ((label, operator, _), first) in fresh.iter().zip(first_pass) {
+            let usage = operator.usage()?;
+            eprintln!("{pods} pods, {label}, {STARTED}: {usage}");
+            rows.push(Row {
+                pods,
+                case: STARTED,
+                label: label.clone(),
+                usage,
+                first_pass: Some(first),
+            });
+        }
+        drop(fresh);
+    }
+    let complaints: Vec<String> = contenders
         .iter()
-        .step_by(step.max(1))
-        .take(settings.broken)
-        .cloned()
+        .map(|c| format!("{}: {}", c.label, c.from_start.complaints()))
         .collect();
-    // The crash-looping pods (they carry the fault label) and the incidents, timestamped as they
-    // arrive, like in the latency part.
-    let mut observer = Observer::start(
-        client,
-        &ns,
-        watcher::Config::default().labels("incident.dev/fault=crashloop"),
-    );
-    observer
-        .wait("the benchmark's watches listed", |seen, _| {
-            seen.pods_listed && seen.incidents_listed
-        })
-        .await?;
-    let bad = json!({ "spec": { "template": { "metadata": { "labels": { "incident.dev/fault": "crashloop" } } } } });
-    let breaking = Instant::now();
-    for name in &broken {
-        deployments
-            .patch(name, &PatchParams::default(), &Patch::Merge(&bad))
-            .await?;
-    }
-    observer
-        .wait_at_most(
-            TIMEOUT * 5,
-            &format!(
-                "crash loops in the {} broken Deployments' incidents",
-                broken.len()
-            ),
-            |seen, _| broken.iter().all(|b| seen.alarmed.contains_key(b)),
-        )
-        .await?;
-    let to_incidents = breaking.elapsed();
-    let burst = {
-        let seen = observer.seen();
-        Burst::of(&seen, &broken, breaking)
-    };
-    observer.task.abort();
-    rows.push(
-        operator
-            .checkpoint(
-                &format!("{} Deployments broken, their incidents open", broken.len()),
-                &incidents,
-                since,
-            )
-            .await?,
-    );
-    // Steady state with crash-looping pods: a measurement window, not a wait for anything.
-    tokio::time::sleep(settings.steady).await;
-    rows.push(
-        operator
-            .checkpoint(
-                &format!("{} s later", settings.steady.as_secs()),
-                &incidents,
-                since,
-            )
-            .await?,
-    );
-    let complaints = operator.complaints();
-    drop(operator);
+    drop(contenders);
     delete_namespace(client, &ns).await;
-
-    println!(
-        "\noperator memory, {total} pods in {count} Deployments on {} nodes\n",
-        settings.nodes
-    );
-    println!(
-        "| | VmRSS (MiB) | VmHWM (MiB) | operator CPU (s) | detection passes | operator uptime (s) | detected incidents |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for row in &rows {
-        println!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} |",
-            row.what,
-            row.usage.rss_mib,
-            row.usage.hwm_mib,
-            row.usage.cpu_secs,
-            row.passes,
-            row.uptime,
-            row.incidents
-        );
-    }
-    if let Some((first, last)) = rows.get(1).and_then(|r| r.incidents.opened) {
-        println!(
-            "\nthe incidents open once all pods ran were created {first:.0}-{last:.0} s after the first Deployment"
-        );
-    }
-    let window = |a: &Checkpoint, b: &Checkpoint| {
-        let secs = b.uptime - a.uptime;
-        (
-            (b.passes - a.passes) * 60.0 / secs,
-            100.0 * (b.usage.cpu_secs - a.usage.cpu_secs) / secs,
-        )
-    };
-    if let [empty, running, broken_row, steady] = rows.as_slice() {
-        let (ppm, cpu) = window(empty, running);
-        println!(
-            "\nrollout of {total} pods ({:.0} s): {ppm:.0} passes/min, operator CPU {cpu:.0}% of one core",
-            rollout.as_secs_f64()
-        );
-        let (ppm, cpu) = window(running, broken_row);
-        println!(
-            "breaking {} Deployments until all their incidents exist ({:.1} s): {ppm:.0} passes/min, operator CPU {cpu:.0}%",
-            broken.len(),
-            to_incidents.as_secs_f64()
-        );
-        println!(
-            "  after the break: first crash-looping pod {:.1} s, last {:.1} s; first incident with it {:.1} s, last {:.1} s",
-            burst.signals.0, burst.signals.1, burst.incidents.0, burst.incidents.1
-        );
-        println!(
-            "  per Deployment, pod signal → incident with CrashLoopBackOff (ms): median | p90 | p99 | max | min = {}",
-            burst.latency
-        );
-        let (ppm, cpu) = window(broken_row, steady);
-        println!(
-            "steady window ({} s, {} crash-looping Deployments): {ppm:.0} passes/min, operator CPU {cpu:.0}%",
-            settings.steady.as_secs(),
-            broken.len()
-        );
-    }
-    println!("operator warnings and errors: {complaints}");
+    report(&rows, replicas, settings.steady);
+    println!("operator warnings and errors: {}", complaints.join("; "));
     Ok(())
 }
 
-/// Progress while the pods come up: every 30 s, how many are Ready and what the operator uses.
-async fn progress(
-    addr: SocketAddr,
-    pid: u32,
-    incidents: Api<Incident>,
-    available: Arc<AtomicI64>,
-    total: i64,
-) {
-    let started = Instant::now();
-    let mut last_cpu = usage(pid).map(|u| u.cpu_secs).unwrap_or(0.0);
-    let mut ticks = tokio::time::interval(Duration::from_secs(30));
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Ok(now) = usage(pid) else { return };
-        let passes = metric(addr, PASSES)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(f64::NAN);
-        let detected = Detected::list(&incidents, jiff::Timestamp::now())
-            .await
-            .map_or_else(|e| e.to_string(), |d| d.to_string());
-        eprintln!(
-            "{:>5.0} s: {}/{total} pods Ready; operator VmRSS {:.1} MiB, CPU {:.0}% (last 30 s), {passes} passes; incidents {detected}",
-            started.elapsed().as_secs_f64(),
-            available.load(Ordering::Relaxed),
-            now.rss_mib,
-            100.0 * (now.cpu_secs - last_cpu) / 30.0,
+fn report(rows: &[Row], replicas: usize, steady: Duration) {
+    println!(
+        "\noperator memory, {replicas} pods per Deployment, {} s after the pods ran (restart case: {} s after the restart)\n",
+        steady.as_secs(),
+        steady.as_secs()
+    );
+    println!("| pods | case | binary | VmRSS (MiB) | VmHWM (MiB) | CPU (s) | first pass (s) |");
+    println!("|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+            row.pods,
+            row.case,
+            row.label,
+            row.usage.rss_mib,
+            row.usage.hwm_mib,
+            row.usage.cpu_secs,
+            row.first_pass.map_or("".to_owned(), |s| format!("{s:.1}"))
         );
-        last_cpu = now.cpu_secs;
+    }
+    println!("\nslope (least squares over the sizes measured, KiB per pod):\n");
+    println!("| case | binary | VmRSS | VmHWM |");
+    println!("|---|---|---|---|");
+    let mut keys: Vec<(&str, &str)> = rows.iter().map(|r| (r.case, r.label.as_str())).collect();
+    keys.dedup();
+    keys.sort();
+    keys.dedup();
+    for (case, label) in keys {
+        let points: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.case == case && r.label == label && r.pods > 0)
+            .collect();
+        let slope = |value: fn(&Usage) -> f64| {
+            fit(&points
+                .iter()
+                .map(|r| (r.pods as f64, value(&r.usage) * 1024.0))
+                .collect::<Vec<_>>())
+        };
+        println!(
+            "| {case} | {label} | {:.2} | {:.2} |",
+            slope(|u| u.rss_mib),
+            slope(|u| u.hwm_mib)
+        );
     }
 }
 
-pub fn available(d: &Deployment) -> i32 {
-    d.status
-        .as_ref()
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0)
+/// The least-squares slope of y over x; NaN with fewer than two distinct x.
+fn fit(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let (mx, my) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx == 0.0 { f64::NAN } else { sxy / sxx }
 }
 
 fn complete(d: &Deployment, replicas: i32) -> bool {
@@ -267,4 +213,11 @@ fn complete(d: &Deployment, replicas: i32) -> bool {
         && s.available_replicas == Some(replicas)
         && s.updated_replicas == Some(replicas)
         && s.replicas == Some(replicas)
+}
+
+pub fn available(d: &Deployment) -> i32 {
+    d.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }

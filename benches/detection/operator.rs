@@ -9,8 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use incident_operator::api::Incident;
-use kube::Api;
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
@@ -19,7 +17,7 @@ use tokio::{
 };
 
 use crate::{
-    DETECTED, PASSES, Settings, TICKS_PER_SEC,
+    PASSES, Settings, TICKS_PER_SEC,
     common::{Result, TIMEOUT},
 };
 
@@ -28,7 +26,6 @@ pub struct Operator {
     _child: Child,
     pub pid: u32,
     pub addr: SocketAddr,
-    started: Instant,
     /// Its warnings and errors: how often each message was logged (the first of each is printed).
     complaints: Arc<Mutex<BTreeMap<String, usize>>>,
 }
@@ -40,74 +37,34 @@ pub struct Usage {
     pub cpu_secs: f64,
 }
 
-pub struct Checkpoint {
-    pub what: String,
-    pub usage: Usage,
-    pub passes: f64,
-    pub uptime: f64,
-    pub incidents: Detected,
-}
-
-/// The detector's workload incidents in a namespace, by signal.
-#[derive(Default)]
-pub struct Detected {
-    total: usize,
-    unavailable: usize,
-    crashloop: usize,
-    /// Creation times, seconds after `since`: (first, last).
-    pub opened: Option<(f64, f64)>,
-}
-
-impl Detected {
-    pub async fn list(api: &Api<Incident>, since: jiff::Timestamp) -> Result<Self> {
-        let found = api
-            .list(&kube::api::ListParams::default().labels(DETECTED))
-            .await?
-            .items;
-        let with = |signal: &str| {
-            found
-                .iter()
-                .filter(|i| i.spec.signals.iter().any(|s| s.type_ == signal))
-                .count()
-        };
-        let offsets: Vec<f64> = found
-            .iter()
-            .filter_map(|i| i.metadata.creation_timestamp.as_ref())
-            .map(|t| t.0.duration_since(since).as_secs_f64())
-            .collect();
-        let opened = (!offsets.is_empty()).then(|| {
-            (
-                offsets.iter().copied().fold(f64::INFINITY, f64::min),
-                offsets.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            )
-        });
-        Ok(Self {
-            total: found.len(),
-            unavailable: with("DeploymentUnavailable"),
-            crashloop: with("CrashLoopBackOff"),
-            opened,
-        })
-    }
-}
-
-impl std::fmt::Display for Detected {
+impl std::fmt::Display for Usage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({} DeploymentUnavailable, {} CrashLoopBackOff)",
-            self.total, self.unavailable, self.crashloop
+            "VmRSS {:.1} MiB, VmHWM {:.1} MiB, CPU {:.1} s",
+            self.rss_mib, self.hwm_mib, self.cpu_secs
         )
     }
 }
 
 impl Operator {
-    /// Starts the release binary on `ns` and waits until /readyz answers 200.
+    /// Starts the operator under measurement (OPERATOR_BIN) on `ns`.
     pub async fn start(kubeconfig: &Path, ns: &str, settings: &Settings) -> Result<Self> {
+        Self::start_binary(&settings.operator_bin, kubeconfig, ns, settings).await
+    }
+
+    /// Starts `binary` on `ns` and waits until /readyz answers 200.
+    pub async fn start_binary(
+        binary: &Path,
+        kubeconfig: &Path,
+        ns: &str,
+        settings: &Settings,
+    ) -> Result<Self> {
         let extra: Vec<&str> = match &settings.unavailable_for {
             Some(d) => vec!["--unavailable-for", d],
             None => Vec::new(),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_incident-operator"))
+        let mut child = Command::new(binary)
             .args([
                 "run",
                 "--http-addr",
@@ -131,7 +88,6 @@ impl Operator {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;
-        let started = Instant::now();
         let pid = child.id().ok_or("the operator exited at once")?;
         let stderr = child.stderr.take().ok_or("no stderr pipe")?;
         let mut lines = BufReader::new(stderr).lines();
@@ -189,7 +145,6 @@ impl Operator {
             _child: child,
             pid,
             addr,
-            started,
             complaints,
         })
     }
@@ -229,27 +184,6 @@ impl Operator {
             .map(|(message, n)| format!("{n}× {message}"))
             .collect::<Vec<_>>()
             .join("; ")
-    }
-
-    /// What the operator uses now, and the incidents it opened (creation times after `since`).
-    pub async fn checkpoint(
-        &self,
-        what: &str,
-        incidents: &Api<Incident>,
-        since: jiff::Timestamp,
-    ) -> Result<Checkpoint> {
-        let row = Checkpoint {
-            what: what.to_owned(),
-            usage: self.usage()?,
-            passes: self.metric(PASSES).await?.unwrap_or(f64::NAN),
-            uptime: self.started.elapsed().as_secs_f64(),
-            incidents: Detected::list(incidents, since).await?,
-        };
-        eprintln!(
-            "{what}: VmRSS {:.1} MiB, VmHWM {:.1} MiB, CPU {:.1} s, {} passes, incidents {}",
-            row.usage.rss_mib, row.usage.hwm_mib, row.usage.cpu_secs, row.passes, row.incidents
-        );
-        Ok(row)
     }
 }
 

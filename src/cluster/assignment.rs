@@ -56,6 +56,15 @@ impl Assignment {
         Self::default()
     }
 
+    /// The namespaces of `shard` (all when None), no selector.
+    pub fn of_shard(shard: Option<Shard>, operator_namespace: Option<String>) -> Self {
+        Self {
+            shard,
+            selected: None,
+            operator_namespace,
+        }
+    }
+
     /// Starts watching the namespaces `selector` selects (when given) and waits until they are
     /// known. A selector the API server cannot parse is an error here, before anything acts.
     pub async fn start(

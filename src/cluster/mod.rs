@@ -12,6 +12,7 @@ pub mod incidents;
 pub mod requests;
 pub mod secrets;
 pub mod status_page;
+pub mod watch_list;
 pub mod workload_index;
 pub mod workloads;
 

@@ -4,7 +4,7 @@
 use incident_operator::api::Incident;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
-    Api,
+    Api, ResourceExt,
     api::{ListParams, PostParams},
 };
 
@@ -16,7 +16,7 @@ use crate::{
 };
 
 #[tokio::test]
-async fn a_not_ready_node_carrying_thirty_pods_is_one_node_incident() {
+async fn a_not_ready_node_carrying_two_hundred_pods_is_one_node_incident_not_two_hundred() {
     use k8s_openapi::api::core::v1::Pod;
 
     let client = client().await;
@@ -24,17 +24,17 @@ async fn a_not_ready_node_carrying_thirty_pods_is_one_node_incident() {
     let ns = TestNamespace::new(&client, "detect-node").await;
     let node = TestNode::create(&client, "e2e-notready").await;
 
-    // 30 pods pinned to the test node.
+    // 200 pods pinned to the test node.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let mut pinned = deployment("pinned", &["registry.local/pinned:1"], None);
-    pinned.spec.replicas = Some(30);
+    pinned.spec.replicas = Some(200);
     node.pin(&mut pinned, &[]);
     deployments
         .create(&PostParams::default(), &pinned)
         .await
         .expect("create Deployment");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    node.await_running(&pods, "pinned", 30, DETECT).await;
+    node.await_running(&pods, "pinned", 200, DETECT).await;
 
     let selector = node.selector();
     let operator = Operator::start(
@@ -57,13 +57,13 @@ async fn a_not_ready_node_carrying_thirty_pods_is_one_node_incident() {
         "incident.dev/source=detector,incident.dev/problem=node",
         "one node incident",
         DETECT,
-        |found| found.len() == 1 && signal_count(&found[0], "NodeNotReady") == 30,
+        |found| found.len() == 1 && signal_count(&found[0], "NodeNotReady") == 200,
     )
     .await;
     let incident = &found[0];
     assert_eq!(incident.spec.affected[0].name, node.name);
     assert!(
-        incident.spec.title.contains("30 pods of 1 workload"),
+        incident.spec.title.contains("200 pods of 1 workload"),
         "{}",
         incident.spec.title
     );
@@ -74,6 +74,20 @@ async fn a_not_ready_node_carrying_thirty_pods_is_one_node_incident() {
             .as_deref()
             .unwrap_or_default()
             .contains("deployment/pinned")
+    );
+    // Not one per pod: the pods' own troubles, if any, are at most their one workload's incident.
+    let detected = incidents
+        .list(&ListParams::default().labels("incident.dev/source=detector"))
+        .await
+        .expect("list");
+    assert!(
+        detected.items.len() <= 2,
+        "one node incident and at most one workload incident: {:?}",
+        detected
+            .items
+            .iter()
+            .map(|i| i.name_any())
+            .collect::<Vec<_>>()
     );
     operator.stop().await;
 }

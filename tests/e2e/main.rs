@@ -54,6 +54,7 @@ mod status_page_board;
 mod status_page_browser;
 mod status_page_replicas;
 mod status_refused;
+mod storms;
 mod support;
 mod trust;
 mod trust_readiness;

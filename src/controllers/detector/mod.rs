@@ -3,6 +3,7 @@
 //! problems and creates or updates one Incident per problem; it resolves an incident once every
 //! signal has stayed clear for `resolve_after`. State lives on the Incidents themselves.
 
+mod cache;
 mod pass;
 mod watch;
 
@@ -13,8 +14,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::cluster::assignment::Assignment;
 use crate::{
-    Result,
+    Result, cluster,
     core::detection::{debounce::Pending, settings::DetectionConfig},
     metrics::Metrics,
 };
@@ -25,14 +27,23 @@ pub async fn run(
     namespace: Option<String>,
     config: DetectionConfig,
     metrics: Arc<Metrics>,
+    assignment: Assignment,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let changed = Arc::new(Notify::new());
-    let (stores, drivers) = watch::start(&client, namespace.as_deref(), &config, &changed);
+    let streaming = cluster::watch_list::watch_list_served(&client, namespace.as_deref()).await;
+    let (stores, drivers) = watch::start(
+        &client,
+        namespace.as_deref(),
+        &config,
+        streaming,
+        &changed,
+        &assignment,
+    );
     let mut pending = Pending::new();
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
-        "detector started"
+        streaming, "detector started"
     );
 
     let mut next_check: Option<Timestamp> = None;
@@ -51,7 +62,7 @@ pub async fn run(
         }
         // Let a burst of events settle into one pass.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if !watch::ready(&stores).await {
+        if !watch::ready(&stores) {
             continue;
         }
         let started = std::time::Instant::now();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{apps::v1::Deployment, events::v1::Event};
-use kube::{Client, ResourceExt, runtime::reflector::ObjectRef};
+use kube::{Client, ResourceExt};
 use tracing::info;
 
 use super::watch::Stores;
@@ -16,7 +16,7 @@ use crate::{
     api::{ARGOCD_NAMESPACE, GitOpsOwner, Incident, LogEvidence, Signal},
     cluster::{incidents, workloads},
     core::detection::{
-        classify::{SignalKind, deployment_health, node_not_ready, pod_signals},
+        classify::{SignalKind, deployment_health, node_not_ready},
         debounce::{Pending, debounce},
         evidence::{evidence, last_observed, log_target},
         group::{
@@ -28,7 +28,7 @@ use crate::{
             storm_budget, target, unchanged, undo_clearing,
         },
         settings::DetectionConfig,
-        workloads::{Owners, event_workload, owners, workload_of},
+        workloads::{Owners, event_workload},
     },
 };
 
@@ -41,8 +41,9 @@ fn pod_workload<'a>(
     owners: &'a Owners,
 ) -> impl Fn(&str, &str) -> Option<Workload> + 'a {
     move |namespace, name| {
-        let pod = stores.pods.get(&ObjectRef::new(name).within(namespace))?;
-        workload_of(&pod, owners)
+        stores
+            .pods
+            .read(|pods| pods.get(namespace, name)?.workload(namespace, owners))
     }
 }
 
@@ -54,44 +55,48 @@ pub(super) async fn evaluate(
     pending: &mut Pending,
 ) -> Result<Option<Timestamp>> {
     let now = Timestamp::now();
-    let in_scope = |ns: &str| {
-        let labels = stores.namespaces.as_ref().and_then(|store| {
-            store
-                .get(&ObjectRef::new(ns))
-                .map(|meta| meta.metadata.labels.clone().unwrap_or_default())
-        });
-        config.scope.includes(ns, labels.as_ref())
+    let in_scope = |ns: &str| match &stores.namespaces {
+        Some(namespaces) => namespaces.read(|all| config.scope.includes(ns, all.get("", ns))),
+        None => config.scope.includes(ns, None),
     };
     // ReplicaSet → owning Deployment, from metadata only.
-    let owners = owners(stores.replica_sets.state().iter().map(|rs| &rs.metadata));
+    let owners: Owners = stores.replica_sets.read(|all| {
+        all.iter()
+            .filter_map(|(ns, name, deployment)| {
+                Some((
+                    (ns.to_owned(), name.to_owned()),
+                    deployment.as_deref()?.to_owned(),
+                ))
+            })
+            .collect()
+    });
     let settings = &config.signals;
     let grace =
         i64::try_from(settings.for_(SignalKind::Unschedulable).as_secs()).unwrap_or(i64::MAX);
     let unavailable_for =
         SignedDuration::try_from(settings.for_(SignalKind::DeploymentUnavailable))
             .unwrap_or(SignedDuration::MAX);
-    let pods: Vec<PodSignals> = stores
-        .pods
-        .state()
-        .iter()
-        .filter(|pod| in_scope(&pod.namespace().unwrap_or_default()))
-        .filter_map(|pod| {
-            let mut troubles = pod_signals(pod, now, grace);
-            troubles.retain(|t| settings.enabled(t.kind));
-            if troubles.is_empty() {
-                return None;
-            }
-            let workload = workload_of(pod, &owners)?;
-            Some(PodSignals {
-                pod: pod.name_any(),
-                workload,
-                troubles,
+    let pods: Vec<PodSignals> = stores.pods.read(|all| {
+        all.iter()
+            .filter(|(ns, _, _)| in_scope(ns))
+            .filter_map(|(ns, name, pod)| {
+                let mut troubles = pod.signals(now, grace);
+                troubles.retain(|t| settings.enabled(t.kind));
+                if troubles.is_empty() {
+                    return None;
+                }
+                let workload = pod.workload(ns, &owners)?;
+                Some(PodSignals {
+                    pod: name.to_owned(),
+                    workload,
+                    troubles,
+                })
             })
-        })
-        .collect();
+            .collect()
+    });
     let deployments: Vec<(Workload, _)> = stores
         .deployments
-        .state()
+        .values()
         .iter()
         .filter(|d| in_scope(&d.namespace().unwrap_or_default()))
         .map(|d| {
@@ -112,7 +117,7 @@ pub(super) async fn evaluate(
     let event_signals: Vec<ObjectSignal> = stores
         .events
         .iter()
-        .flat_map(|store| store.state())
+        .flat_map(|cache| cache.values())
         .filter(|event| in_scope(&event.namespace().unwrap_or_default()))
         .filter_map(|event| {
             let kind = config.warning_events.signal(event.reason.as_deref()?)?;
@@ -131,26 +136,25 @@ pub(super) async fn evaluate(
         })
         .collect();
     let mut problems = group(&pods, &deployments, &event_signals, &config.severity);
-    let incidents = stores.incidents.state();
+    let incidents = stores.incidents.values();
     let not_ready: Vec<(String, String)> = stores
         .nodes
         .iter()
-        .flat_map(|store| store.state())
+        .flat_map(|cache| cache.values())
         .filter_map(|node| Some((node.name_any(), node_not_ready(&node)?)))
         .collect();
     if !not_ready.is_empty() {
-        let placements: Vec<PodPlacement> = stores
-            .pods
-            .state()
-            .iter()
-            .filter_map(|pod| {
-                Some(PodPlacement {
-                    node: pod.spec.as_ref()?.node_name.clone()?,
-                    pod: format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any()),
-                    workload: workload_of(pod, &owners),
+        let placements: Vec<PodPlacement> = stores.pods.read(|all| {
+            all.iter()
+                .filter_map(|(ns, name, pod)| {
+                    Some(PodPlacement {
+                        node: pod.node.as_deref()?.to_owned(),
+                        pod: format!("{ns}/{name}"),
+                        workload: pod.workload(ns, &owners),
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        });
         problems.extend(node_problems(
             &not_ready,
             &placements,
@@ -265,7 +269,7 @@ async fn write_problem(pass: &Pass<'_>, problem: &Problem) -> Result<()> {
     let events: Vec<Arc<Event>> = stores
         .events
         .iter()
-        .flat_map(|store| store.state())
+        .flat_map(|cache| cache.values())
         .filter(|e| {
             e.namespace().as_deref() == Some(problem.workload.namespace.as_str())
                 && event_workload(e, pod_workload(stores, owners), owners)
@@ -275,7 +279,7 @@ async fn write_problem(pass: &Pass<'_>, problem: &Problem) -> Result<()> {
     let events: Vec<&Event> = events.iter().map(|e| e.as_ref()).collect();
     let deployment = stores
         .deployments
-        .get(&ObjectRef::new(&problem.workload.name).within(&problem.workload.namespace));
+        .get(&problem.workload.namespace, &problem.workload.name);
     record_evidence(
         client,
         problem,

@@ -1,123 +1,120 @@
 //! The detector's watches (controllers layer): Pods, ReplicaSets (metadata only), Deployments,
-//! Incidents and, as configured, Nodes, Namespaces and Warning Events, each trimmed to what a
-//! detection pass reads so memory follows what matters, not whole objects.
+//! Incidents and, as configured, Nodes, Namespaces and Warning Events. Each object enters its
+//! cache through [`admit`] as the record a detection pass reads, never as the whole object.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
-    core::v1::{Namespace, Node, Pod, PodSpec},
+    core::v1::{Namespace, Node, Pod},
     events::v1::Event,
 };
 use kube::{
-    Api, Client,
+    Api, Client, Resource,
     core::PartialObjectMeta,
-    runtime::{
-        WatchStreamExt,
-        reflector::{self, Store},
-        watcher,
-    },
+    runtime::{WatchStreamExt, watcher},
 };
 use tokio::{sync::Notify, task::JoinHandle};
 use tracing::debug;
 
+use super::cache::{Cache, admit};
+use crate::cluster::assignment::Assignment;
 use crate::{
     api::{Incident, metadata::severity_owners},
     cluster,
     core::detection::{
-        classify::{SignalKind, may_signal},
+        classify::SignalKind,
+        records::{PodRecord, trim_deployment},
         settings::DetectionConfig,
+        workloads::controlling_deployment,
     },
 };
 
 /// What a pass reads: the watch caches.
 pub(super) struct Stores {
-    pub(super) pods: Store<Pod>,
-    pub(super) replica_sets: Store<PartialObjectMeta<ReplicaSet>>,
-    pub(super) deployments: Store<Deployment>,
+    pub(super) pods: Arc<Cache<PodRecord>>,
+    /// ReplicaSet → the Deployment controlling it, if any.
+    pub(super) replica_sets: Arc<Cache<Option<Box<str>>>>,
+    pub(super) deployments: Arc<Cache<Arc<Deployment>>>,
     /// Nodes, trimmed to their name, labels and Ready condition; None when NodeNotReady is off.
-    pub(super) nodes: Option<Store<Node>>,
-    pub(super) incidents: Store<Incident>,
+    pub(super) nodes: Option<Arc<Cache<Arc<Node>>>>,
+    pub(super) incidents: Arc<Cache<Arc<Incident>>>,
     /// Namespace labels, only when a namespace selector is configured.
-    pub(super) namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
+    pub(super) namespaces: Option<Arc<Cache<BTreeMap<String, String>>>>,
     /// Warning Events of the configured reasons, only when any are configured.
-    pub(super) events: Option<Store<Event>>,
+    pub(super) events: Option<Arc<Cache<Arc<Event>>>>,
 }
 
-/// Starts every watch the configuration needs; each change notifies `changed`. Returns the caches
-/// and the tasks that drive the watches.
+/// Starts every watch the configuration needs; each change notifies `changed`. With `streaming`
+/// the initial state comes as a watch-list (one object at a time), not as pages of a list.
 pub(super) fn start(
     client: &Client,
     namespace: Option<&str>,
     config: &DetectionConfig,
+    streaming: bool,
     changed: &Arc<Notify>,
+    assignment: &Assignment,
 ) -> (Stores, Vec<JoinHandle<()>>) {
-    let (pods, pods_writer) = reflector::store();
-    let (replica_sets, rs_writer) = reflector::store();
-    let (deployments, deployments_writer) = reflector::store();
-    let (incidents, incidents_writer) = reflector::store();
-
-    // Keep only what classification needs of each Pod, so memory follows pods, not their specs.
-    let pod_stream = watcher(
-        cluster::scoped(client, namespace),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|pod: &mut Pod| {
-        // Of the spec only the node matters (which pods a NotReady node carries).
-        pod.spec = pod.spec.take().map(|spec| PodSpec {
-            node_name: spec.node_name,
-            ..PodSpec::default()
-        });
-        pod.metadata.managed_fields = None;
-        pod.metadata.annotations = None;
-        pod.metadata.labels = None;
-        // A healthy pod's status says nothing; keep statuses only where trouble can show.
-        if !may_signal(pod) {
-            pod.status = None;
-        }
-    })
-    .reflect(pods_writer);
-    let rs_stream = watcher(
+    let base = if streaming {
+        watcher::Config::default().streaming_lists()
+    } else {
+        watcher::Config::default()
+    };
+    let mut drivers = Vec::new();
+    let pods = watch_with(
+        &mut drivers,
+        changed,
+        assignment,
+        cluster::scoped::<Pod>(client, namespace),
+        base.clone(),
+        |pod| Some(PodRecord::of(pod)),
+    );
+    let replica_sets = watch_with(
+        &mut drivers,
+        changed,
+        assignment,
         cluster::scoped::<PartialObjectMeta<ReplicaSet>>(client, namespace),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(rs_writer);
-    let deployment_stream = watcher(
+        base.clone(),
+        |rs| Some(controlling_deployment(&rs.metadata).map(String::into_boxed_str)),
+    );
+    let deployments = watch_with(
+        &mut drivers,
+        changed,
+        assignment,
         cluster::scoped::<Deployment>(client, namespace),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(deployments_writer);
+        base.clone(),
+        |d| Some(Arc::new(trim_deployment(d))),
+    );
     // All incidents: the detector's own, and people's that opted in to auto-resolve.
-    let incident_stream = watcher(
+    let incidents = watch_with(
+        &mut drivers,
+        changed,
+        assignment,
         cluster::scoped::<Incident>(client, namespace),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|incident: &mut Incident| {
-        // The timeline is the lifecycle controller's business; keep memory to what is used here:
-        // of the managed fields, only who owns the severity.
-        incident.metadata.managed_fields = severity_owners(incident.metadata.managed_fields.take());
-        if let Some(status) = incident.status.as_mut() {
-            status.timeline.clear();
-        }
-    })
-    .reflect(incidents_writer);
-    let mut drivers = vec![
-        tokio::spawn(drive(pod_stream, changed.clone())),
-        tokio::spawn(drive(rs_stream, changed.clone())),
-        tokio::spawn(drive(deployment_stream, changed.clone())),
-        tokio::spawn(drive(incident_stream, changed.clone())),
-    ];
-    let nodes = config.signals.enabled(SignalKind::NodeNotReady).then(|| {
-        let (nodes, writer) = reflector::store();
-        let node_config = watcher::Config::default().labels(&config.node_selector);
-        let stream = watcher(Api::<Node>::all(client.clone()), node_config)
-            .default_backoff()
-            .modify(|node: &mut Node| {
+        base.clone(),
+        |mut incident: Incident| {
+            // The timeline is the lifecycle controller's business; of the managed fields only who
+            // owns the severity is read here.
+            incident.metadata.managed_fields =
+                severity_owners(incident.metadata.managed_fields.take());
+            if let Some(status) = incident.status.as_mut() {
+                status.timeline.clear();
+            }
+            Some(Arc::new(incident))
+        },
+    );
+    // Node incidents are filed in one namespace: only the shard handling it watches nodes.
+    let watches_nodes = config.signals.enabled(SignalKind::NodeNotReady)
+        && assignment.covers(&config.node_incident_namespace);
+    let nodes = watches_nodes.then(|| {
+        watch_with(
+            &mut drivers,
+            changed,
+            assignment,
+            Api::<Node>::all(client.clone()),
+            base.clone().labels(&config.node_selector),
+            |mut node: Node| {
                 node.metadata.managed_fields = None;
                 node.metadata.annotations = None;
                 if let Some(status) = node.status.as_mut() {
@@ -127,51 +124,41 @@ pub(super) fn start(
                         .take()
                         .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect());
                 }
-            })
-            .reflect(writer);
-        drivers.push(tokio::spawn(drive(stream, changed.clone())));
-        nodes
+                Some(Arc::new(node))
+            },
+        )
     });
     let namespaces = config.scope.namespace_selector.is_some().then(|| {
-        let (namespaces, writer) = reflector::store();
-        let stream = watcher(
+        watch_with(
+            &mut drivers,
+            changed,
+            assignment,
             Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-            watcher::Config::default(),
+            base.clone(),
+            |ns| Some(ns.metadata.labels.unwrap_or_default()),
         )
-        .default_backoff()
-        .reflect(writer);
-        drivers.push(tokio::spawn(drive(stream, changed.clone())));
-        namespaces
     });
     let events = config.warning_events.watched().then(|| {
-        let (events, writer) = reflector::store();
         let wanted = config.warning_events.clone();
-        // Only Warning Events, and of those only the configured reasons, are kept.
-        let stream = watcher(
+        // Only Warning Events (field selector), and of those only the configured reasons, are kept.
+        watch_with(
+            &mut drivers,
+            changed,
+            assignment,
             cluster::scoped::<Event>(client, namespace),
-            watcher::Config::default().fields("type=Warning"),
-        )
-        .default_backoff()
-        .modify(|event: &mut Event| {
-            event.metadata.managed_fields = None;
-            event.metadata.annotations = None;
-            event.related = None;
-            event.deprecated_source = None;
-            event.note = event.note.take().map(|n| n.chars().take(256).collect());
-        })
-        .filter(move |item| {
-            // Only the configured reasons reach the store (a field selector cannot OR reasons).
-            let keep = match item {
-                Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) => {
-                    e.reason.as_deref().is_some_and(|r| wanted.wanted(r))
+            base.clone().fields("type=Warning"),
+            move |mut event: Event| {
+                if !event.reason.as_deref().is_some_and(|r| wanted.wanted(r)) {
+                    return None;
                 }
-                _ => true,
-            };
-            std::future::ready(keep)
-        })
-        .reflect(writer);
-        drivers.push(tokio::spawn(drive(stream, changed.clone())));
-        events
+                event.metadata.managed_fields = None;
+                event.metadata.annotations = None;
+                event.related = None;
+                event.deprecated_source = None;
+                event.note = event.note.take().map(|n| n.chars().take(256).collect());
+                Some(Arc::new(event))
+            },
+        )
     });
     let stores = Stores {
         pods,
@@ -185,44 +172,130 @@ pub(super) fn start(
     (stores, drivers)
 }
 
-async fn drive<S, T, E>(stream: S, changed: Arc<Notify>)
+/// Starts one watch whose objects enter a new cache as `record` makes them.
+fn watch_with<K, R>(
+    drivers: &mut Vec<JoinHandle<()>>,
+    changed: &Arc<Notify>,
+    assignment: &Assignment,
+    api: Api<K>,
+    config: watcher::Config,
+    record: impl Fn(K) -> Option<R> + Send + 'static,
+) -> Arc<Cache<R>>
 where
-    S: Stream<Item = std::result::Result<T, E>>,
-    E: std::fmt::Display,
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    R: Send + Sync + 'static,
+{
+    let cache = Arc::new(Cache::default());
+    let stream = watcher(api, config).default_backoff();
+    drivers.push(tokio::spawn(drive(
+        stream,
+        cache.clone(),
+        record,
+        changed.clone(),
+        assignment.clone(),
+    )));
+    cache
+}
+
+async fn drive<S, K, R>(
+    stream: S,
+    cache: Arc<Cache<R>>,
+    record: impl Fn(K) -> Option<R>,
+    changed: Arc<Notify>,
+    assignment: Assignment,
+) where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    K: Resource,
 {
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
         match event {
-            Ok(_) => changed.notify_one(),
+            Ok(event) => {
+                let Some(event) = assigned(event, &assignment) else {
+                    continue;
+                };
+                admit(&cache, event, &record);
+                changed.notify_one();
+            }
             Err(error) => debug!(%error, "watch error; the watcher retries"),
         }
     }
 }
 
-pub(super) async fn ready(stores: &Stores) -> bool {
-    use futures::FutureExt;
-    stores.pods.wait_until_ready().now_or_never().is_some()
-        && stores
-            .replica_sets
-            .wait_until_ready()
-            .now_or_never()
-            .is_some()
-        && stores
-            .deployments
-            .wait_until_ready()
-            .now_or_never()
-            .is_some()
-        && stores.incidents.wait_until_ready().now_or_never().is_some()
-        && stores
-            .nodes
-            .as_ref()
-            .is_none_or(|s| s.wait_until_ready().now_or_never().is_some())
-        && stores
-            .namespaces
-            .as_ref()
-            .is_none_or(|s| s.wait_until_ready().now_or_never().is_some())
-        && stores
-            .events
-            .as_ref()
-            .is_none_or(|s| s.wait_until_ready().now_or_never().is_some())
+/// Objects of namespaces another shard handles (or outside the selector) are never kept: one
+/// that is no longer ours is dropped as if deleted. Cluster-scoped objects pass.
+fn assigned<K: Resource>(
+    event: watcher::Event<K>,
+    assignment: &Assignment,
+) -> Option<watcher::Event<K>> {
+    let ours = |object: &K| {
+        object
+            .meta()
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| assignment.covers(ns))
+    };
+    match event {
+        watcher::Event::InitApply(object) if !ours(&object) => None,
+        watcher::Event::Apply(object) if !ours(&object) => Some(watcher::Event::Delete(object)),
+        other => Some(other),
+    }
+}
+
+pub(super) fn ready(stores: &Stores) -> bool {
+    stores.pods.ready()
+        && stores.replica_sets.ready()
+        && stores.deployments.ready()
+        && stores.incidents.ready()
+        && stores.nodes.as_ref().is_none_or(|c| c.ready())
+        && stores.namespaces.as_ref().is_none_or(|c| c.ready())
+        && stores.events.as_ref().is_none_or(|c| c.ready())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ConfigMap, Node};
+    use kube::api::ObjectMeta;
+
+    use super::*;
+    use crate::core::shard::{Shard, shard_of};
+
+    fn in_namespace(namespace: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                namespace: Some(namespace.into()),
+                name: Some("x".into()),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        }
+    }
+
+    #[test]
+    fn another_shards_objects_are_never_kept_and_cluster_scoped_ones_pass() {
+        let shard = Shard { index: 0, count: 2 };
+        let assignment = Assignment::of_shard(Some(shard), None);
+        let ours = (0..50)
+            .map(|i| format!("ns-{i}"))
+            .find(|ns| shard_of(ns, 2) == 0)
+            .expect("a namespace of shard 0");
+        let theirs = (0..50)
+            .map(|i| format!("ns-{i}"))
+            .find(|ns| shard_of(ns, 2) == 1)
+            .expect("a namespace of shard 1");
+        let kept = |event| assigned(event, &assignment);
+        assert!(matches!(
+            kept(watcher::Event::InitApply(in_namespace(&ours))),
+            Some(watcher::Event::InitApply(_))
+        ));
+        assert!(kept(watcher::Event::InitApply(in_namespace(&theirs))).is_none());
+        assert!(matches!(
+            kept(watcher::Event::Apply(in_namespace(&theirs))),
+            Some(watcher::Event::Delete(_))
+        ));
+        assert!(matches!(
+            assigned(watcher::Event::Apply(Node::default()), &assignment),
+            Some(watcher::Event::Apply(_))
+        ));
+    }
 }

@@ -5,7 +5,7 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{ContainerStatus, Node, Pod},
+    core::v1::{ContainerStatus, Node, Pod, PodCondition, PodStatus},
 };
 
 use crate::api::metadata::revision_text;
@@ -57,9 +57,20 @@ pub struct ContainerTrouble {
 
 /// The signals of one pod, or nothing when it is healthy.
 pub fn pod_signals(pod: &Pod, now: Timestamp, pending_grace_seconds: i64) -> Vec<ContainerTrouble> {
-    let Some(status) = &pod.status else {
-        return Vec::new();
-    };
+    let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    pod.status.as_ref().map_or_else(Vec::new, |status| {
+        status_signals(status, created, now, pending_grace_seconds)
+    })
+}
+
+/// The signals of a pod's status; `created` (the pod's creation time) dates an unschedulable pod
+/// whose condition carries no transition time.
+pub fn status_signals(
+    status: &PodStatus,
+    created: Option<Timestamp>,
+    now: Timestamp,
+    pending_grace_seconds: i64,
+) -> Vec<ContainerTrouble> {
     let mut troubles: Vec<ContainerTrouble> = status
         .container_statuses
         .iter()
@@ -67,17 +78,17 @@ pub fn pod_signals(pod: &Pod, now: Timestamp, pending_grace_seconds: i64) -> Vec
         .chain(status.init_container_statuses.iter().flatten())
         .filter_map(container_trouble)
         .collect();
-    let unschedulable = status.conditions.iter().flatten().find(|c| {
-        c.type_ == "PodScheduled"
-            && c.status == "False"
-            && c.reason.as_deref() == Some("Unschedulable")
-    });
-    if let Some(condition) = unschedulable {
+    if let Some(condition) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| unschedulable(c))
+    {
         let since = condition
             .last_transition_time
             .as_ref()
             .map(|t| t.0)
-            .or_else(|| pod.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            .or(created);
         let waited = since.map_or(0, |s| now.duration_since(s).as_secs());
         if waited >= pending_grace_seconds {
             troubles.push(ContainerTrouble {
@@ -92,24 +103,28 @@ pub fn pod_signals(pod: &Pod, now: Timestamp, pending_grace_seconds: i64) -> Vec
     troubles
 }
 
+fn unschedulable(condition: &PodCondition) -> bool {
+    condition.type_ == "PodScheduled"
+        && condition.status == "False"
+        && condition.reason.as_deref() == Some("Unschedulable")
+}
+
 /// Whether this status can yield a signal without the pod changing (an unschedulable pod's only
 /// matures with time). A pod for which it cannot needs no status in the detector's cache: its next
 /// change arrives as a new status anyway.
 pub fn may_signal(pod: &Pod) -> bool {
-    let Some(status) = &pod.status else {
-        return false;
-    };
+    pod.status.as_ref().is_some_and(status_may_signal)
+}
+
+/// [`may_signal`] of a status alone.
+pub fn status_may_signal(status: &PodStatus) -> bool {
     status
         .container_statuses
         .iter()
         .flatten()
         .chain(status.init_container_statuses.iter().flatten())
         .any(|c| container_trouble(c).is_some())
-        || status.conditions.iter().flatten().any(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        })
+        || status.conditions.iter().flatten().any(unschedulable)
 }
 
 fn container_trouble(container: &ContainerStatus) -> Option<ContainerTrouble> {

@@ -10,5 +10,6 @@ pub mod events_api;
 pub mod evidence;
 pub mod group;
 pub mod incidents;
+pub mod records;
 pub mod settings;
 pub mod workloads;

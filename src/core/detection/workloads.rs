@@ -19,41 +19,82 @@ pub fn owners<'a>(replica_sets: impl IntoIterator<Item = &'a ObjectMeta>) -> Own
     replica_sets
         .into_iter()
         .filter_map(|rs| {
-            let owner = rs
-                .owner_references
-                .iter()
-                .flatten()
-                .find(|o| o.controller == Some(true) && o.kind == "Deployment")?;
             Some((
                 (
                     rs.namespace.clone().unwrap_or_default(),
                     rs.name.clone().unwrap_or_default(),
                 ),
-                owner.name.clone(),
+                controlling_deployment(rs)?,
             ))
         })
         .collect()
 }
 
+/// The Deployment that controls a ReplicaSet, from its metadata.
+pub fn controlling_deployment(replica_set: &ObjectMeta) -> Option<String> {
+    replica_set
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.kind == "Deployment")
+        .map(|owner| owner.name.clone())
+}
+
 /// The workload a pod belongs to: its Deployment (through its ReplicaSet), StatefulSet or DaemonSet.
 pub fn workload_of(pod: &Pod, owners: &Owners) -> Option<Workload> {
     let namespace = pod.namespace().unwrap_or_default();
+    let owner = pod_owner(&pod.metadata)?;
+    owner_workload(&namespace, &owner, owners)
+}
+
+/// The kinds of controller that make a pod part of a workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerKind {
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+}
+
+/// A pod's controller, when it is one that makes the pod part of a workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodOwner {
+    pub kind: OwnerKind,
+    pub name: Box<str>,
+}
+
+/// The pod's controller owner, when it is a ReplicaSet, StatefulSet or DaemonSet.
+pub fn pod_owner(pod: &ObjectMeta) -> Option<PodOwner> {
     let owner = pod
-        .owner_references()
+        .owner_references
         .iter()
+        .flatten()
         .find(|o| o.controller == Some(true))?;
-    let (kind, name) = match owner.kind.as_str() {
-        "ReplicaSet" => (
-            "Deployment",
-            owners
-                .get(&(namespace.clone(), owner.name.clone()))?
-                .clone(),
-        ),
-        "StatefulSet" | "DaemonSet" => (owner.kind.as_str(), owner.name.clone()),
+    let kind = match owner.kind.as_str() {
+        "ReplicaSet" => OwnerKind::ReplicaSet,
+        "StatefulSet" => OwnerKind::StatefulSet,
+        "DaemonSet" => OwnerKind::DaemonSet,
         _ => return None,
     };
+    Some(PodOwner {
+        kind,
+        name: owner.name.as_str().into(),
+    })
+}
+
+/// The workload of a pod in `namespace` whose controller is `owner`.
+pub fn owner_workload(namespace: &str, owner: &PodOwner, owners: &Owners) -> Option<Workload> {
+    let (kind, name) = match owner.kind {
+        OwnerKind::ReplicaSet => (
+            "Deployment",
+            owners
+                .get(&(namespace.to_owned(), owner.name.to_string()))?
+                .clone(),
+        ),
+        OwnerKind::StatefulSet => ("StatefulSet", owner.name.to_string()),
+        OwnerKind::DaemonSet => ("DaemonSet", owner.name.to_string()),
+    };
     Some(Workload {
-        namespace,
+        namespace: namespace.to_owned(),
         kind: kind.to_owned(),
         name,
     })
