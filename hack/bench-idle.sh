@@ -18,7 +18,7 @@ port=$((20000 + $$ % 20000))
 cleanup() { [[ -n "${pid:-}" ]] && kill "$pid" 2>/dev/null; "$kubectl" delete ns "$ns" --wait=false >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 "$kubectl" create ns "$ns" >/dev/null
-"$kubectl" apply -f crds/ >/dev/null
+"$kubectl" apply --server-side --field-manager incident-bench --force-conflicts -f crds/ >/dev/null
 "$kubectl" -n "$ns" create deployment web --image=registry.local/web:1 --replicas=2 >/dev/null
 "$kubectl" -n "$ns" rollout status deployment/web --timeout=120s >/dev/null
 for i in $(seq 1 "$incidents"); do
