@@ -1,8 +1,9 @@
 //! Shards: four operator processes split the test's namespaces as `--shard 0/2` and `--shard 1/2`
 //! (a leader and a standby each, `--namespace-selector` keeping them to this test's namespaces).
 //! Every incident is handled by exactly the shard its namespace hashes to; a namespace outside the
-//! selector is handled by nobody until it is labelled; SIGKILLing one shard's leader hands its
-//! namespaces to that shard's standby only, while the other shard's leader keeps its Lease.
+//! selector is handled by nobody until it is labelled; a crash loop is detected by its shard only;
+//! SIGKILLing one shard's leader hands its namespaces to that shard's standby only, while the other
+//! shard's leader keeps its Lease.
 
 use std::{
     collections::BTreeMap,
@@ -14,6 +15,7 @@ use incident_operator::{
     core::shard::shard_of,
 };
 use k8s_openapi::api::{
+    apps::v1::Deployment,
     coordination::v1::Lease,
     core::v1::{Event, Namespace},
 };
@@ -25,9 +27,10 @@ use serde_json::json;
 
 use crate::{
     lifecycle::{edit, incident, phase},
+    remediation::deployment,
     support::{
         Operator, TestNamespace, await_status, client, free_addr, install_crds, kubeconfig_path,
-        start_with_env, wait_for,
+        start_with_env, wait_for, wait_for_all,
     },
 };
 
@@ -36,6 +39,10 @@ const SHARDS: u32 = 2;
 const LEADER: &str = "incident_operator_leader";
 const TAKEOVER_BUDGET: Duration = Duration::from_secs(20);
 const SETTLE: Duration = Duration::from_secs(60);
+const DETECTED: &str = "incident.dev/source=detector,incident.dev/problem=workload";
+/// The detector writes Incidents (not their status) with server-side apply patches.
+const DETECTOR_WRITES: &str =
+    r#"incident_operator_api_requests_total{verb="patch",resource="incidents"}"#;
 
 /// One replica of one shard, named `shard<N>-<replica>` in its Events and its Lease.
 async fn replica(shard: u32, name: &str, selector: &str, lease_ns: &str) -> Operator {
@@ -46,10 +53,13 @@ async fn replica(shard: u32, name: &str, selector: &str, lease_ns: &str) -> Oper
         addr,
         &[
             "--detection",
-            "false",
+            "true",
             "--shard",
             &shard_flag,
             "--namespace-selector",
+            selector,
+            // No node carries this label: other tests' NotReady nodes stay out of this one.
+            "--node-selector",
             selector,
             "--leader-elect",
             "true",
@@ -214,6 +224,43 @@ async fn each_namespace_is_handled_by_its_own_shard_and_a_killed_leader_hands_ov
     assert_eq!(
         handled(&client, &outsider.name, Phase::Detected).await,
         [owner]
+    );
+
+    // Detection too: a crash-looping Deployment in one of shard 0's namespaces is detected by
+    // shard 0's leader only (the detector writes Incidents with patches; shard 1's sent none).
+    let target = namespaces
+        .iter()
+        .find(|ns| shard_of(&ns.name, SHARDS) == 0)
+        .expect("a namespace of shard 0");
+    Api::<Deployment>::namespaced(client.clone(), &target.name)
+        .create(
+            &PostParams::default(),
+            &deployment("web", &["registry.local/web:2"], Some("crashloop")),
+        )
+        .await
+        .expect("create Deployment");
+    wait_for_all(
+        &Api::<Incident>::namespaced(client.clone(), &target.name),
+        DETECTED,
+        "the crash loop detected",
+        SETTLE,
+        |found| found.len() == 1,
+    )
+    .await;
+    assert!(
+        operators["shard0-a"]
+            .metric(DETECTOR_WRITES)
+            .await
+            .unwrap_or(0.0)
+            > 0.0
+    );
+    assert_eq!(
+        operators["shard1-a"]
+            .metric(DETECTOR_WRITES)
+            .await
+            .unwrap_or(0.0),
+        0.0,
+        "shard 1 wrote an Incident"
     );
 
     // Kill shard 0's leader: its standby takes shard 0's namespaces; shard 1 is not disturbed.
