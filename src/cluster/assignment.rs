@@ -35,6 +35,8 @@ pub struct Assignment {
 #[derive(Clone)]
 struct Selected {
     selector: String,
+    /// Counts changes to the selected set, after the store has them.
+    changes: tokio::sync::watch::Receiver<u64>,
     store: Store<PartialObjectMeta<Namespace>>,
     _task: Arc<Watch>,
 }
@@ -86,11 +88,16 @@ impl Assignment {
                 let stream = watcher(api, watcher::Config::default().labels(selector))
                     .default_backoff()
                     .reflect(writer);
+                let (changed, changes) = tokio::sync::watch::channel(0_u64);
                 let task = tokio::spawn(async move {
                     let mut stream = std::pin::pin!(stream);
                     while let Some(event) = stream.next().await {
-                        if let Err(error) = event {
-                            debug!(%error, "namespace watch error; the watcher retries");
+                        match event {
+                            // Told only once the store holds it: a reconcile it wakes sees it.
+                            Ok(_) => changed.send_modify(|n| *n = n.wrapping_add(1)),
+                            Err(error) => {
+                                debug!(%error, "namespace watch error; the watcher retries");
+                            }
                         }
                     }
                 });
@@ -103,6 +110,7 @@ impl Assignment {
                     .map_err(|_| unavailable())?;
                 Some(Selected {
                     selector: selector.to_owned(),
+                    changes,
                     store,
                     _task: task,
                 })
@@ -132,6 +140,19 @@ impl Assignment {
     /// The namespace selector, when one narrows the namespaces.
     pub fn selector(&self) -> Option<&str> {
         self.selected.as_ref().map(|s| s.selector.as_str())
+    }
+
+    /// Yields after each change to the selected namespaces, once the change is in force; None
+    /// without a selector.
+    pub fn changes(&self) -> Option<impl futures::Stream<Item = ()> + Send + 'static> {
+        let receiver = self.selected.as_ref()?.changes.clone();
+        Some(futures::stream::unfold(
+            receiver,
+            |mut receiver| async move {
+                receiver.changed().await.ok()?;
+                Some(((), receiver))
+            },
+        ))
     }
 
     /// The shard, when the cluster is split.

@@ -13,10 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::{
-    apps::v1::{DaemonSet, Deployment, StatefulSet},
-    core::v1::Namespace,
-};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
@@ -125,26 +122,11 @@ pub async fn run(
             .map(|i| ObjectRef::from_obj(i.as_ref()))
             .collect::<Vec<_>>()
     });
-    // A namespace that becomes selected has its incidents looked at now, not at their next change.
-    let controller = match assignment.selector() {
+    // A namespace that becomes selected has its incidents looked at now, not at their next change
+    // (a look at an incident that has nothing to do costs no request).
+    let controller = match assignment.changes() {
         None => controller,
-        Some(selector) => {
-            let namespaces: Api<Namespace> = Api::all(client.clone());
-            let selected = store.clone();
-            controller.watches(
-                namespaces,
-                watcher::Config::default().labels(selector),
-                move |namespace| {
-                    let name = namespace.name_any();
-                    selected
-                        .state()
-                        .into_iter()
-                        .filter(|i| i.namespace().as_deref() == Some(name.as_str()))
-                        .map(|i| ObjectRef::from_obj(i.as_ref()))
-                        .collect::<Vec<_>>()
-                },
-            )
-        }
+        Some(changes) => controller.reconcile_all_on(changes),
     };
     let context = Arc::new(Context {
         client,
