@@ -63,7 +63,8 @@ impl fmt::Display for WorkloadKind {
     }
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("!has(self.gitopsResume) || self.gitopsResume == 'OnRequest' || !has(self.gitops) || self.gitops == 'PauseAndRollback'").message("gitopsResume: OnNewRevision resumes a paused owner: it needs gitops: PauseAndRollback"))]
 #[serde(rename_all = "camelCase")]
 pub struct RollbackAction {
     /// The workload's name, in the incident's namespace (the field predates `kind`: it names a
@@ -88,6 +89,10 @@ pub struct RollbackAction {
     /// and are listed); `false` fails the action instead. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_shared_owner: Option<bool>,
+    /// When the paused owner resumes: `OnRequest` (default: `kubectl incident resume-gitops`) or
+    /// also `OnNewRevision` (by itself once its source has a new revision: the revert is in Git).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops_resume: Option<super::GitOpsResume>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]

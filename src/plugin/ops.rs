@@ -311,6 +311,7 @@ impl Session {
                     to_revision,
                     gitops: None,
                     pause_shared_owner: None,
+                    gitops_resume: None,
                 }),
                 restart: None,
                 scale: None,

@@ -22,6 +22,7 @@ mod event_floods;
 mod flux;
 mod flux_facts;
 mod flux_process;
+mod gitops_resume;
 mod gitops_rollback;
 mod gitserver;
 mod harness;

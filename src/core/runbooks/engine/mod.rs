@@ -199,6 +199,7 @@ pub fn action_for(
                 to_revision: rollback.and_then(|r| r.to_revision),
                 gitops: rollback.and_then(|r| r.gitops),
                 pause_shared_owner: rollback.and_then(|r| r.pause_shared_owner),
+                gitops_resume: rollback.and_then(|r| r.gitops_resume),
             })
         }
         StepKind::Restart => {
