@@ -43,6 +43,7 @@ mod parity;
 mod parity_sets;
 mod plugin;
 mod plugin_create;
+mod plugin_rollback_sets;
 mod receiver;
 mod remediation;
 mod remediation_mixed;
