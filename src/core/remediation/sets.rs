@@ -61,6 +61,15 @@ impl<'a> WorkloadRef<'a> {
         }
     }
 
+    /// Which pods are its own.
+    pub fn selector(self) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+        match self {
+            WorkloadRef::Deployment(d) => &d.spec.selector,
+            WorkloadRef::StatefulSet(s) => &s.spec.selector,
+            WorkloadRef::DaemonSet(d) => &d.spec.selector,
+        }
+    }
+
     /// The pod template.
     pub fn template(self) -> &'a PodTemplateSpec {
         match self {
