@@ -24,6 +24,7 @@ mod flux_facts;
 mod flux_process;
 mod gitops_resume;
 mod gitops_rollback;
+mod gitops_sets;
 mod gitserver;
 mod harness;
 mod idle;
