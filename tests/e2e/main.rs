@@ -6,6 +6,7 @@ mod alerts;
 mod alerts_after_deploy;
 mod alerts_events;
 mod chaos;
+mod chaos_trials;
 mod chart;
 mod chart_alerts;
 mod chart_operator;

@@ -24,7 +24,7 @@ pub(super) struct Context {
     /// Identifies this replica in Events (pod name or host name).
     pub instance: String,
     /// Test hook: the named point at which to abort (INCIDENT_OPERATOR_FAILPOINT).
-    pub failpoint: Option<String>,
+    pub failpoints: crate::controllers::Failpoints,
     /// The largest incident (with its status) written; the bounds keep every real one far below.
     pub max_object_bytes: usize,
     pub store: Store<Incident>,

@@ -133,9 +133,7 @@ pub async fn run(
         config,
         metrics,
         instance: instance_name(),
-        failpoint: std::env::var("INCIDENT_OPERATOR_FAILPOINT")
-            .ok()
-            .filter(|v| !v.is_empty()),
+        failpoints: crate::controllers::Failpoints::from_env(),
         // Test hook: a lower ceiling, as no object within the bounds reaches the real one.
         max_object_bytes: std::env::var("INCIDENT_OPERATOR_MAX_OBJECT_BYTES")
             .ok()
@@ -311,7 +309,7 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
                     now,
                 )
                 .await?;
-                failpoint_at(&ctx, "before-patch", &step.status.name);
+                failpoint_at(&ctx, "before-patch", &step.status.name).await;
                 let namespace = current.namespace().unwrap_or_default();
                 let version = resource_version.unwrap_or_default();
                 let target = (step.status.workload(), step.status.deployment.as_str());
@@ -319,7 +317,7 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
                     .await?
                 {
                     workloads::Applied::Done => {
-                        failpoint_at(&ctx, "after-patch", &step.status.name)
+                        failpoint_at(&ctx, "after-patch", &step.status.name).await
                     }
                     workloads::Applied::Conflict => {
                         conflicts += 1;
@@ -345,7 +343,7 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
             resuming(&mut gitops::pauses_mut(&mut current)[index], by);
             let recorded = std::mem::take(&mut entries);
             persist(&ctx, &mut current, &mut stored, observed, recorded, now).await?;
-            failpoint(&ctx, "before-resume");
+            ctx.failpoints.at("before-resume").await;
             if gitops::reach_owner(&ctx.client, &mut current, index).await? {
                 entries.push(resumed(&mut gitops::pauses_mut(&mut current)[index], now));
             }
@@ -380,28 +378,19 @@ async fn pause_owner(
     entries: &mut Vec<Entry>,
     now: Timestamp,
 ) -> Result<()> {
-    failpoint(ctx, "before-pause");
+    ctx.failpoints.at("before-pause").await;
     if gitops::reach_owner(&ctx.client, current, index).await? {
-        failpoint(ctx, "after-pause");
+        ctx.failpoints.at("after-pause").await;
         entries.push(paused(&mut gitops::pauses_mut(current)[index], now));
     }
     Ok(())
 }
 
-/// Stops the process at a named point when INCIDENT_OPERATOR_FAILPOINT says so: how the e2e tests
-/// kill the operator exactly before or after it changes a Deployment.
-fn failpoint(ctx: &Context, name: &str) {
-    if ctx.failpoint.as_deref() == Some(name) {
-        eprintln!("failpoint {name}: aborting");
-        std::process::abort();
-    }
-}
-
-/// [`failpoint`], also stopping at `name:action` only for that action (a run over several workloads
-/// is killed between two of them so).
-fn failpoint_at(ctx: &Context, name: &str, action: &str) {
-    failpoint(ctx, name);
-    failpoint(ctx, &format!("{name}:{action}"));
+/// A failpoint, also at `name:action` for that action only (a run over several workloads is
+/// stopped between two of them so).
+async fn failpoint_at(ctx: &Context, name: &str, action: &str) {
+    ctx.failpoints.at(name).await;
+    ctx.failpoints.at(&format!("{name}:{action}")).await;
 }
 
 fn upsert_action(incident: &mut Incident, mut action: ActionStatus) {

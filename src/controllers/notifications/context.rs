@@ -23,7 +23,7 @@ pub(super) struct Context {
     pub store: Store<Incident>,
     pub instance: String,
     /// Test hook: the named point at which to abort (INCIDENT_OPERATOR_FAILPOINT).
-    pub failpoint: Option<String>,
+    pub failpoints: crate::controllers::Failpoints,
     /// When each channel may send next (its destination's rate limit).
     pub pace: Mutex<HashMap<String, Instant>>,
     /// The (incident uid, channel) pairs whose delivery is under way.

@@ -65,9 +65,7 @@ pub async fn run(
         metrics,
         store: controller.store(),
         instance: instance_name(),
-        failpoint: std::env::var("INCIDENT_OPERATOR_FAILPOINT")
-            .ok()
-            .filter(|v| !v.is_empty()),
+        failpoints: crate::controllers::Failpoints::from_env(),
         pace: Default::default(),
         in_flight: Default::default(),
         assignment,
@@ -197,7 +195,7 @@ impl Round {
             observe(&ctx.metrics, attempt, now);
         }
         if !attempts.is_empty() {
-            failpoint(ctx, "after-send");
+            ctx.failpoints.at("after-send").await;
         }
         let made: Vec<SlackThread> = made.into_iter().collect();
         if let Err(error) = record(ctx, &incident, &attempts, &made, now).await {
@@ -384,15 +382,6 @@ fn refresh_pending_gauge(ctx: &Context) {
     ctx.metrics
         .notifications_pending
         .set(i64::try_from(pending).unwrap_or(i64::MAX));
-}
-
-/// Stops the process at a named point when INCIDENT_OPERATOR_FAILPOINT says so: how the e2e tests
-/// kill the operator after a message went out and before its record was written.
-fn failpoint(ctx: &Context, name: &str) {
-    if ctx.failpoint.as_deref() == Some(name) {
-        eprintln!("failpoint {name}: aborting");
-        std::process::abort();
-    }
 }
 
 fn error_policy(incident: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Action {
