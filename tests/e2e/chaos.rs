@@ -44,6 +44,7 @@ async fn killed_at_random_instants_the_operator_neither_repeats_nor_loses_anythi
         Scenario::Rollback,
         Scenario::RestartScale,
         Scenario::Escalation,
+        Scenario::Messages,
     ];
     let mut rows = Vec::new();
     for number in 0..trials {
