@@ -15,7 +15,7 @@ use crate::{
     cluster::{create_deployments, delete_namespace, namespace, wait_all},
     common::{Result, TIMEOUT},
     memory::available,
-    observer::{Observer, pods_of, ready},
+    observer::{Observer, pods_of, ready, tally},
     operator::Operator,
     stats::{Stats, signed_ms},
 };
@@ -130,6 +130,10 @@ pub async fn latency(
         )
         .into());
     }
+    let opened_as = {
+        let seen = observer.seen();
+        tally(names.iter().filter_map(|name| seen.opened_as.get(name)))
+    };
     let passes = operator.metric(PASSES).await?.unwrap_or(f64::NAN);
     let usage = operator.usage()?;
     let complaints = operator.complaints();
@@ -150,6 +154,7 @@ pub async fn latency(
          {disturbed} trials disturbed by a watch relist (not counted, replaced by spares)",
         usage.cpu_secs, usage.hwm_mib
     );
+    println!("incidents as they first arrived (severity, availability): {opened_as}");
     println!("operator warnings and errors: {complaints}");
     Ok(())
 }

@@ -6,10 +6,12 @@
 //! --storm-limit 1000 --resolve-after off`, plus `--unavailable-for $UNAVAILABLE_FOR` when set.
 //!
 //! Latency: TRIALS (100) healthy 1-replica Deployments; per trial one Deployment's running pod is
-//! labelled `incident.dev/fault=crashloop` (kwok then reports CrashLoopBackOff). One client holding
+//! labelled `incident.dev/fault=crashloop` (kwok then reports it crashed as a kubelet would:
+//! CrashLoopBackOff, not Ready, its Deployment one replica short). One client holding
 //! two watches (Pods, detected Incidents) notes when the first pod status that
 //! `core::detection::classify::pod_signals` calls a signal arrives, and when the Incident for that
-//! Deployment arrives; the difference is the detection latency. The broken pod is then deleted and
+//! Deployment arrives; the difference is the detection latency. Also printed: how each incident
+//! read (severity, availability) when it first arrived. The broken pod is then deleted and
 //! its healthy replacement awaited, so every trial starts from a quiet namespace. A trial during
 //! which one of the watches had to list again is not counted; spare Deployments replace it.
 //!
@@ -24,7 +26,7 @@
 //! step's wait for the pods.
 //!
 //! Storm: STORM_DEPLOYMENTS (100) healthy Deployments of REPLICAS pods; then every pod is
-//! labelled `incident.dev/fault=crashloop` at once (kwok turns them CrashLoopBackOff 5-13 s later).
+//! labelled `incident.dev/fault=crashloop` at once (kwok crashes each 1-3 s later, Ready=False).
 //! Reports, per Deployment, the first pod signal the benchmark's watch saw → its incident with
 //! CrashLoopBackOff, the number of detected incidents, and the API server's count of writes to
 //! incidents (`apiserver_request_total`; the benchmark's cluster should have nothing else running).

@@ -32,6 +32,8 @@ pub struct Seen {
     /// First delivery of the Deployment's incident carrying a CrashLoopBackOff signal (in the
     /// memory part, a slow rollout may have opened the incident before, for unavailability).
     pub alarmed: HashMap<String, Instant>,
+    /// How each Deployment's incident read when it first arrived: severity and availability.
+    pub opened_as: HashMap<String, String>,
     pub pods_listed: bool,
     pub incidents_listed: bool,
     /// Times a watch had to list again (e.g. its resource version expired): deliveries around it
@@ -95,6 +97,9 @@ impl Observer {
                             | watcher::Event::InitApply(incident) => {
                                 if let Some(affected) = incident.spec.affected.first() {
                                     seen.incident.entry(affected.name.clone()).or_insert(at);
+                                    seen.opened_as
+                                        .entry(affected.name.clone())
+                                        .or_insert_with(|| reading(&incident));
                                     if incident
                                         .spec
                                         .signals
@@ -176,4 +181,29 @@ pub fn ready(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// An incident's severity and the availability its title states, e.g. "P1 0/1 available".
+pub fn reading(incident: &Incident) -> String {
+    let title = &incident.spec.title;
+    let available = title
+        .rfind('(')
+        .and_then(|at| title[at + 1..].strip_suffix(')'))
+        .unwrap_or("availability not stated");
+    format!("{} {available}", incident.spec.severity)
+}
+
+/// How many incidents read each way, most common first.
+pub fn tally<'a>(readings: impl IntoIterator<Item = &'a String>) -> String {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for reading in readings {
+        *counts.entry(reading.as_str()).or_default() += 1;
+    }
+    let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    counts
+        .iter()
+        .map(|(reading, n)| format!("{n} × {reading}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -19,7 +19,7 @@ use crate::{
     cluster::{create_deployments, delete_namespace, namespace, wait_all},
     common::{Result, TIMEOUT},
     memory::available,
-    observer::Observer,
+    observer::{Observer, reading, tally},
     operator::Operator,
 };
 
@@ -100,6 +100,11 @@ pub async fn storm(
     .await?;
     let to_counted = started.elapsed();
     let writes = incident_writes(client).await? - writes_before;
+    let final_readings: Vec<String> = settled.iter().map(|i| reading(i)).collect();
+    let opened_as = {
+        let seen = observer.seen();
+        tally(names.iter().filter_map(|name| seen.opened_as.get(name)))
+    };
     let burst = {
         let seen = observer.seen();
         Burst::of(&seen, &broken, started)
@@ -130,6 +135,11 @@ pub async fn storm(
         "detected incidents: {}; writes to incidents (API server's count): {writes:.0}, {:.2} per incident",
         settled.len(),
         writes / settled.len().max(1) as f64
+    );
+    println!("incidents as they first arrived (severity, availability): {opened_as}");
+    println!(
+        "incidents once every pod was counted: {}",
+        tally(&final_readings)
     );
     println!("operator warnings and errors: {complaints}");
     Ok(())

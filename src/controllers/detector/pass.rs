@@ -2,7 +2,10 @@
 //! group, debounce and judge, then write each problem's incident and evidence side by side and
 //! act on the auto-resolve verdicts. Every write is safe to repeat after a crash.
 
-use std::sync::Arc;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
@@ -16,7 +19,7 @@ use crate::{
     api::{ARGOCD_NAMESPACE, GitOpsOwner, Incident, LogEvidence, Signal},
     cluster::{incidents, workloads},
     core::detection::{
-        classify::{SignalKind, deployment_health, node_not_ready},
+        classify::{SignalKind, available_now, deployment_health, node_not_ready},
         debounce::{Pending, debounce},
         evidence::{evidence, last_observed, log_target},
         group::{
@@ -94,7 +97,7 @@ pub(super) async fn evaluate(
             })
             .collect()
     });
-    let deployments: Vec<(Workload, _)> = stores
+    let mut deployments: Vec<(Workload, _)> = stores
         .deployments
         .values()
         .iter()
@@ -110,6 +113,31 @@ pub(super) async fn evaluate(
             (workload, health)
         })
         .collect();
+    // A troubled workload's availability as of its pods, which the Deployment's status trails.
+    let troubled: BTreeSet<&Workload> = pods.iter().map(|p| &p.workload).collect();
+    if !troubled.is_empty() {
+        let namespaces: BTreeSet<&str> = troubled.iter().map(|w| w.namespace.as_str()).collect();
+        let mut seen: BTreeMap<Workload, (usize, usize)> = BTreeMap::new();
+        stores.pods.read(|all| {
+            for (ns, _, pod) in all.iter() {
+                if !namespaces.contains(ns) {
+                    continue;
+                }
+                if let Some(workload) = pod.workload(ns, &owners)
+                    && troubled.contains(&workload)
+                {
+                    let (pods, unready) = seen.entry(workload).or_default();
+                    *pods += 1;
+                    *unready += usize::from(pod.known_unready());
+                }
+            }
+        });
+        for (workload, health) in &mut deployments {
+            if let Some((pods, unready)) = seen.get(workload) {
+                available_now(health, *pods, *unready);
+            }
+        }
+    }
     // Warning Events configured as signals count while observed within the window.
     let window =
         SignedDuration::try_from(config.warning_events.window).unwrap_or(SignedDuration::MAX);

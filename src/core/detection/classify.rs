@@ -235,6 +235,15 @@ pub fn deployment_health(
     }
 }
 
+/// Replicas of a Deployment available as of the freshest view. Its status counts a pod that just
+/// turned unready until the Deployment controller catches up (a round trip through the
+/// ReplicaSet), while the pod's own status arrives at once; no more pods can be available than
+/// the pods seen (`pods`) that are not known to be unready (`unready`).
+pub fn available_now(health: &mut DeploymentHealth, pods: usize, unready: usize) {
+    let possible = i32::try_from(pods.saturating_sub(unready)).unwrap_or(i32::MAX);
+    health.available = health.available.min(possible);
+}
+
 /// A node whose Ready condition is False or Unknown.
 pub fn node_not_ready(node: &Node) -> Option<String> {
     let ready = node
@@ -532,5 +541,30 @@ mod tests {
             Some("Ready=False (KubeletNotReady)")
         );
         assert!(node_not_ready(&node("Unknown")).is_some());
+    }
+
+    #[test]
+    fn a_pod_seen_unready_is_not_available_before_the_deployment_says_so() {
+        let health = |available| DeploymentHealth {
+            desired: 4,
+            available,
+            signals: Vec::new(),
+            matures_at: None,
+        };
+        let mut stale = health(4);
+        available_now(&mut stale, 4, 1);
+        assert_eq!(
+            stale.available, 3,
+            "the status still counts the crashed pod"
+        );
+        let mut surge = health(4);
+        available_now(&mut surge, 5, 1);
+        assert_eq!(surge.available, 4, "a surge pod is the one that crashed");
+        let mut caught_up = health(2);
+        available_now(&mut caught_up, 4, 1);
+        assert_eq!(caught_up.available, 2, "never more than the status says");
+        let mut gone = health(1);
+        available_now(&mut gone, 1, 3);
+        assert_eq!(gone.available, 0);
     }
 }

@@ -52,6 +52,18 @@ impl PodRecord {
         })
     }
 
+    /// Whether the pod is known not to be Ready: only a troubled pod keeps its status, so a pod
+    /// without one counts as possibly ready.
+    pub fn known_unready(&self) -> bool {
+        self.status.as_deref().is_some_and(|status| {
+            !status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    }
+
     /// The workload this pod of `namespace` belongs to.
     pub fn workload(&self, namespace: &str, owners: &Owners) -> Option<Workload> {
         owner_workload(namespace, self.owner.as_ref()?, owners)
@@ -168,6 +180,35 @@ mod tests {
             let kept = record.status.is_some();
             assert_eq!(kept, !pod_signals(&whole, now(), 0).is_empty(), "{status}");
         }
+    }
+
+    #[test]
+    fn only_a_troubled_pod_not_ready_is_known_unready() {
+        let crashing = |ready: &str| {
+            json!({ "phase": "Running",
+                "conditions": [{ "type": "Ready", "status": ready }],
+                "containerStatuses": [{ "name": "app", "image": "web:3", "imageID": "",
+                    "ready": false, "restartCount": 2,
+                    "state": { "waiting": { "reason": "CrashLoopBackOff" } } }] })
+        };
+        assert!(PodRecord::of(pod(crashing("False"))).known_unready());
+        assert!(
+            !PodRecord::of(pod(crashing("True"))).known_unready(),
+            "Ready as reported"
+        );
+        let pending = json!({ "phase": "Pending", "containerStatuses": [{ "name": "app",
+            "image": "web:3", "imageID": "", "ready": false, "restartCount": 0,
+            "state": { "waiting": { "reason": "ImagePullBackOff" } } }] });
+        assert!(
+            PodRecord::of(pod(pending)).known_unready(),
+            "no Ready condition yet"
+        );
+        let healthy = json!({ "phase": "Running", "conditions": [{ "type": "Ready",
+            "status": "False" }] });
+        assert!(
+            !PodRecord::of(pod(healthy)).known_unready(),
+            "a pod without a signal keeps no status"
+        );
     }
 
     #[test]
