@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Advance, RunFacts, action_for, action_name_at};
+use super::{Advance, RunFacts, action_for, action_name_at, unsupported};
 use crate::{
     api::{
         ActionPhase, AlertState, Approval, EntryType, Incident, RunbookStep, Severity,
@@ -121,9 +121,12 @@ pub(super) fn remediate(
     let progress = &mut out.run.progress[index];
     let Some(first) = facts.workloads.first() else {
         return Outcome::Failed(
-            "the incident names no Deployment, StatefulSet or DaemonSet to act on".into(),
+            "the incident names no Deployment, StatefulSet, DaemonSet or Rollout to act on".into(),
         );
     };
+    if let Some(why) = facts.workloads.iter().find_map(|w| unsupported(kind, w)) {
+        return Outcome::Failed(why);
+    }
     if progress.phase == StepPhase::Running {
         let actor = progress.actor.clone();
         return follow_actions(out, step, incident, facts, actor);
@@ -285,7 +288,7 @@ pub(super) fn verify(
     };
     if facts.workloads.is_empty() {
         return Outcome::Failed(
-            "the incident names no Deployment, StatefulSet or DaemonSet to verify".into(),
+            "the incident names no Deployment, StatefulSet, DaemonSet or Rollout to verify".into(),
         );
     }
     let healthy = facts.workloads.iter().all(|w| w.healthy);
