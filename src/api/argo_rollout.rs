@@ -15,6 +15,9 @@ pub const ROLLOUT_KIND: &str = "Rollout";
 pub const ROLLOUT_PLURAL: &str = "rollouts";
 /// The revision annotation Argo Rollouts puts on a Rollout's ReplicaSets.
 pub const ROLLOUT_REVISION_ANNOTATION: &str = "rollout.argoproj.io/revision";
+/// The label with which Argo Rollouts names a ReplicaSet's template (its `status.stableRS` and
+/// `status.currentPodHash` hold such values): `DefaultRolloutUniqueLabelKey`, not a Deployment's.
+pub const ROLLOUT_POD_TEMPLATE_HASH_LABEL: &str = "rollouts-pod-template-hash";
 /// The body `kubectl argo rollouts abort` sends, as a merge patch to the status subresource.
 pub const ABORT_PATCH: &str = r#"{"status":{"abort":true}}"#;
 

@@ -5,6 +5,7 @@ mod alertmanager;
 mod alerts;
 mod alerts_after_deploy;
 mod alerts_events;
+mod argo_rollouts;
 mod chaos;
 mod chart;
 mod chart_alerts;

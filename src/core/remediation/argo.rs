@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 
 use super::plan::{Actor, Change, Plan, Planned, images, markers};
 use crate::api::{
-    ArgoRollout, ROLLOUT_REVISION_ANNOTATION, RemediationAction,
-    metadata::{ACTION_ANNOTATION, CONSENT_ANNOTATION, POD_TEMPLATE_HASH_LABEL},
+    ArgoRollout, ROLLOUT_POD_TEMPLATE_HASH_LABEL, ROLLOUT_REVISION_ANNOTATION, RemediationAction,
+    metadata::{ACTION_ANNOTATION, CONSENT_ANNOTATION},
 };
 
 /// How often a Rollout under verification is read again: the operator does not watch Rollouts
@@ -53,7 +53,7 @@ impl RolloutView {
             let labels = rs.metadata.labels.as_ref();
             controlled
                 && labels
-                    .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
+                    .and_then(|l| l.get(ROLLOUT_POD_TEMPLATE_HASH_LABEL))
                     .map(String::as_str)
                     == Some(hash)
         })

@@ -45,7 +45,7 @@ fn rs(hash: &str, revision: i64, image: &str, pods: (i32, i32)) -> ReplicaSet {
         "rollout.argoproj.io/revision",
         &revision.to_string(),
     )]));
-    rs.metadata.labels = Some(map(&[("app", "web"), ("pod-template-hash", hash)]));
+    rs.metadata.labels = Some(map(&[("app", "web"), ("rollouts-pod-template-hash", hash)]));
     rs.metadata.name = Some(format!("web-{hash}"));
     rs.status = Some(ReplicaSetStatus {
         available_replicas: Some(pods.0),
@@ -65,13 +65,13 @@ fn canary_paused() -> RolloutView {
                   "strategy": { "canary": { "steps": [ { "setWeight": 25 }, { "pause": {} } ] } } },
         "status": { "phase": "Paused", "stableRS": STABLE, "currentPodHash": CANARY,
                     "observedGeneration": GENERATION.to_string(),
-                    "replicas": 5, "availableReplicas": 5, "updatedReplicas": 1 }
+                    "replicas": 4, "availableReplicas": 4, "updatedReplicas": 1 }
     }))
     .expect("a Rollout");
     RolloutView {
         rollout,
         replica_sets: vec![
-            rs(STABLE, 1, "web:1", (4, 4)),
+            rs(STABLE, 1, "web:1", (3, 3)),
             rs(CANARY, 2, "web:2", (1, 1)),
         ],
     }
@@ -113,6 +113,7 @@ fn reconciled(mut view: RolloutView, canary_pods: i32) -> RolloutView {
         "type": "Progressing", "status": "False", "reason": "RolloutAborted",
         "message": "Rollout aborted update to revision 2" }]))
     .expect("conditions");
+    view.replica_sets[0] = rs(STABLE, 1, "web:1", (4, 4));
     view.replica_sets[1] = rs(CANARY, 2, "web:2", (canary_pods, canary_pods));
     view
 }
