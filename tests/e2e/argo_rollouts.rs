@@ -13,7 +13,10 @@ use incident_operator::api::{
     metadata::{ACTION_ANNOTATION, REMEDIATION_MANAGER},
 };
 use k8s_openapi::{
-    api::apps::v1::ReplicaSet,
+    api::{
+        apps::v1::ReplicaSet,
+        rbac::v1::{Role, RoleBinding},
+    },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -31,6 +34,7 @@ use crate::{
     support::{
         Operator, TestNamespace, client, free_addr, get, install_crds, kubeconfig_path, wait_for,
     },
+    trust::{Policies, as_user, enforced},
 };
 
 /// A Rollout as these tests read and write it: the spec as JSON, the status the operator reads.
@@ -475,4 +479,109 @@ async fn a_runbook_aborts_a_rollout_once_as_its_plugin_does_and_its_controller_v
     );
     let events = events(&client, &ns, INCIDENT).await;
     assert_eq!(with_reason(&events, "ActionApplied"), 1, "{events:#?}");
+}
+
+/// A merge patch of the incident's spec by `client`: the API server's answer.
+async fn ask(client: &Client, ns: &str, spec: Value) -> Result<Incident, String> {
+    Api::<Incident>::namespaced(client.clone(), ns)
+        .patch(
+            "canary",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn asking_to_abort_a_rollout_needs_patch_on_its_status_as_the_plugin_does() {
+    let dir = argo_dir();
+    let (client, ns, incidents) = crate::lifecycle::setup("argo-rights").await;
+    install_argo_crds(&client, &dir).await;
+    let ns = ns.name.clone();
+    // alice may patch the Rollout itself but not its status; bob may patch its status.
+    let rules = |extra: Value| {
+        json!([
+            { "apiGroups": ["incident.dev"], "resources": ["incidents"],
+              "verbs": ["get", "list", "watch", "create", "update", "patch"] },
+            { "apiGroups": ["argoproj.io"], "resources": ["rollouts"], "verbs": ["get", "patch"] },
+            extra,
+        ])
+    };
+    for (user, extra) in [
+        (
+            "alice",
+            json!({ "apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["patch"] }),
+        ),
+        (
+            "bob",
+            json!({ "apiGroups": ["argoproj.io"], "resources": ["rollouts/status"], "verbs": ["patch"] }),
+        ),
+    ] {
+        let role: Role =
+            serde_json::from_value(json!({ "metadata": { "name": user }, "rules": rules(extra) }))
+                .expect("Role");
+        Api::<Role>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &role)
+            .await
+            .expect("create Role");
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": { "name": user },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user },
+            "subjects": [ { "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user } ],
+        }))
+        .expect("RoleBinding");
+        Api::<RoleBinding>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("create RoleBinding");
+    }
+    let _policies = Policies::install(&format!("argo-{}", &ns[ns.len() - 5..]), &ns);
+    for name in ["probe", "canary"] {
+        incidents
+            .create(
+                &PostParams::default(),
+                &crate::lifecycle::incident(name, json!({ "title": name, "severity": "P2" })),
+            )
+            .await
+            .expect("create an Incident");
+    }
+    let (alice, bob) = (as_user("alice").await, as_user("bob").await);
+    enforced(&alice, &ns).await;
+
+    let abort = |extra: Value| {
+        let mut rollback = json!({ "deployment": "web", "kind": "Rollout" });
+        if let (Some(r), Some(extra)) = (rollback.as_object_mut(), extra.as_object()) {
+            r.extend(extra.clone());
+        }
+        json!({ "actions": [ { "name": "abort-web", "rollback": rollback } ] })
+    };
+    let refused = ask(&alice, &ns, abort(json!({})))
+        .await
+        .expect_err("alice is refused");
+    assert!(
+        refused.contains("aborting a Rollout patches its status, as kubectl argo rollouts abort does: alice may not patch rollouts/status (argoproj.io) in namespace"),
+        "{refused}"
+    );
+    // Admission's schema rules, whoever asks: no revision to name, no restart or scale of a Rollout.
+    let revision = ask(&bob, &ns, abort(json!({ "toRevision": 1 })))
+        .await
+        .expect_err("no revision");
+    assert!(revision.contains("toRevision does not apply"), "{revision}");
+    for (kind, words) in [
+        ("restart", "restarted by its own controller"),
+        ("scale", "split between its stable and canary"),
+    ] {
+        let mut body = json!({ "deployment": "web", "kind": "Rollout" });
+        if kind == "scale" {
+            body["replicas"] = json!(2);
+        }
+        let asked = json!({ "actions": [ { "name": format!("{kind}-web"), kind: body } ] });
+        let refused = ask(&bob, &ns, asked)
+            .await
+            .expect_err("refused by the schema");
+        assert!(refused.contains(words), "{refused}");
+    }
+    let accepted = ask(&bob, &ns, abort(json!({}))).await.expect("bob may ask");
+    assert_eq!(accepted.spec.actions.len(), 1);
 }
