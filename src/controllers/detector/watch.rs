@@ -31,11 +31,14 @@ use crate::{
     },
 };
 
+/// A ReplicaSet's controlling workload: (kind, name).
+pub(super) type Controller = (&'static str, Box<str>);
+
 /// What a pass reads: the watch caches.
 pub(super) struct Stores {
     pub(super) pods: Arc<Cache<PodRecord>>,
     /// ReplicaSet → the Deployment or Rollout controlling it (kind, name), if any.
-    pub(super) replica_sets: Arc<Cache<Option<(&'static str, Box<str>)>>>,
+    pub(super) replica_sets: Arc<Cache<Option<Controller>>>,
     pub(super) deployments: Arc<Cache<Arc<Deployment>>>,
     /// Nodes, trimmed to their name, labels and Ready condition; None when NodeNotReady is off.
     pub(super) nodes: Option<Arc<Cache<Arc<Node>>>>,
