@@ -88,7 +88,7 @@ pub fn argo_dir() -> PathBuf {
 }
 
 /// Server-side applies the release's CRDs and waits until each is Established.
-async fn install_argo_crds(client: &Client, dir: &std::path::Path) {
+pub(crate) async fn install_argo_crds(client: &Client, dir: &std::path::Path) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("crds"))
         .expect("read the Argo Rollouts CRDs")
@@ -121,13 +121,13 @@ async fn install_argo_crds(client: &Client, dir: &std::path::Path) {
 
 /// The Rollouts controller for one namespace (`--namespaced`), leader election off; killed when
 /// dropped, its log printed if the test is failing.
-struct Controller {
+pub(crate) struct Controller {
     child: Child,
     scratch: Scratch,
 }
 
 impl Controller {
-    async fn start(dir: &std::path::Path, namespace: &str) -> Self {
+    pub(crate) async fn start(dir: &std::path::Path, namespace: &str) -> Self {
         let scratch = Scratch::new("argo-rollouts");
         let log = std::fs::File::create(scratch.0.join("controller.log")).expect("log");
         let health = free_addr();
@@ -175,7 +175,7 @@ impl Drop for Controller {
 }
 
 /// A canary Rollout of 4 pods: 25 % then an indefinite pause, where an update waits for a person.
-fn rollout(name: &str, image: &str) -> Value {
+pub(crate) fn rollout(name: &str, image: &str) -> Value {
     json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
         "metadata": { "name": name },
@@ -191,11 +191,11 @@ fn rollout(name: &str, image: &str) -> Value {
     })
 }
 
-fn status(r: &Rollout) -> ArgoRolloutStatus {
+pub(crate) fn status(r: &Rollout) -> ArgoRolloutStatus {
     r.status.clone().unwrap_or_default()
 }
 
-fn observed(r: &Rollout) -> bool {
+pub(crate) fn observed(r: &Rollout) -> bool {
     status(r).observed_generation.as_deref()
         == r.metadata.generation.map(|g| g.to_string()).as_deref()
 }

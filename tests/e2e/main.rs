@@ -6,6 +6,7 @@ mod alerts;
 mod alerts_after_deploy;
 mod alerts_events;
 mod argo_rollouts;
+mod argo_rollouts_detection;
 mod chaos;
 mod chart;
 mod chart_alerts;
