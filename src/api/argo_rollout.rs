@@ -43,6 +43,9 @@ pub struct ArgoRolloutSpec {
     /// Selects its pods (and so its ReplicaSets, which carry the same labels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
+    /// `canary` or `blueGreen`, read only for what an abort leaves running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<serde_json::Value>,
 }
 
 /// The status fields the Rollout's controller reports (and `status.abort`, which its plugin sets).
@@ -100,6 +103,21 @@ impl ArgoRollout {
     /// `status.abort`, as the controller and the plugin read it.
     pub fn aborted(&self) -> bool {
         self.status.as_ref().and_then(|s| s.abort) == Some(true)
+    }
+
+    /// An abort leaves the new pods running: `abortScaleDownDelaySeconds: 0` ("0 means not to scale
+    /// down") on a blue-green strategy, or on a canary with traffic routing (a basic canary ignores it).
+    pub fn abort_keeps_new_pods(&self) -> bool {
+        let strategy = self.spec.strategy.as_ref();
+        let zero = |s: Option<&serde_json::Value>| {
+            s.and_then(|s| s.get("abortScaleDownDelaySeconds"))
+                .and_then(serde_json::Value::as_i64)
+                == Some(0)
+        };
+        let blue_green = strategy.and_then(|s| s.get("blueGreen"));
+        let canary = strategy.and_then(|s| s.get("canary"));
+        zero(blue_green)
+            || (canary.is_some_and(|c| c.get("trafficRouting").is_some()) && zero(canary))
     }
 
     /// `status.observedGeneration` as a number (0 when absent or not a number).

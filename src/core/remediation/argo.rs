@@ -202,7 +202,8 @@ fn pods(rs: Option<&ReplicaSet>) -> (i32, i32) {
 
 /// The abort as the Rollout's controller reports it: done when it has seen the generation,
 /// recorded the abort (`abortedAt`, phase Degraded, Progressing `RolloutAborted`), the stable
-/// ReplicaSet has every desired pod available and the canary has none left.
+/// ReplicaSet has every desired pod available and the canary has none left (unless the strategy
+/// says to keep it, `abortScaleDownDelaySeconds: 0`).
 pub fn verify(view: &RolloutView, applied_generation: i64) -> Verdict {
     let name = view.name();
     if !view.rollout.aborted() {
@@ -245,7 +246,8 @@ pub fn verify(view: &RolloutView, applied_generation: i64) -> Verdict {
     }
     let canary = view.current().filter(|rs| Some(*rs) != view.stable());
     let (_, left) = pods(canary);
-    if left > 0 {
+    // Told to keep them (its traffic already went back to the stable ReplicaSet).
+    if left > 0 && !view.rollout.abort_keeps_new_pods() {
         return Verdict::InProgress {
             message: format!("the canary still runs {left} pods"),
         };

@@ -317,6 +317,21 @@ fn verification_waits_for_each_thing_the_controller_reports_and_fails_on_a_withd
         waiting(&reconciled(landed.clone(), 1)),
         "the canary still runs 1 pods"
     );
+    // A traffic-routed canary told to keep its pods on abort is done once traffic is back.
+    let mut kept = reconciled(landed.clone(), 1);
+    kept.rollout.spec.strategy = Some(json!({ "canary": {
+        "trafficRouting": { "nginx": { "stableIngress": "web" } },
+        "abortScaleDownDelaySeconds": 0 } }));
+    assert!(matches!(
+        argo::verify(&kept, GENERATION),
+        Verdict::Complete { .. }
+    ));
+    // A basic canary ignores the setting: its canary is always scaled down.
+    kept.rollout.spec.strategy = Some(json!({ "canary": { "abortScaleDownDelaySeconds": 0 } }));
+    assert!(matches!(
+        argo::verify(&kept, GENERATION),
+        Verdict::InProgress { .. }
+    ));
     let mut short = reconciled(landed.clone(), 0);
     short.replica_sets[0] = rs(STABLE, 1, "web:1", (3, 4));
     assert_eq!(waiting(&short), "stable ReplicaSet: 3 of 4 pods available");
