@@ -10,7 +10,7 @@ use super::{Advance, RunFacts, action_for, action_name_at, unsupported};
 use crate::{
     api::{
         ActionPhase, AlertState, Approval, EntryType, Incident, RunbookStep, Severity,
-        StepCondition, StepKind, StepPhase, StepProgress, duration,
+        StepCondition, StepKind, StepPhase, StepProgress, WorkloadKind, duration,
     },
     core::{
         text::{counted, humanize},
@@ -341,8 +341,18 @@ pub(super) fn verify(
     let wake = clear_until
         .filter(|t| *t > now)
         .map_or(deadline, |t| t.min(deadline));
-    Outcome::Wait(Some(wake))
+    // A Rollout is not watched (its CRD is optional): look again soon while one is not settled.
+    let polled = facts
+        .workloads
+        .iter()
+        .any(|w| !w.healthy && w.kind == WorkloadKind::Rollout)
+        .then(|| now.checked_add(ROLLOUT_POLL).ok())
+        .flatten();
+    Outcome::Wait(Some(polled.map_or(wake, |p| p.min(wake))))
 }
+
+/// How often a verify step looks at a Rollout that is not settled yet (remediation's pace too).
+const ROLLOUT_POLL: SignedDuration = SignedDuration::from_secs(5);
 
 /// Why a step's `when` does not hold, or None when it does.
 pub(super) fn not_now(
