@@ -68,6 +68,7 @@ impl fmt::Display for WorkloadKind {
 }
 
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("!has(self.gitopsResume) || self.gitopsResume == 'OnRequest' || !has(self.gitops) || self.gitops == 'PauseAndRollback'").message("gitopsResume: OnNewRevision resumes a paused owner: it needs gitops: PauseAndRollback"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.kind) || self.kind != 'Rollout' || !has(self.toRevision) || self.toRevision == 0").message("a Rollout is rolled back by aborting its update (its stable ReplicaSet stays): toRevision does not apply; use kubectl argo rollouts undo --to-revision"))]
 pub struct RollbackAction {
@@ -94,6 +95,10 @@ pub struct RollbackAction {
     /// and are listed); `false` fails the action instead. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_shared_owner: Option<bool>,
+    /// When the paused owner resumes: `OnRequest` (default: `kubectl incident resume-gitops`) or
+    /// also `OnNewRevision` (by itself once its source has a new revision: the revert is in Git).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops_resume: Option<super::GitOpsResume>,
 }
 
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]

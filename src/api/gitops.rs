@@ -118,6 +118,17 @@ pub enum GitOpsMode {
     EscalateOnly,
 }
 
+/// When an owner paused for a rollback is resumed.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GitOpsResume {
+    /// When a person asks (`kubectl incident resume-gitops`).
+    #[default]
+    OnRequest,
+    /// Also by itself, once the owner's source has a revision newer than the one it had when
+    /// paused (the revert landed in Git): for teams whose fix always goes through Git.
+    OnNewRevision,
+}
+
 /// Where a pause stands.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PauseState {
@@ -158,6 +169,15 @@ pub struct GitOpsPause {
     /// The source revision the owner had applied when paused (to resume on a new one, if asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// Resume by itself on a new source revision (`gitopsResume: OnNewRevision`, as asked when paused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume_on_new_revision: bool,
+    /// The owner's source, as `Kind namespace/name` (Flux), when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The source's revision when paused: a different one means something new landed in Git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

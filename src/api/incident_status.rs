@@ -503,6 +503,8 @@ pub struct RunbookRun {
     pub generation: i64,
     /// Why this runbook (explicit reference, or the match that chose it).
     pub reason: String,
+    /// As many as a Runbook has (its CEL rules are costed per item: the bound keeps them cheap).
+    #[schemars(length(max = 20))]
     pub steps: Vec<crate::api::RunbookStep>,
     #[serde(default)]
     pub on_failure: crate::api::OnFailure,

@@ -176,7 +176,8 @@ pub struct LogCollect {
     pub tail_lines: i64,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[x_kube(validation = Rule::new("!has(self.gitopsResume) || self.gitopsResume == 'OnRequest' || !has(self.gitops) || self.gitops == 'PauseAndRollback'").message("gitopsResume: OnNewRevision resumes a paused owner: it needs gitops: PauseAndRollback"))]
 #[serde(rename_all = "camelCase")]
 pub struct RollbackStep {
     /// Revision to return to; absent means the previous one.
@@ -190,6 +191,9 @@ pub struct RollbackStep {
     /// Pause an owner that applies other workloads too; `false` escalates instead. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_shared_owner: Option<bool>,
+    /// When the paused owner resumes: `OnRequest` (default) or also `OnNewRevision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops_resume: Option<super::GitOpsResume>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]

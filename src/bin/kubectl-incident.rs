@@ -11,10 +11,10 @@ use std::{
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, error::ErrorKind};
 use incident_operator::{
-    api::{Incident, Severity, duration},
+    api::{Incident, RollbackAction, Severity, WorkloadKind, duration},
     core::postmortem,
     plugin::{
-        flags::{PublicImpact, UpdateStatus},
+        flags::{self, PublicImpact, UpdateStatus},
         ops::{self, Session, Target},
         patch::UpdateRequest,
         render,
@@ -183,9 +183,12 @@ enum Command {
     },
     /// Print a Markdown post-mortem draft.
     Postmortem { name: String },
-    /// Roll a Deployment back through the operator and follow it to the end.
+    /// Roll a workload back through the operator and follow it to the end.
     Rollback {
-        deployment: String,
+        /// NAME (a Deployment) or KIND/NAME as `kubectl rollout undo` takes it: deployment/web,
+        /// statefulset/db (sts), daemonset/agent (ds).
+        #[arg(value_parser = flags::Workload::parse)]
+        workload: flags::Workload,
         /// Revision to return to (default: the previous one).
         #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
         to_revision: Option<i64>,
@@ -198,6 +201,10 @@ enum Command {
         /// Give up following after this many seconds (the rollback itself continues).
         #[arg(long, default_value_t = 720)]
         timeout: u64,
+        /// For a workload Flux or Argo CD applies (its owner is paused first): resume the owner
+        /// only on request (`resume-gitops`), or also once its source has a new revision.
+        #[arg(long, value_enum)]
+        gitops_resume: Option<flags::ResumeOwner>,
     },
 }
 
@@ -439,19 +446,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write!(stdout, "{}", postmortem::render(&incident))?;
         }
         Command::Rollback {
-            deployment,
+            workload,
             to_revision,
             incident,
             severity,
             timeout,
+            gitops_resume,
         } => {
+            let rollback = RollbackAction {
+                deployment: workload.name.clone(),
+                // Deployment stays implicit, as in every object written before kinds existed.
+                kind: (workload.kind != WorkloadKind::Deployment).then_some(workload.kind),
+                to_revision,
+                gitops: None,
+                pause_shared_owner: None,
+                gitops_resume: gitops_resume.map(flags::ResumeOwner::into_api),
+            };
             let (incident, action) = session
-                .request_rollback(&deployment, to_revision, incident.as_deref(), severity)
+                .request_rollback(rollback, incident.as_deref(), severity)
                 .await?;
             writeln!(
                 stdout,
-                "{} rollback {action} of deployment {deployment} requested",
-                ops::reference(&incident)
+                "{} rollback {action} of {} {} requested",
+                ops::reference(&incident),
+                workload.kind.to_string().to_lowercase(),
+                workload.name
             )?;
             stdout.flush()?;
             let live = std::io::stderr().is_terminal();

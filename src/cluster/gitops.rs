@@ -60,7 +60,159 @@ pub async fn read(client: &Client, owner: &GitOpsOwner) -> Result<Option<OwnerFa
     let Some(object) = api.get_opt(&name).await.map_err(Error::Kube)? else {
         return Ok(None);
     };
-    Ok(Some(facts(owner.tool, &object.data)))
+    let mut read = facts(owner.tool, &object.data);
+    if let Some(source) = SourceRef::of(owner, &object.data) {
+        read.source = Some(source.to_string());
+        // Unreadable (no right, gone): the pause still happens, resumed by hand.
+        read.source_revision = match source.read(client, &object.data).await {
+            Ok(now) => now.and_then(|s| s.revision),
+            Err(error) => {
+                tracing::warn!(%source, %error, "cannot read the owner's source");
+                None
+            }
+        };
+    }
+    Ok(Some(read))
+}
+
+/// The owner's source as it is now: its revision, and how often it looks for a new one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceNow {
+    pub revision: Option<String>,
+    pub interval: Option<std::time::Duration>,
+}
+
+/// Where an owner gets its revisions: a Flux Kustomization's `spec.sourceRef`, or the Argo CD
+/// Application itself (its `status.sync.revision` is what its last comparison used).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SourceRef {
+    Flux {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
+    Application {
+        namespace: String,
+        name: String,
+    },
+}
+
+impl SourceRef {
+    fn of(owner: &GitOpsOwner, data: &Value) -> Option<SourceRef> {
+        let namespace = owner.namespace.clone()?;
+        match (owner.tool, owner.kind.as_deref()?) {
+            (GitOpsTool::Flux, "Kustomization") => {
+                let source = &data["spec"]["sourceRef"];
+                let kind = match source["kind"].as_str()? {
+                    "GitRepository" => "GitRepository",
+                    "OCIRepository" => "OCIRepository",
+                    "Bucket" => "Bucket",
+                    _ => return None,
+                };
+                Some(SourceRef::Flux {
+                    kind,
+                    namespace: source["namespace"]
+                        .as_str()
+                        .map_or(namespace, str::to_owned),
+                    name: source["name"].as_str()?.to_owned(),
+                })
+            }
+            (GitOpsTool::ArgoCD, "Application") => Some(SourceRef::Application {
+                namespace,
+                name: owner.name.clone()?,
+            }),
+            // A HelmRelease's chart comes through a HelmChart of its own: not followed.
+            _ => None,
+        }
+    }
+
+    /// The source now; `owner` is the owner object just read (an Application is its own source).
+    async fn read(&self, client: &Client, owner: &Value) -> Result<Option<SourceNow>> {
+        let SourceRef::Flux {
+            kind,
+            namespace,
+            name,
+        } = self
+        else {
+            return Ok(Some(self.now(owner)));
+        };
+        let group = "source.toolkit.fluxcd.io";
+        let resource = ApiResource {
+            group: group.into(),
+            version: "v1".into(),
+            api_version: format!("{group}/v1"),
+            kind: (*kind).into(),
+            plural: match *kind {
+                "GitRepository" => "gitrepositories",
+                "OCIRepository" => "ocirepositories",
+                _ => "buckets",
+            }
+            .into(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let Some(object) = api.get_opt(name).await.map_err(Error::Kube)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.now(&object.data)))
+    }
+
+    fn now(&self, data: &Value) -> SourceNow {
+        match self {
+            SourceRef::Flux { .. } => SourceNow {
+                revision: data["status"]["artifact"]["revision"]
+                    .as_str()
+                    .map(str::to_owned),
+                interval: data["spec"]["interval"]
+                    .as_str()
+                    .and_then(|i| crate::api::duration::parse(i).ok()),
+            },
+            // Argo CD compares with Git every few minutes (its own setting): no interval here.
+            SourceRef::Application { .. } => SourceNow {
+                revision: data["status"]["sync"]["revision"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        let all = data["status"]["sync"]["revisions"].as_array()?;
+                        let all: Vec<&str> = all.iter().filter_map(Value::as_str).collect();
+                        (!all.is_empty()).then(|| all.join(","))
+                    }),
+                interval: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceRef::Flux {
+                kind,
+                namespace,
+                name,
+            } => write!(f, "Flux {kind} {namespace}/{name}"),
+            SourceRef::Application { namespace, name } => {
+                write!(
+                    f,
+                    "the Git source of Argo CD Application {namespace}/{name}"
+                )
+            }
+        }
+    }
+}
+
+/// The current revision of the source a paused owner gets its revisions from (re-reading the
+/// owner for where that is); None when either is gone or names no source we follow.
+pub async fn source_now(client: &Client, owner: &GitOpsOwner) -> Result<Option<SourceNow>> {
+    let Some((api, name)) = api(client, owner) else {
+        return Ok(None);
+    };
+    let Some(object) = api.get_opt(&name).await.map_err(Error::Kube)? else {
+        return Ok(None);
+    };
+    match SourceRef::of(owner, &object.data) {
+        Some(source) => source.read(client, &object.data).await,
+        None => Ok(None),
+    }
 }
 
 /// The facts of an owner object's JSON.
@@ -87,6 +239,7 @@ fn facts(tool: GitOpsTool, data: &Value) -> OwnerFacts {
                         .collect()
                 }),
                 revision: text(&data["status"]["sync"]["revision"]),
+                ..OwnerFacts::default()
             }
         }
         _ => OwnerFacts {
@@ -113,6 +266,7 @@ fn facts(tool: GitOpsTool, data: &Value) -> OwnerFacts {
                         .collect()
                 }),
             revision: text(&data["status"]["lastAppliedRevision"]),
+            ..OwnerFacts::default()
         },
     }
 }
@@ -159,6 +313,50 @@ async fn change(client: &Client, owner: &GitOpsOwner, patch: &Value) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paused_owners_source_and_its_revision() {
+        let owner = GitOpsOwner {
+            tool: GitOpsTool::Flux,
+            kind: Some("Kustomization".into()),
+            namespace: Some("flux-system".into()),
+            name: Some("apps".into()),
+        };
+        let kustomization =
+            json!({ "spec": { "sourceRef": { "kind": "GitRepository", "name": "repo" } } });
+        let source = SourceRef::of(&owner, &kustomization).expect("a source");
+        assert_eq!(source.to_string(), "Flux GitRepository flux-system/repo");
+        let elsewhere = json!({ "spec": { "sourceRef": { "kind": "OCIRepository", "name": "r", "namespace": "oci" } } });
+        assert_eq!(
+            SourceRef::of(&owner, &elsewhere).map(|s| s.to_string()),
+            Some("Flux OCIRepository oci/r".into())
+        );
+        let unknown = json!({ "spec": { "sourceRef": { "kind": "HelmRepository", "name": "r" } } });
+        assert_eq!(SourceRef::of(&owner, &unknown), None);
+        let repository = json!({
+            "spec": { "interval": "1m0s" },
+            "status": { "artifact": { "revision": "main@sha1:abc" } },
+        });
+        assert_eq!(
+            source.now(&repository),
+            SourceNow {
+                revision: Some("main@sha1:abc".into()),
+                interval: Some(std::time::Duration::from_secs(60)),
+            }
+        );
+
+        let application = GitOpsOwner {
+            tool: GitOpsTool::ArgoCD,
+            kind: Some("Application".into()),
+            namespace: Some("argocd".into()),
+            name: Some("shop".into()),
+        };
+        let data = json!({ "status": { "sync": { "revision": "abc123" } } });
+        let source = SourceRef::of(&application, &data).expect("its own source");
+        assert_eq!(source.now(&data).revision.as_deref(), Some("abc123"));
+        let many = json!({ "status": { "sync": { "revisions": ["a", "b"] } } });
+        assert_eq!(source.now(&many).revision.as_deref(), Some("a,b"));
+    }
 
     #[test]
     fn flux_and_argo_objects_read_as_facts() {

@@ -69,15 +69,13 @@ pub async fn owned_replica_sets(
         .collect())
 }
 
-/// The pods matching the Deployment's `matchLabels` (none when it has none).
+/// The pods matching a workload's `matchLabels` (none when it has none).
 pub async fn pods_of(
     client: &Client,
     namespace: &str,
-    deployment: &Deployment,
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
 ) -> Result<Vec<Pod>> {
-    let selector = deployment
-        .spec
-        .selector
+    let selector = selector
         .match_labels
         .as_ref()
         .map(|labels| {

@@ -27,7 +27,7 @@ use crate::{
     api::metadata::PLUGIN_MANAGER,
     api::{
         ActionPhase, ActionStatus, AffectedKind, AffectedRef, Incident, IncidentSpec,
-        RemediationAction, RollbackAction, Severity, StepPhase,
+        RemediationAction, RollbackAction, Severity, StepPhase, WorkloadKind,
     },
     config::ClusterArgs,
 };
@@ -286,11 +286,13 @@ impl Session {
     /// actor has acknowledged. Returns the incident's name and the action's name.
     pub async fn request_rollback(
         &self,
-        deployment: &str,
-        to_revision: Option<i64>,
+        rollback: RollbackAction,
         incident: Option<&str>,
         severity: Severity,
     ) -> Result<(String, String)> {
+        let deployment = rollback.deployment.clone();
+        let deployment = deployment.as_str();
+        let kind = rollback.kind.unwrap_or_default();
         let actor = self.actor().await?;
         let now = jiff::Timestamp::now().as_second();
         let action = |taken: &[RemediationAction]| {
@@ -305,13 +307,7 @@ impl Session {
                 name,
                 dry_run: false,
                 timeout_seconds: None,
-                rollback: Some(RollbackAction {
-                    deployment: deployment.to_owned(),
-                    kind: None,
-                    to_revision,
-                    gitops: None,
-                    pause_shared_owner: None,
-                }),
+                rollback: Some(rollback.clone()),
                 restart: None,
                 scale: None,
             }
@@ -339,7 +335,10 @@ impl Session {
                 let mut new = Incident::new(
                     "",
                     IncidentSpec {
-                        title: format!("Rollback of deployment {deployment}"),
+                        title: format!(
+                            "Rollback of {} {deployment}",
+                            kind.to_string().to_lowercase()
+                        ),
                         severity,
                         description: None,
                         commander: Some(actor.to_owned()),
@@ -347,7 +346,12 @@ impl Session {
                         reporter: None,
                         ticket: None,
                         affected: vec![AffectedRef {
-                            kind: AffectedKind::Deployment,
+                            kind: match kind {
+                                WorkloadKind::Deployment => AffectedKind::Deployment,
+                                WorkloadKind::StatefulSet => AffectedKind::StatefulSet,
+                                WorkloadKind::DaemonSet => AffectedKind::DaemonSet,
+                                WorkloadKind::Rollout => AffectedKind::Rollout,
+                            },
                             name: deployment.to_owned(),
                             namespace: None,
                         }],
@@ -387,7 +391,7 @@ impl Session {
                     )
                     .await
                     .map_err(|source| PluginError::Api {
-                        what: format!("cannot create an incident for deployment {deployment:?}"),
+                        what: format!("cannot create an incident for {kind} {deployment:?}"),
                         source,
                     })?;
                 Ok((created.name_any(), action_name))

@@ -267,15 +267,22 @@ async fn the_custom_value_set_installs() {
             &argocd,
         ],
     );
-    // Opt-in GitOps rights: get and patch on the owners, in their namespace only.
+    // Opt-in GitOps rights: get and patch on the owners, get on their sources, in their namespace only.
     let gitops_role = Api::<Role>::namespaced(client.clone(), &watched.name)
         .get(&format!("{full}-gitops-flux"))
         .await
         .expect("the Flux owners' Role");
     let rules = gitops_role.rules.unwrap_or_default();
+    let (sources, owners): (Vec<_>, Vec<_>) = rules.iter().partition(|r| {
+        r.api_groups.as_deref() == Some(&["source.toolkit.fluxcd.io".to_owned()][..])
+    });
     assert!(
-        rules.iter().all(|r| r.verbs == ["get", "patch"]) && rules.len() == 2,
+        owners.iter().all(|r| r.verbs == ["get", "patch"]) && owners.len() == 2,
         "{rules:?}"
+    );
+    assert!(
+        sources.len() == 1 && sources[0].verbs == ["get"],
+        "sources are only read: {rules:?}"
     );
     Api::<ServiceAccount>::namespaced(client.clone(), &ns.name)
         .get("incident-bot")

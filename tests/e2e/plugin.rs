@@ -30,7 +30,7 @@ pub async fn plugin(ns: &str, args: &[&str]) -> Output {
 }
 
 /// Like [`plugin`], for commands that follow something to its end.
-async fn plugin_within(ns: &str, args: &[&str], limit: Duration) -> Output {
+pub async fn plugin_within(ns: &str, args: &[&str], limit: Duration) -> Output {
     let kubeconfig = kubeconfig_path();
     let run = Command::new(PLUGIN)
         .arg("--kubeconfig")

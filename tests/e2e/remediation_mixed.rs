@@ -2,7 +2,8 @@
 //! DaemonSet, followed by a runbook that rolls back automatically, rolls back each in the order
 //! named, each exactly once, each verified before the next — with the operator aborted right
 //! after the first workload's patch and again right after the second's (the failpoints the
-//! single-workload crash tests use), a fresh operator finishing each time.
+//! single-workload crash tests use), a fresh operator finishing each time. A collect step gathers
+//! the evidence of the first workload named, whatever its kind.
 
 use incident_operator::api::{ActionPhase, EntryType, Incident, Runbook};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -13,7 +14,7 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    parity_sets::{Kind, deploy, revisions as controller_revisions},
+    parity_sets::{Kind, deploy, manifest, revisions as controller_revisions},
     remediation::{ROLLOUT, action, bad_deploy_history, images, revisions},
     support::{Operator, TestNamespace, client, install_crds, wait_for},
 };
@@ -183,5 +184,92 @@ async fn each_affected_workload_is_rolled_back_in_order_once_across_two_crashes(
     assert_eq!(
         kinds,
         ["deployment/web", "statefulset/db", "daemonset/agent"]
+    );
+}
+
+#[tokio::test]
+async fn a_collect_step_gathers_the_evidence_of_the_statefulset_the_incident_names() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "collect-sts").await;
+    // Its pods crash (kwok's fault stage), as the StatefulSet's own pods: no Deployment in sight.
+    let mut db = manifest(Kind::StatefulSet, "db", 1);
+    db["spec"]["template"]["metadata"]["labels"]["incident.dev/fault"] = json!("crashloop");
+    Api::<StatefulSet>::namespaced(client.clone(), &ns.name)
+        .patch("db", &PatchParams::apply("e2e").force(), &Patch::Apply(&db))
+        .await
+        .expect("apply the StatefulSet");
+    let runbook = json!({
+        "apiVersion": "incident.dev/v1alpha1", "kind": "Runbook",
+        "metadata": { "name": "look-first" },
+        "spec": { "match": { "incidentSelector": { "matchLabels": { "service": "db" } } },
+                  "steps": [ { "name": "gather", "collect": { "events": true, "podStates": true } } ] },
+    });
+    Api::<Runbook>::namespaced(client.clone(), &ns.name)
+        .patch(
+            "look-first",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&runbook),
+        )
+        .await
+        .expect("apply the Runbook");
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+    let incident: Incident = serde_json::from_value(json!({
+        "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
+        "metadata": { "name": "db-down", "labels": { "service": "db" } },
+        "spec": { "title": "db crashes", "severity": "P3",
+                  "affected": [ { "kind": "StatefulSet", "name": "db" } ] },
+    }))
+    .expect("an Incident");
+    // Created once its pods crash, so that the step finds them.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns.name);
+    wait_for(&pods, "db-0", "db-0 crash-looping", ROLLOUT, |p| {
+        p.and_then(|p| p.status.as_ref()?.container_statuses.clone())
+            .is_some_and(|c| {
+                c.iter().any(|c| {
+                    c.state
+                        .as_ref()
+                        .and_then(|s| s.waiting.as_ref())
+                        .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+                })
+            })
+    })
+    .await;
+    let operator = Operator::start(&ns.name, &[]).await;
+    incidents
+        .create(&PostParams::default(), &incident)
+        .await
+        .expect("create the Incident");
+    let done = wait_for(
+        &incidents,
+        "db-down",
+        "the collect step gathered",
+        ROLLOUT,
+        |i| {
+            i.and_then(|i| {
+                i.status
+                    .as_ref()?
+                    .runbook
+                    .as_ref()?
+                    .progress
+                    .first()
+                    .cloned()
+            })
+            .is_some_and(|p| p.evidence.is_some())
+        },
+    )
+    .await
+    .expect("the Incident");
+    operator.stop().await;
+    let gathered = done
+        .status
+        .and_then(|s| s.runbook?.progress.first()?.evidence.clone())
+        .expect("evidence");
+    assert!(
+        gathered
+            .containers
+            .iter()
+            .any(|c| c.pod.starts_with("db-") && c.state == "CrashLoopBackOff"),
+        "the StatefulSet's crashing pods: {gathered:#?}"
     );
 }

@@ -12,10 +12,50 @@ use crate::{
     },
     cluster::{gitops, workloads},
     core::remediation::{
-        gitops::{Gate, gate},
+        gitops::{Gate, gate, moved_on, resuming_on_revision, watching_source},
         step::next_action,
     },
 };
+
+/// How often a paused owner's source is looked at when it does not say how often it fetches
+/// (Argo CD), and the bounds on a Flux source's own interval.
+const SOURCE_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+const SOURCE_POLL_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+const SOURCE_POLL_MAX: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// For the pauses that resume on a new source revision: reads each source, marks the moved ones
+/// Resuming (the caller records that before changing the owner), and says when to look again at
+/// the others — as often as the source itself fetches, bounded.
+pub async fn follow_sources(
+    client: &Client,
+    incident: &mut Incident,
+    now: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    let mut next: Option<std::time::Duration> = None;
+    for index in watching_source(pauses(incident)) {
+        let owner = pauses(incident)[index].owner.clone();
+        let read = match gitops::source_now(client, &owner).await {
+            Ok(read) => read,
+            Err(error) => {
+                warn!(%owner, %error, "cannot read the paused owner's source; looking again later");
+                None
+            }
+        };
+        let revision = read.as_ref().and_then(|r| r.revision.as_deref());
+        if moved_on(&pauses(incident)[index], revision) {
+            if let Some(revision) = revision {
+                resuming_on_revision(&mut pauses_mut(incident)[index], revision);
+            }
+            continue;
+        }
+        let every = read
+            .and_then(|r| r.interval)
+            .unwrap_or(SOURCE_POLL)
+            .clamp(SOURCE_POLL_MIN, SOURCE_POLL_MAX);
+        next = Some(next.map_or(every, |n| n.min(every)));
+    }
+    next.and_then(|wait| now.checked_add(wait).ok())
+}
 
 /// The gate for the incident's next action (Proceed when none waits to be planned).
 pub async fn next_gate(client: &Client, incident: &Incident, now: jiff::Timestamp) -> Result<Gate> {

@@ -337,12 +337,15 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         }
         let now = Timestamp::now();
         let observed = (missing.as_slice(), followed.problem.as_ref());
+        // Owners paused to resume on a new source revision: resumed once the revert is in Git.
+        let source_wake = gitops::follow_sources(&ctx.client, &mut current, now).await;
         // Owners paused for this incident are resumed once asked, each exactly once.
         for index in due_resumes(&current.spec, gitops::pauses(&current)) {
             let by = spec_actor(&current);
             resuming(&mut gitops::pauses_mut(&mut current)[index], by);
             let recorded = std::mem::take(&mut entries);
             persist(&ctx, &mut current, &mut stored, observed, recorded, now).await?;
+            failpoint(&ctx, "before-resume");
             if gitops::reach_owner(&ctx.client, &mut current, index).await? {
                 entries.push(resumed(&mut gitops::pauses_mut(&mut current)[index], now));
             }
@@ -353,10 +356,15 @@ async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action>
         }
         refresh_open_gauge(&ctx.metrics, &ctx.store, &ctx.assignment);
         ctx.metrics.reconciliations.inc();
-        let wake = [decision.wake_at, remediation_wake, followed.wake_at]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            decision.wake_at,
+            remediation_wake,
+            followed.wake_at,
+            source_wake,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Ok(requeue(wake, now))
     }
     .instrument(span)

@@ -5,7 +5,6 @@
 //! or repeating it.
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Client, ResourceExt};
 use tracing::{debug, info};
 
@@ -19,13 +18,13 @@ use crate::{
     cluster::{channels::Cache, incidents, workload_index::WorkloadIndex, workloads},
     core::{
         detection::{
-            evidence::{about_deployment, collected, evidence, log_target, troubled},
+            evidence::{about_workload, collected, evidence, log_target, troubled},
             group::Workload as Group,
         },
         lifecycle::{LifecycleConfig, RunbookProblem},
         remediation::{
             rollout::{Progress, progress_of},
-            sets::Workload,
+            sets::{Workload, WorkloadRef},
         },
         runbooks::{
             engine::{self, RunFacts, WorkloadFacts},
@@ -258,21 +257,22 @@ async fn facts(
         let one = workload_facts(client, &namespace, reference, workload.as_ref()).await?;
         facts.workloads.push(one);
     }
-    // Evidence is gathered for the first Deployment the incident names, as before.
-    let Some(deployment) = workloads.iter().find_map(|(_, w)| match w {
-        Some(Workload::Deployment(d)) => Some(d),
-        _ => None,
-    }) else {
+    // Evidence is gathered for the first workload the incident names that exists, of any kind.
+    let Some(workload) = workloads.iter().find_map(|(_, w)| w.as_ref()) else {
         return Ok(facts);
     };
     if let Some(step) = engine::current(run).filter(|s| s.kind() == Some(StepKind::Collect)) {
         let what = step.collect.clone().unwrap_or_default();
-        let replica_sets = workloads::owned_replica_sets(client, &namespace, deployment).await?;
+        // A Deployment's history is its ReplicaSets; the others keep theirs in ControllerRevisions.
+        let replica_sets = match workload {
+            Workload::Deployment(d) => workloads::owned_replica_sets(client, &namespace, d).await?,
+            _ => Vec::new(),
+        };
         facts.collected = Some(
             collect(
                 client,
                 &namespace,
-                deployment,
+                workload.as_ref(),
                 &replica_sets,
                 &what,
                 facts.detected_at,
@@ -287,7 +287,7 @@ async fn facts(
 async fn collect(
     client: &Client,
     namespace: &str,
-    deployment: &Deployment,
+    target: WorkloadRef<'_>,
     replica_sets: &[k8s_openapi::api::apps::v1::ReplicaSet],
     what: &CollectStep,
     detected: Option<Timestamp>,
@@ -295,10 +295,13 @@ async fn collect(
     let now = Timestamp::now();
     let workload = Group {
         namespace: namespace.to_owned(),
-        kind: "Deployment".into(),
-        name: deployment.name_any(),
+        kind: target.kind().to_string(),
+        name: target.metadata().name.clone().unwrap_or_default(),
     };
-    let pods = workloads::pods_of(client, namespace, deployment).await?;
+    let pods = match target.selector() {
+        Some(selector) => workloads::pods_of(client, namespace, selector).await?,
+        None => Vec::new(),
+    };
     let troubled = troubled(&workload, &pods, now);
     let refs: Vec<_> = troubled.iter().collect();
     let events = if what.events {
@@ -306,10 +309,15 @@ async fn collect(
     } else {
         Vec::new()
     };
-    let about = about_deployment(&events, &workload.name, replica_sets, &pods);
+    let about = about_workload(
+        &events,
+        (workload.kind.as_str(), workload.name.as_str()),
+        replica_sets,
+        &pods,
+    );
     let gathered = evidence(&refs, replica_sets, &about, detected.unwrap_or(now));
     let mut gathered = collected(what, gathered);
-    gathered.managed_by = GitOpsOwner::of(&deployment.metadata, ARGOCD_NAMESPACE);
+    gathered.managed_by = GitOpsOwner::of(target.metadata(), ARGOCD_NAMESPACE);
     if let Some(logs) = &what.logs
         && let Some((pod, container)) = log_target(&refs)
         && let Some(text) =

@@ -202,10 +202,10 @@ pub fn troubled(workload: &Workload, pods: &[Pod], now: Timestamp) -> Vec<PodSig
         .collect()
 }
 
-/// The Warning Events about a Deployment, its ReplicaSets or its pods.
-pub fn about_deployment<'a>(
+/// The Warning Events about a workload (`kind`, `name`), its ReplicaSets (a Deployment's) or its pods.
+pub fn about_workload<'a>(
     events: &'a [Event],
-    deployment: &str,
+    (kind, name): (&str, &str),
     replica_sets: &[ReplicaSet],
     pods: &[Pod],
 ) -> Vec<&'a Event> {
@@ -219,8 +219,8 @@ pub fn about_deployment<'a>(
                 match r.kind.as_deref() {
                     Some("Pod") => pod_names.contains(&object),
                     Some("ReplicaSet") => rs_names.contains(&object),
-                    Some("Deployment") => object == deployment,
-                    _ => false,
+                    Some(k) => k == kind && object == name,
+                    None => false,
                 }
             })
         })
@@ -393,7 +393,7 @@ mod tests {
             serde_json::from_value(json!({ "metadata": { "name": "web-1-a" } })).expect("a Pod"),
         ];
         let replica_sets = [rs(1, "web:1", "2026-11-22T10:00:00Z")];
-        let about = about_deployment(&events, "web", &replica_sets, &pods);
+        let about = about_workload(&events, ("Deployment", "web"), &replica_sets, &pods);
         let names: Vec<_> = about
             .iter()
             .filter_map(|e| e.regarding.as_ref()?.name.clone())

@@ -8,8 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
     api::{
-        GitOpsMode, GitOpsOwner, GitOpsPause, IncidentSpec, MAX_ALSO_MANAGED, MAX_PAUSES,
-        PauseState, RemediationAction,
+        GitOpsMode, GitOpsOwner, GitOpsPause, GitOpsResume, IncidentSpec, MAX_ALSO_MANAGED,
+        MAX_PAUSES, PauseState, RemediationAction, metadata::OPERATOR_ACTOR,
     },
     core::{text::cut, timeline::Entry},
 };
@@ -26,6 +26,9 @@ pub struct OwnerFacts {
     pub manages: Option<Vec<String>>,
     /// The source revision it last applied.
     pub revision: Option<String>,
+    /// Its source (`Kind namespace/name`) and that source's current revision, when readable.
+    pub source: Option<String>,
+    pub source_revision: Option<String>,
 }
 
 /// What to do before the next rollback.
@@ -143,6 +146,20 @@ pub fn gate(
     }
     let mut also_manages: Vec<String> = others.into_iter().take(MAX_ALSO_MANAGED).collect();
     also_manages.sort();
+    let on_revision = rollback.gitops_resume == Some(GitOpsResume::OnNewRevision);
+    // Without the source's revision there is nothing to compare a new one with: by hand then.
+    let armed = on_revision && !facts.paused && facts.source_revision.is_some();
+    let message = if facts.paused {
+        Some(format!(
+            "{owner} was already paused: it stays so after the incident"
+        ))
+    } else if on_revision && !armed {
+        Some(format!(
+            "the source of {owner} could not be read: resume it by hand once the revert is in Git"
+        ))
+    } else {
+        None
+    };
     Gate::Pause(Box::new(GitOpsPause {
         owner: owner.clone(),
         workload: workload.to_owned(),
@@ -155,12 +172,13 @@ pub fn gate(
         already_paused: facts.paused,
         also_manages,
         revision: facts.revision.as_deref().map(|r| cut(r, 256)),
+        resume_on_new_revision: armed,
+        source: facts.source.as_deref().map(|s| cut(s, 256)),
+        source_revision: facts.source_revision.as_deref().map(|r| cut(r, 256)),
         paused_at: facts.paused.then_some(Time(now)),
         resumed_at: None,
         resumed_by: None,
-        message: facts
-            .paused
-            .then(|| format!("{owner} was already paused: it stays so after the incident")),
+        message,
     }))
 }
 
@@ -183,11 +201,18 @@ pub fn paused(pause: &mut GitOpsPause, now: Timestamp) -> Entry {
             pause.also_manages.join(", ")
         )
     };
+    let then = if pause.resume_on_new_revision {
+        format!(
+            "it resumes by itself once {} has a new revision",
+            pause.source.as_deref().unwrap_or("its source")
+        )
+    } else {
+        "then `kubectl incident resume-gitops`".to_owned()
+    };
     Entry::new(
         crate::api::EntryType::GitOpsPaused,
         format!(
-            "Paused {} so that the rollback of {} sticks{shared}. Revert the change in Git, then \
-             `kubectl incident resume-gitops`",
+            "Paused {} so that the rollback of {} sticks{shared}. Revert the change in Git; {then}",
             pause.owner, pause.workload
         ),
         None,
@@ -211,6 +236,43 @@ pub fn due_resumes(spec: &IncidentSpec, recorded: &[GitOpsPause]) -> Vec<usize> 
         .collect()
 }
 
+/// The pauses that resume by themselves once their source moves (their indexes): the shell reads
+/// those sources' revisions and hands them to [`moved_on`].
+pub fn watching_source(recorded: &[GitOpsPause]) -> Vec<usize> {
+    recorded
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            p.state == PauseState::Paused && p.resume_on_new_revision && !p.already_paused
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Whether the pause's source now has a revision other than the one it had when paused (what
+/// the shell read: None when it could not be read, which resumes nothing).
+pub fn moved_on(pause: &GitOpsPause, current: Option<&str>) -> bool {
+    pause.resume_on_new_revision
+        && !pause.already_paused
+        && pause.state == PauseState::Paused
+        && current.is_some_and(|now| Some(cut(now, 256)) != pause.source_revision)
+}
+
+/// Marks a pause as being resumed by the operator because its source has `revision`.
+pub fn resuming_on_revision(pause: &mut GitOpsPause, revision: &str) {
+    if pause.state != PauseState::Resuming {
+        pause.state = PauseState::Resuming;
+        pause.resumed_by = Some(OPERATOR_ACTOR.to_owned());
+        let source = pause.source.as_deref().unwrap_or("its source");
+        pause.message = Some(cut(
+            &format!(
+                "{source} has a new revision, {revision}: resumed as asked (gitopsResume: OnNewRevision)"
+            ),
+            512,
+        ));
+    }
+}
+
 /// Marks a pause as being resumed (recorded before the owner is changed back).
 pub fn resuming(pause: &mut GitOpsPause, by: Option<String>) {
     if pause.state != PauseState::Resuming {
@@ -228,9 +290,13 @@ pub fn resumed(pause: &mut GitOpsPause, now: Timestamp) -> Entry {
         .as_ref()
         .map(|at| crate::core::text::age(now.duration_since(at.0)))
         .unwrap_or_default();
+    let why = match (&pause.resumed_by, &pause.message) {
+        (Some(by), Some(message)) if by == OPERATOR_ACTOR => format!(": {message}"),
+        _ => String::new(),
+    };
     Entry::new(
         crate::api::EntryType::GitOpsResumed,
-        format!("Resumed {} after {held}", pause.owner),
+        format!("Resumed {} after {held}{why}", pause.owner),
         pause.resumed_by.clone(),
         false,
     )

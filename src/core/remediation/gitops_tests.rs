@@ -12,6 +12,7 @@ fn rollback(mode: Option<GitOpsMode>, shared: Option<bool>) -> RemediationAction
             to_revision: None,
             gitops: mode,
             pause_shared_owner: shared,
+            gitops_resume: None,
         }),
         restart: None,
         scale: None,
@@ -33,6 +34,8 @@ fn facts(manages: &[&str]) -> OwnerFacts {
         previous: Some("false".into()),
         manages: Some(manages.iter().map(|m| (*m).to_owned()).collect()),
         revision: Some("main@sha1:abc".into()),
+        source: Some("Flux GitRepository flux-system/apps".into()),
+        source_revision: Some("main@sha1:abc".into()),
     }
 }
 
@@ -202,4 +205,96 @@ fn resume_is_asked_once_and_finishes_after_a_crash() {
     );
     assert_eq!(entry.actor.as_deref(), Some("alice"));
     assert!(due_resumes(&spec, &recorded).is_empty(), "resumed once");
+}
+
+fn on_new_revision() -> RemediationAction {
+    let mut action = rollback(None, None);
+    if let Some(r) = action.rollback.as_mut() {
+        r.gitops_resume = Some(GitOpsResume::OnNewRevision);
+    }
+    action
+}
+
+#[test]
+fn a_pause_asked_to_resume_on_a_new_revision_resumes_once_its_source_moves_on() {
+    let read = facts(&["Deployment/shop/web"]);
+    let Gate::Pause(pause) = ask(&on_new_revision(), &[], Some(Some(&read))) else {
+        panic!("a pause");
+    };
+    assert!(pause.resume_on_new_revision);
+    assert_eq!(pause.source_revision.as_deref(), Some("main@sha1:abc"));
+    let mut recorded = vec![*pause];
+    // Not yet paused on the owner: nothing to watch.
+    assert!(watching_source(&recorded).is_empty());
+    let entry = paused(&mut recorded[0], now());
+    assert!(
+        entry.message.contains(
+            "resumes by itself once Flux GitRepository flux-system/apps has a new revision"
+        ),
+        "{}",
+        entry.message
+    );
+    assert_eq!(watching_source(&recorded), [0]);
+    // The same revision, or one that cannot be read, resumes nothing.
+    assert!(!moved_on(&recorded[0], Some("main@sha1:abc")));
+    assert!(!moved_on(&recorded[0], None));
+    assert!(moved_on(&recorded[0], Some("main@sha1:def")));
+
+    resuming_on_revision(&mut recorded[0], "main@sha1:def");
+    assert_eq!(recorded[0].state, PauseState::Resuming);
+    assert_eq!(recorded[0].resumed_by.as_deref(), Some(OPERATOR_ACTOR));
+    // Recorded before the owner changes: a crash then finishes it, nobody needs to ask.
+    let spec: IncidentSpec =
+        serde_json::from_value(serde_json::json!({ "title": "t", "severity": "P1" }))
+            .expect("spec");
+    assert_eq!(due_resumes(&spec, &recorded), [0]);
+    assert!(watching_source(&recorded).is_empty(), "no second resume");
+    let entry = resumed(&mut recorded[0], now() + jiff::SignedDuration::from_mins(5));
+    assert!(
+        entry.message.contains("has a new revision, main@sha1:def"),
+        "{}",
+        entry.message
+    );
+    assert_eq!(entry.actor.as_deref(), Some(OPERATOR_ACTOR));
+    assert!(
+        !moved_on(&recorded[0], Some("main@sha1:xyz")),
+        "resumed once"
+    );
+}
+
+#[test]
+fn only_an_opted_in_pause_with_a_readable_source_resumes_by_itself() {
+    // The default: resumed when a person asks, whatever Git does.
+    let read = facts(&["Deployment/shop/web"]);
+    let Gate::Pause(pause) = ask(&rollback(None, None), &[], Some(Some(&read))) else {
+        panic!("a pause");
+    };
+    let mut recorded = vec![*pause];
+    paused(&mut recorded[0], now());
+    assert!(watching_source(&recorded).is_empty());
+    assert!(!moved_on(&recorded[0], Some("main@sha1:def")));
+
+    // Opted in, but the source could not be read: paused, to resume by hand, and said so.
+    let mut unreadable = read.clone();
+    unreadable.source_revision = None;
+    let Gate::Pause(pause) = ask(&on_new_revision(), &[], Some(Some(&unreadable))) else {
+        panic!("a pause");
+    };
+    assert!(!pause.resume_on_new_revision);
+    assert!(
+        pause
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("resume it by hand")),
+        "{pause:?}"
+    );
+
+    // Someone else's pause stays theirs.
+    let mut theirs = read;
+    theirs.paused = true;
+    let Gate::Pause(pause) = ask(&on_new_revision(), &[], Some(Some(&theirs))) else {
+        panic!("a record");
+    };
+    assert!(!pause.resume_on_new_revision);
+    assert!(watching_source(&[*pause]).is_empty());
 }

@@ -71,6 +71,18 @@ impl<'a> WorkloadRef<'a> {
         }
     }
 
+    /// Which pods are its own (a Rollout without a selector names none).
+    pub fn selector(
+        self,
+    ) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> {
+        match self {
+            WorkloadRef::Deployment(d) => Some(&d.spec.selector),
+            WorkloadRef::StatefulSet(s) => Some(&s.spec.selector),
+            WorkloadRef::DaemonSet(d) => Some(&d.spec.selector),
+            WorkloadRef::Rollout(r) => r.rollout.spec.selector.as_ref(),
+        }
+    }
+
     /// The pod template (a Rollout's is not read: the operator never patches it).
     pub fn template(self) -> Option<&'a PodTemplateSpec> {
         match self {

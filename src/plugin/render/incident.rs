@@ -349,6 +349,14 @@ pub fn show(incident: &Incident, now: Timestamp) -> String {
             if let Some(message) = &pause.message {
                 let _ = write!(out, ": {message}");
             }
+            if pause.resume_on_new_revision && pause.state == crate::api::PauseState::Paused {
+                let source = pause.source.as_deref().unwrap_or("its source");
+                let _ = write!(
+                    out,
+                    "; resumes by itself once {source} moves on from {}",
+                    pause.source_revision.as_deref().unwrap_or("?")
+                );
+            }
             out.push('\n');
         }
         if pauses

@@ -313,6 +313,7 @@ pub(super) fn rollback_to(to_revision: Option<i64>) -> RemediationAction {
             to_revision,
             gitops: None,
             pause_shared_owner: None,
+            gitops_resume: None,
         }),
         ..action(ACTION)
     }

@@ -202,6 +202,7 @@ pub fn action_for(
                     .filter(|_| workload.kind != WorkloadKind::Rollout),
                 gitops: rollback.and_then(|r| r.gitops),
                 pause_shared_owner: rollback.and_then(|r| r.pause_shared_owner),
+                gitops_resume: rollback.and_then(|r| r.gitops_resume),
             })
         }
         StepKind::Restart => {
