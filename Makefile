@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo chaos bench-detection bench-notifications bench-alerts bench-rollback bench-status-page chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build flux-build run crds lint
+.PHONY: demo chaos bench-detection bench-notifications bench-alerts bench-rollback bench-status-page chart-crds chart-test test cluster cluster-down cluster-build cluster-pin monitoring-build flux-build argo-rollouts-build run crds lint
 
 ## test: build the control plane if needed, start a fresh cluster, run all tests, always tear down
 test:
@@ -27,6 +27,10 @@ cluster-pin:
 ## monitoring-build: build alertmanager, amtool and prometheus into the cache (no cluster; `make test` does it when missing)
 monitoring-build:
 	@bin="$$(hack/cluster/monitoring.sh)"; echo "alertmanager, amtool, prometheus: $$bin"
+
+## argo-rollouts-build: build Argo Rollouts' controller and kubectl plugin, with their CRDs, into the cache (no cluster; `make test` does it when missing)
+argo-rollouts-build:
+	@dir="$$(hack/cluster/argo-rollouts.sh)"; echo "rollouts-controller, kubectl-argo-rollouts, crds/: $$dir"
 
 ## flux-build: build Flux's source-controller and kustomize-controller, with their CRDs, into the cache (no cluster; `make test` does it when missing)
 flux-build:

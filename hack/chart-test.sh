@@ -86,5 +86,6 @@ refuse "at '/sharding/shards': minimum" --set sharding.shards=0
 refuse "cannot be combined with operator.watchNamespace" --set sharding.shards=2 --set operator.watchNamespace=shop
 refuse "at '/flowControl/lendablePercent': maximum" --set flowControl.lendablePercent=150
 refuse "flowControl.handSize must not exceed flowControl.queues" --set flowControl.queues=4 --set flowControl.handSize=6
+refuse "argoRollouts.enabled needs argoRollouts.namespaces" --set argoRollouts.enabled=true
 [[ "$failed" == 0 ]] || exit 1
 echo "chart-test: helm lint and golden templates OK" >&2

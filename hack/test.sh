@@ -24,6 +24,13 @@ if [[ -z "${INCIDENT_E2E_FLUX:-}" ]]; then
   INCIDENT_E2E_FLUX="$(hack/cluster/flux.sh)"
 fi
 export INCIDENT_E2E_FLUX
+# Argo Rollouts' controller and kubectl plugin with their CRDs, for the Rollout abort e2e test, built once into the
+# cache by hack/cluster/argo-rollouts.sh (see its header for times; warm: at once). Set INCIDENT_E2E_ARGO_ROLLOUTS to
+# another directory holding both binaries and crds/ to skip the build.
+if [[ -z "${INCIDENT_E2E_ARGO_ROLLOUTS:-}" ]]; then
+  INCIDENT_E2E_ARGO_ROLLOUTS="$(hack/cluster/argo-rollouts.sh)"
+fi
+export INCIDENT_E2E_ARGO_ROLLOUTS
 # The Helm chart: lint and golden `helm template` output (seconds; no cluster needed).
 hack/chart-test.sh
 hack/cluster/down.sh 2>/dev/null || true

@@ -78,6 +78,19 @@ done
 (cd "$here/modules/source-controller" &&
   go mod edit -replace=github.com/fluxcd/pkg/artifact=github.com/fluxcd/pkg/artifact@v0.18.0)
 for dir in source-controller kustomize-controller; do (cd "$here/modules/$dir" && go mod tidy -e 2>/dev/null); done
+
+# Argo Rollouts (hack/cluster/argo-rollouts.sh): its controller and kubectl plugin from the release's module,
+# with the release's module replaces (k8s.io libraries at v0.34.5, telegram-bot-api, go-check) copied in.
+# v1.10.2 declares `go 1.26.10`, newer than the machine's Go: the one newer Go the proxy serves runs these
+# commands (GOTOOLCHAIN, set here and in argo-rollouts.sh only).
+(
+  export GOTOOLCHAIN="$ARGO_ROLLOUTS_GOTOOLCHAIN"
+  init_module argo-rollouts incident-operator.dev/cluster/argo-rollouts \
+    "github.com/argoproj/argo-rollouts@$ARGO_ROLLOUTS_VERSION" \
+    github.com/argoproj/argo-rollouts/cmd/rollouts-controller github.com/argoproj/argo-rollouts/cmd/kubectl-argo-rollouts
+  copy_replaces argo-rollouts "github.com/argoproj/argo-rollouts@$ARGO_ROLLOUTS_VERSION"
+  cd "$here/modules/argo-rollouts" && go mod tidy
+)
 # The HelmRelease CRD: helm-controller's API module (v1.6.x is Flux 2.8's, on the same fluxcd/pkg/apis/meta as the
 # controllers above) and controller-gen; crds.go in that directory imports the API packages so tidy keeps them.
 init_module helm-controller-crd incident-operator.dev/cluster/helm-controller-crd \

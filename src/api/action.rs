@@ -44,6 +44,9 @@ pub enum WorkloadKind {
     Deployment,
     StatefulSet,
     DaemonSet,
+    // An Argo Rollouts Rollout (argoproj.io/v1alpha1): a rollback aborts its update. (A plain
+    // comment: a doc comment on one variant changes the generated schema of every field.)
+    Rollout,
 }
 
 impl WorkloadKind {
@@ -53,6 +56,7 @@ impl WorkloadKind {
             WorkloadKind::Deployment => "deployment",
             WorkloadKind::StatefulSet => "statefulset",
             WorkloadKind::DaemonSet => "daemonset",
+            WorkloadKind::Rollout => "rollout",
         }
     }
 }
@@ -66,6 +70,7 @@ impl fmt::Display for WorkloadKind {
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
 #[x_kube(validation = Rule::new("!has(self.gitopsResume) || self.gitopsResume == 'OnRequest' || !has(self.gitops) || self.gitops == 'PauseAndRollback'").message("gitopsResume: OnNewRevision resumes a paused owner: it needs gitops: PauseAndRollback"))]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.kind) || self.kind != 'Rollout' || !has(self.toRevision) || self.toRevision == 0").message("a Rollout is rolled back by aborting its update (its stable ReplicaSet stays): toRevision does not apply; use kubectl argo rollouts undo --to-revision"))]
 pub struct RollbackAction {
     /// The workload's name, in the incident's namespace (the field predates `kind`: it names a
     /// StatefulSet or DaemonSet too when `kind` says so).
@@ -74,7 +79,8 @@ pub struct RollbackAction {
         regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     )]
     pub deployment: String,
-    /// Deployment (the default), StatefulSet or DaemonSet.
+    /// Deployment (the default), StatefulSet, DaemonSet, or Rollout (aborts its update, as
+    /// `kubectl argo rollouts abort` does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<WorkloadKind>,
     /// Revision to return to; 0 or absent means the previous one.
@@ -95,7 +101,8 @@ pub struct RollbackAction {
     pub gitops_resume: Option<super::GitOpsResume>,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("!has(self.kind) || self.kind != 'Rollout'").message("a Rollout is restarted by its own controller (kubectl argo rollouts restart sets spec.restartAt); the operator only aborts a Rollout's update: use rollback with kind Rollout"))]
 pub struct RestartAction {
     /// The workload's name, in the incident's namespace (of the kind `kind` says).
     #[schemars(
@@ -110,6 +117,7 @@ pub struct RestartAction {
 
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
 #[x_kube(validation = Rule::new("!has(self.kind) || self.kind != 'DaemonSet'").message("a DaemonSet runs one pod per eligible node and has no replica count: it cannot be scaled"))]
+#[x_kube(validation = Rule::new("!has(self.kind) || self.kind != 'Rollout'").message("a Rollout's replicas are split between its stable and canary ReplicaSets by its steps: scale it with kubectl argo rollouts or in Git; the operator only aborts a Rollout's update (rollback with kind Rollout)"))]
 pub struct ScaleAction {
     /// The workload's name, in the incident's namespace (of the kind `kind` says).
     #[schemars(
@@ -238,7 +246,7 @@ pub struct ActionStatus {
     pub kind: ActionKind,
     /// The workload's name (of the kind `workloadKind` says).
     pub deployment: String,
-    /// StatefulSet or DaemonSet; absent means Deployment.
+    /// StatefulSet, DaemonSet or Rollout; absent means Deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_kind: Option<WorkloadKind>,
     pub phase: ActionPhase,

@@ -279,6 +279,8 @@ pub enum AffectedKind {
     Deployment,
     StatefulSet,
     DaemonSet,
+    // An Argo Rollouts Rollout (argoproj.io/v1alpha1) in the incident's namespace.
+    Rollout,
     ReplicaSet,
     Pod,
     Service,

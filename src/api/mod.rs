@@ -4,6 +4,7 @@
 //! when it is stale.
 
 pub mod action;
+pub mod argo_rollout;
 pub mod channel;
 pub mod duration;
 pub mod escalation;
@@ -19,6 +20,7 @@ pub mod severity;
 pub mod status_page;
 
 pub use action::*;
+pub use argo_rollout::*;
 pub use channel::*;
 pub use escalation::*;
 pub use gitops::*;

@@ -21,10 +21,13 @@ use tracing::debug;
 use super::workload_index::WorkloadIndex;
 use crate::{
     Error, Result,
-    api::{AffectedKind, Incident, WorkloadKind, metadata::REMEDIATION_MANAGER},
+    api::{
+        ABORT_PATCH, AffectedKind, ArgoRollout, Incident, ROLLOUT_GROUP, ROLLOUT_KIND,
+        ROLLOUT_PLURAL, ROLLOUT_VERSION, WorkloadKind, metadata::REMEDIATION_MANAGER,
+    },
     core::{
         detection::evidence::{MAX_LOG_BYTES, log_tail},
-        remediation::{plan::Change, sets::Workload},
+        remediation::{argo::RolloutView, plan::Change, sets::Workload},
     },
 };
 
@@ -150,8 +153,55 @@ pub async fn workload(
             .await
             .map_err(Error::Kube)?
             .map(Workload::DaemonSet),
+        WorkloadKind::Rollout => rollout(client, namespace, name)
+            .await?
+            .map(Workload::Rollout),
     };
     Ok(found)
+}
+
+/// An Argo Rollouts Rollout with the ReplicaSets it controls (listed by its selector, kept by
+/// controller uid); None when it, or its CRD, does not exist.
+pub async fn rollout(client: &Client, namespace: &str, name: &str) -> Result<Option<RolloutView>> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &rollout_resource());
+    let Some(object) = api.get_opt(name).await.map_err(Error::Kube)? else {
+        return Ok(None);
+    };
+    let value = serde_json::to_value(&object).map_err(|e| Error::Plan(e.to_string()))?;
+    let rollout: ArgoRollout = serde_json::from_value(value)
+        .map_err(|e| Error::Plan(format!("Rollout {namespace}/{name} does not read: {e}")))?;
+    let params = match rollout.spec.selector.clone().map(Selector::try_from) {
+        Some(Ok(selector)) => ListParams::default().labels_from(&selector),
+        _ => ListParams::default(),
+    };
+    let uid = rollout.metadata.uid.clone().unwrap_or_default();
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), namespace)
+        .list(&params)
+        .await
+        .map_err(Error::Kube)?
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.uid == uid)
+        })
+        .collect();
+    Ok(Some(RolloutView {
+        rollout,
+        replica_sets,
+    }))
+}
+
+fn rollout_resource() -> ApiResource {
+    ApiResource {
+        group: ROLLOUT_GROUP.into(),
+        version: ROLLOUT_VERSION.into(),
+        api_version: format!("{ROLLOUT_GROUP}/{ROLLOUT_VERSION}"),
+        kind: ROLLOUT_KIND.into(),
+        plural: ROLLOUT_PLURAL.into(),
+    }
 }
 
 /// The workload's history: a Deployment's ReplicaSets, or the ControllerRevisions a StatefulSet
@@ -167,6 +217,8 @@ pub async fn history(
         }
         Workload::StatefulSet(s) => (&s.spec.selector, &s.metadata),
         Workload::DaemonSet(d) => (&d.spec.selector, &d.metadata),
+        // Read with the Rollout itself.
+        Workload::Rollout(_) => return Ok(Default::default()),
     };
     let api: Api<ControllerRevision> = Api::namespaced(client.clone(), namespace);
     // The API server validated the selector; one it could not parse would only widen the list.
@@ -230,11 +282,40 @@ pub async fn apply_change(
             let body = with_version(body, resource_version);
             api.patch(name, &params, &Patch::Strategic(&body)).await
         }
+        Change::AbortRollout(markers) => {
+            // The marker first, on the Rollout itself (a status patch cannot carry metadata),
+            // under the precondition; then the abort exactly as its plugin sends it.
+            let marked = json!({ "metadata": { "annotations": markers } });
+            let marked = with_version(&marked, resource_version);
+            match api.patch(name, &params, &Patch::Merge(&marked)).await {
+                Ok(_) => abort(&api, name, &params).await,
+                Err(error) => Err(error),
+            }
+        }
     };
     match outcome {
         Ok(_) => Ok(Applied::Done),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(Applied::Conflict),
         Err(error) => Err(Error::Kube(error)),
+    }
+}
+
+/// `kubectl argo rollouts abort`: a merge patch of the status subresource, or of the Rollout
+/// itself where its CRD has no status subresource (a 404 there), as the plugin falls back.
+async fn abort(
+    api: &Api<DynamicObject>,
+    name: &str,
+    params: &PatchParams,
+) -> kube::Result<DynamicObject> {
+    let body: Value = serde_json::from_str(ABORT_PATCH).unwrap_or_default();
+    match api
+        .patch_subresource("status", name, params, &Patch::Merge(&body))
+        .await
+    {
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            api.patch(name, params, &Patch::Merge(&body)).await
+        }
+        other => other,
     }
 }
 
@@ -252,6 +333,7 @@ fn affected_kind(kind: WorkloadKind) -> AffectedKind {
         WorkloadKind::Deployment => AffectedKind::Deployment,
         WorkloadKind::StatefulSet => AffectedKind::StatefulSet,
         WorkloadKind::DaemonSet => AffectedKind::DaemonSet,
+        WorkloadKind::Rollout => AffectedKind::Rollout,
     }
 }
 
@@ -260,6 +342,7 @@ fn api_resource(kind: AffectedKind) -> ApiResource {
         AffectedKind::Deployment => ApiResource::erase::<Deployment>(&()),
         AffectedKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
         AffectedKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+        AffectedKind::Rollout => rollout_resource(),
         AffectedKind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
         AffectedKind::Pod => ApiResource::erase::<Pod>(&()),
         AffectedKind::Service => ApiResource::erase::<Service>(&()),

@@ -6,7 +6,8 @@ use clap::ValueEnum;
 use crate::api::{GitOpsResume, Impact, PublicStatus, ResponseStatus, WorkloadKind};
 
 /// The workload `rollback` acts on: `NAME` (a Deployment) or `KIND/NAME` as `kubectl rollout undo`
-/// takes it (`deployment/web`, `sts/db`, `daemonset/agent`).
+/// takes it (`deployment/web`, `sts/db`, `daemonset/agent`), or an Argo Rollouts Rollout
+/// (`rollout/web`, `ro/web`, its CRD's short name), which is aborted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Workload {
     pub kind: WorkloadKind,
@@ -22,10 +23,11 @@ impl Workload {
                     "deployment" | "deployments" | "deploy" => WorkloadKind::Deployment,
                     "statefulset" | "statefulsets" | "sts" => WorkloadKind::StatefulSet,
                     "daemonset" | "daemonsets" | "ds" => WorkloadKind::DaemonSet,
+                    "rollout" | "rollouts" | "ro" => WorkloadKind::Rollout,
                     other => {
                         return Err(format!(
-                            "`{other}` cannot be rolled back: name a deployment, statefulset or \
-                             daemonset (e.g. sts/{name})"
+                            "`{other}` cannot be rolled back: name a deployment, statefulset, \
+                             daemonset or rollout (e.g. sts/{name})"
                         ));
                     }
                 };
@@ -144,6 +146,8 @@ mod tests {
             ("statefulset/db", WorkloadKind::StatefulSet),
             ("ds/agent", WorkloadKind::DaemonSet),
             ("daemonsets/agent", WorkloadKind::DaemonSet),
+            ("ro/canary", WorkloadKind::Rollout),
+            ("rollout/canary", WorkloadKind::Rollout),
         ] {
             assert_eq!(Workload::parse(text).map(|w| w.kind), Ok(kind), "{text}");
         }
@@ -153,7 +157,7 @@ mod tests {
         );
         let refused = Workload::parse("job/x").expect_err("no rollback for Jobs");
         assert!(
-            refused.contains("deployment, statefulset or daemonset"),
+            refused.contains("deployment, statefulset, daemonset or rollout"),
             "{refused}"
         );
         assert!(Workload::parse("sts/Bad_Name").is_err());

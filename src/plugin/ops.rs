@@ -350,6 +350,7 @@ impl Session {
                                 WorkloadKind::Deployment => AffectedKind::Deployment,
                                 WorkloadKind::StatefulSet => AffectedKind::StatefulSet,
                                 WorkloadKind::DaemonSet => AffectedKind::DaemonSet,
+                                WorkloadKind::Rollout => AffectedKind::Rollout,
                             },
                             name: deployment.to_owned(),
                             namespace: None,

@@ -5,6 +5,8 @@ mod alertmanager;
 mod alerts;
 mod alerts_after_deploy;
 mod alerts_events;
+mod argo_rollouts;
+mod argo_rollouts_detection;
 mod chaos;
 mod chaos_trials;
 mod chart;

@@ -71,7 +71,7 @@ async fn the_plugin_rolls_a_statefulset_back_named_as_kubectl_names_it() {
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        said.contains("deployment, statefulset or daemonset"),
+        said.contains("deployment, statefulset, daemonset or rollout"),
         "{said}"
     );
     operator.stop().await;

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// A client that acts as `user` (impersonation; the e2e kubeconfig's user may impersonate).
-async fn as_user(user: &str) -> Client {
+pub(crate) async fn as_user(user: &str) -> Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig_path()).expect("kubeconfig");
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -169,7 +169,7 @@ async fn patch(client: &Client, ns: &str, name: &str, spec: Value) -> Result<Inc
 }
 
 /// Waits until the policies judge this namespace (they reach the API server's cache in a moment).
-async fn enforced(alice: &Client, ns: &str) {
+pub(crate) async fn enforced(alice: &Client, ns: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let refused = patch(

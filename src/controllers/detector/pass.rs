@@ -62,14 +62,12 @@ pub(super) async fn evaluate(
         Some(namespaces) => namespaces.read(|all| config.scope.includes(ns, all.get("", ns))),
         None => config.scope.includes(ns, None),
     };
-    // ReplicaSet → owning Deployment, from metadata only.
+    // ReplicaSet → owning Deployment or Rollout, from metadata only.
     let owners: Owners = stores.replica_sets.read(|all| {
         all.iter()
-            .filter_map(|(ns, name, deployment)| {
-                Some((
-                    (ns.to_owned(), name.to_owned()),
-                    deployment.as_deref()?.to_owned(),
-                ))
+            .filter_map(|(ns, name, owner)| {
+                let (kind, owner) = owner.as_ref()?;
+                Some(((ns.to_owned(), name.to_owned()), (*kind, owner.to_string())))
             })
             .collect()
     });

@@ -27,15 +27,18 @@ use crate::{
         classify::SignalKind,
         records::{PodRecord, trim_deployment},
         settings::DetectionConfig,
-        workloads::controlling_deployment,
+        workloads::controlling_workload,
     },
 };
+
+/// A ReplicaSet's controlling workload: (kind, name).
+pub(super) type Controller = (&'static str, Box<str>);
 
 /// What a pass reads: the watch caches.
 pub(super) struct Stores {
     pub(super) pods: Arc<Cache<PodRecord>>,
-    /// ReplicaSet → the Deployment controlling it, if any.
-    pub(super) replica_sets: Arc<Cache<Option<Box<str>>>>,
+    /// ReplicaSet → the Deployment or Rollout controlling it (kind, name), if any.
+    pub(super) replica_sets: Arc<Cache<Option<Controller>>>,
     pub(super) deployments: Arc<Cache<Arc<Deployment>>>,
     /// Nodes, trimmed to their name, labels and Ready condition; None when NodeNotReady is off.
     pub(super) nodes: Option<Arc<Cache<Arc<Node>>>>,
@@ -76,7 +79,12 @@ pub(super) fn start(
         assignment,
         cluster::scoped::<PartialObjectMeta<ReplicaSet>>(client, namespace),
         base.clone(),
-        |rs| Some(controlling_deployment(&rs.metadata).map(String::into_boxed_str)),
+        |rs| {
+            Some(
+                controlling_workload(&rs.metadata)
+                    .map(|(kind, name)| (kind, name.into_boxed_str())),
+            )
+        },
     );
     let deployments = watch_with(
         &mut drivers,

@@ -7,7 +7,9 @@ use tracing::warn;
 
 use crate::{
     Error, Result,
-    api::{ARGOCD_NAMESPACE, ActionPhase, GitOpsOwner, GitOpsPause, Incident, PauseState},
+    api::{
+        ARGOCD_NAMESPACE, ActionPhase, GitOpsOwner, GitOpsPause, Incident, PauseState, WorkloadKind,
+    },
     cluster::{gitops, workloads},
     core::remediation::{
         gitops::{Gate, gate, moved_on, resuming_on_revision, watching_source},
@@ -61,6 +63,10 @@ pub async fn next_gate(client: &Client, incident: &Incident, now: jiff::Timestam
         return Ok(Gate::Proceed);
     };
     if current.is_some_and(|c| c.phase != ActionPhase::Pending) || spec.rollback.is_none() {
+        return Ok(Gate::Proceed);
+    }
+    // A Rollout's abort is a status field, which no GitOps tool applies: nothing to pause.
+    if spec.workload_kind() == WorkloadKind::Rollout {
         return Ok(Gate::Proceed);
     }
     let namespace = incident.namespace().unwrap_or_default();

@@ -137,8 +137,8 @@ pub async fn follow(
     Ok(followed)
 }
 
-/// The Deployments, StatefulSets and DaemonSets the incident names in its own namespace, in its
-/// order, once each.
+/// The Deployments, StatefulSets, DaemonSets and Rollouts the incident names in its own namespace,
+/// in its order, once each.
 fn affected_references(incident: &Incident) -> Vec<&AffectedRef> {
     let own = incident.namespace().unwrap_or_default();
     let mut found: Vec<&AffectedRef> = Vec::new();
@@ -184,6 +184,7 @@ fn workload_kind(kind: AffectedKind) -> Option<WorkloadKind> {
         AffectedKind::Deployment => Some(WorkloadKind::Deployment),
         AffectedKind::StatefulSet => Some(WorkloadKind::StatefulSet),
         AffectedKind::DaemonSet => Some(WorkloadKind::DaemonSet),
+        AffectedKind::Rollout => Some(WorkloadKind::Rollout),
         _ => None,
     }
 }
@@ -211,6 +212,15 @@ async fn workload_facts(
         progress_of(seen, seen.metadata().generation.unwrap_or(0)),
         Progress::Complete { .. }
     );
+    if let Workload::Rollout(view) = workload {
+        // Its ReplicaSets were read with it; their revision annotation is Argo Rollouts' own.
+        facts.newest_revision_at = view
+            .replica_sets
+            .iter()
+            .filter_map(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .max();
+        return Ok(facts);
+    }
     let (replica_sets, revisions) = workloads::history(client, namespace, workload).await?;
     let newest_rs = replica_sets
         .iter()
@@ -288,7 +298,10 @@ async fn collect(
         kind: target.kind().to_string(),
         name: target.metadata().name.clone().unwrap_or_default(),
     };
-    let pods = workloads::pods_of(client, namespace, target.selector()).await?;
+    let pods = match target.selector() {
+        Some(selector) => workloads::pods_of(client, namespace, selector).await?,
+        None => Vec::new(),
+    };
     let troubled = troubled(&workload, &pods, now);
     let refs: Vec<_> = troubled.iter().collect();
     let events = if what.events {

@@ -225,6 +225,7 @@ fn affected(problem: &Problem) -> Value {
                     json!({ "kind": "StatefulSet", "name": name, "namespace": namespace })
                 }
                 "daemonset" => json!({ "kind": "DaemonSet", "name": name, "namespace": namespace }),
+                "rollout" => json!({ "kind": "Rollout", "name": name, "namespace": namespace }),
                 _ => json!({ "kind": "Deployment", "name": name, "namespace": namespace }),
             })
         });

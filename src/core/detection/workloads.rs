@@ -1,5 +1,5 @@
 //! Which workload a pod or a Warning Event belongs to (core layer), from the ReplicaSet →
-//! Deployment owners the detector reads off ReplicaSet metadata.
+//! Deployment (or Argo Rollouts Rollout) owners the detector reads off ReplicaSet metadata.
 
 use std::collections::HashMap;
 
@@ -11,36 +11,44 @@ use kube::ResourceExt;
 
 use super::group::Workload;
 
-/// (namespace, ReplicaSet) → the Deployment that controls it.
-pub type Owners = HashMap<(String, String), String>;
+/// (namespace, ReplicaSet) → the workload that controls it: (kind, name).
+pub type Owners = HashMap<(String, String), (&'static str, String)>;
 
 /// The owners map from ReplicaSets' metadata.
 pub fn owners<'a>(replica_sets: impl IntoIterator<Item = &'a ObjectMeta>) -> Owners {
     replica_sets
         .into_iter()
         .filter_map(|rs| {
+            let (kind, name) = controlling_workload(rs)?;
             Some((
                 (
                     rs.namespace.clone().unwrap_or_default(),
                     rs.name.clone().unwrap_or_default(),
                 ),
-                controlling_deployment(rs)?,
+                (kind, name),
             ))
         })
         .collect()
 }
 
-/// The Deployment that controls a ReplicaSet, from its metadata.
-pub fn controlling_deployment(replica_set: &ObjectMeta) -> Option<String> {
-    replica_set
+/// The Deployment, or Argo Rollouts Rollout, that controls a ReplicaSet, from its metadata: the
+/// ReplicaSet's own ownerReference names it, so a Rollout costs nothing more to recognise.
+pub fn controlling_workload(replica_set: &ObjectMeta) -> Option<(&'static str, String)> {
+    let owner = replica_set
         .owner_references
         .iter()
         .flatten()
-        .find(|o| o.controller == Some(true) && o.kind == "Deployment")
-        .map(|owner| owner.name.clone())
+        .find(|o| o.controller == Some(true))?;
+    let kind = match (owner.kind.as_str(), owner.api_version.split('/').next()) {
+        ("Deployment", Some("apps")) => "Deployment",
+        ("Rollout", Some("argoproj.io")) => "Rollout",
+        _ => return None,
+    };
+    Some((kind, owner.name.clone()))
 }
 
-/// The workload a pod belongs to: its Deployment (through its ReplicaSet), StatefulSet or DaemonSet.
+/// The workload a pod belongs to: its Deployment or Rollout (through its ReplicaSet), StatefulSet or
+/// DaemonSet.
 pub fn workload_of(pod: &Pod, owners: &Owners) -> Option<Workload> {
     let namespace = pod.namespace().unwrap_or_default();
     let owner = pod_owner(&pod.metadata)?;
@@ -84,12 +92,10 @@ pub fn pod_owner(pod: &ObjectMeta) -> Option<PodOwner> {
 /// The workload of a pod in `namespace` whose controller is `owner`.
 pub fn owner_workload(namespace: &str, owner: &PodOwner, owners: &Owners) -> Option<Workload> {
     let (kind, name) = match owner.kind {
-        OwnerKind::ReplicaSet => (
-            "Deployment",
-            owners
-                .get(&(namespace.to_owned(), owner.name.to_string()))?
-                .clone(),
-        ),
+        OwnerKind::ReplicaSet => {
+            let (kind, name) = owners.get(&(namespace.to_owned(), owner.name.to_string()))?;
+            (*kind, name.clone())
+        }
         OwnerKind::StatefulSet => ("StatefulSet", owner.name.to_string()),
         OwnerKind::DaemonSet => ("DaemonSet", owner.name.to_string()),
     };
@@ -113,17 +119,17 @@ pub fn event_workload(
     match regarding.kind.as_deref()? {
         "Pod" => Some((pod(&namespace, &name)?, Some(name))),
         "ReplicaSet" => {
-            let deployment = owners.get(&(namespace.clone(), name))?.clone();
+            let (kind, owner) = owners.get(&(namespace.clone(), name))?.clone();
             Some((
                 Workload {
                     namespace,
-                    kind: "Deployment".into(),
-                    name: deployment,
+                    kind: kind.into(),
+                    name: owner,
                 },
                 None,
             ))
         }
-        kind @ ("Deployment" | "StatefulSet" | "DaemonSet") => Some((
+        kind @ ("Deployment" | "StatefulSet" | "DaemonSet" | "Rollout") => Some((
             Workload {
                 namespace,
                 kind: kind.to_owned(),
@@ -142,7 +148,12 @@ mod tests {
     use super::*;
 
     fn owned(kind: &str, name: &str) -> Value {
-        json!([{ "apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": true }])
+        let api = if kind == "Rollout" {
+            "argoproj.io/v1alpha1"
+        } else {
+            "apps/v1"
+        };
+        json!([{ "apiVersion": api, "kind": kind, "name": name, "uid": "u", "controller": true }])
     }
 
     fn meta(name: &str, owners: Value) -> ObjectMeta {
@@ -180,10 +191,22 @@ mod tests {
     fn pods_belong_to_the_deployment_behind_their_replica_set_or_to_their_set() {
         let replica_sets = [
             meta("web-7d4b9", owned("Deployment", "web")),
+            meta("canary-5db4d", owned("Rollout", "canary")),
             meta("orphan-1", json!([])),
         ];
         let owners = owners(replica_sets.iter());
-        assert_eq!(owners.len(), 1);
+        assert_eq!(owners.len(), 2);
+        // A ReplicaSet of an Argo Rollouts Rollout names the Rollout, as its ownerReference does.
+        let canary = pod("canary-5db4d-x", owned("ReplicaSet", "canary-5db4d"));
+        assert_eq!(
+            workload_of(&canary, &owners).map(|w| (w.kind, w.name)),
+            Some(("Rollout".into(), "canary".into()))
+        );
+        assert_eq!(
+            event_workload(&event("ReplicaSet", "canary-5db4d"), |_, _| None, &owners)
+                .map(|(w, _)| w.kind),
+            Some("Rollout".into())
+        );
         let web = pod("web-7d4b9-x", owned("ReplicaSet", "web-7d4b9"));
         assert_eq!(workload_of(&web, &owners), Some(deployment("web")));
         let db = pod("db-0", owned("StatefulSet", "db"));

@@ -28,6 +28,7 @@ pub fn by_workload(
         WorkloadKind::Deployment => AffectedKind::Deployment,
         WorkloadKind::StatefulSet => AffectedKind::StatefulSet,
         WorkloadKind::DaemonSet => AffectedKind::DaemonSet,
+        WorkloadKind::Rollout => AffectedKind::Rollout,
     };
     // A runbook in progress may be verifying this Deployment.
     let following = incident.status.as_ref().is_some_and(|s| {

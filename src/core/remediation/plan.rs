@@ -58,6 +58,9 @@ pub enum Change {
     /// Kubernetes strategic merge patch: how kubectl restores a StatefulSet's or DaemonSet's
     /// ControllerRevision (its `data` as the patch).
     StrategicMergePatch(Value),
+    /// Abort an Argo Rollouts Rollout: these marker annotations on the Rollout first, then the
+    /// body `kubectl argo rollouts abort` sends to its status subresource.
+    AbortRollout(Value),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 
-use super::sets::WorkloadRef;
+use super::{argo::Verdict, sets::WorkloadRef};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -20,6 +20,16 @@ pub enum Progress {
     InProgress {
         message: String,
     },
+}
+
+impl From<Verdict> for Progress {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Complete { available, desired } => Progress::Complete { available, desired },
+            Verdict::Failed { reason, message } => Progress::Failed { reason, message },
+            Verdict::InProgress { message } => Progress::InProgress { message },
+        }
+    }
 }
 
 /// The state of the rollout that `applied_generation` started, as `kubectl rollout status` sees it.
@@ -74,6 +84,7 @@ pub fn progress_of(workload: WorkloadRef<'_>, applied_generation: i64) -> Progre
         WorkloadRef::Deployment(d) => progress(d, applied_generation),
         WorkloadRef::StatefulSet(s) => stateful_set_progress(s, applied_generation),
         WorkloadRef::DaemonSet(d) => daemon_set_progress(d, applied_generation),
+        WorkloadRef::Rollout(r) => super::argo::health(r).into(),
     }
 }
 

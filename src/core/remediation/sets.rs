@@ -13,8 +13,12 @@ use k8s_openapi::{
 };
 use serde_json::{Value, json};
 
-use super::plan::{
-    Actor, Change, Plan, Planned, Subject, images, markers, not_found, plan, plan_in_place, refused,
+use super::{
+    argo::{self, RolloutView},
+    plan::{
+        Actor, Change, Plan, Planned, Subject, images, markers, not_found, plan, plan_in_place,
+        refused,
+    },
 };
 use crate::api::{RemediationAction, RollbackAction, WorkloadKind};
 
@@ -24,6 +28,8 @@ pub enum Workload {
     Deployment(Deployment),
     StatefulSet(StatefulSet),
     DaemonSet(DaemonSet),
+    /// An Argo Rollouts Rollout with the ReplicaSets it controls.
+    Rollout(RolloutView),
 }
 
 /// A borrowed [`Workload`].
@@ -32,6 +38,7 @@ pub enum WorkloadRef<'a> {
     Deployment(&'a Deployment),
     StatefulSet(&'a StatefulSet),
     DaemonSet(&'a DaemonSet),
+    Rollout(&'a RolloutView),
 }
 
 impl Workload {
@@ -40,6 +47,7 @@ impl Workload {
             Workload::Deployment(d) => WorkloadRef::Deployment(d),
             Workload::StatefulSet(s) => WorkloadRef::StatefulSet(s),
             Workload::DaemonSet(d) => WorkloadRef::DaemonSet(d),
+            Workload::Rollout(r) => WorkloadRef::Rollout(r),
         }
     }
 }
@@ -50,6 +58,7 @@ impl<'a> WorkloadRef<'a> {
             WorkloadRef::Deployment(_) => WorkloadKind::Deployment,
             WorkloadRef::StatefulSet(_) => WorkloadKind::StatefulSet,
             WorkloadRef::DaemonSet(_) => WorkloadKind::DaemonSet,
+            WorkloadRef::Rollout(_) => WorkloadKind::Rollout,
         }
     }
 
@@ -58,24 +67,29 @@ impl<'a> WorkloadRef<'a> {
             WorkloadRef::Deployment(d) => &d.metadata,
             WorkloadRef::StatefulSet(s) => &s.metadata,
             WorkloadRef::DaemonSet(d) => &d.metadata,
+            WorkloadRef::Rollout(r) => &r.rollout.metadata,
         }
     }
 
-    /// Which pods are its own.
-    pub fn selector(self) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+    /// Which pods are its own (a Rollout without a selector names none).
+    pub fn selector(
+        self,
+    ) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> {
         match self {
-            WorkloadRef::Deployment(d) => &d.spec.selector,
-            WorkloadRef::StatefulSet(s) => &s.spec.selector,
-            WorkloadRef::DaemonSet(d) => &d.spec.selector,
+            WorkloadRef::Deployment(d) => Some(&d.spec.selector),
+            WorkloadRef::StatefulSet(s) => Some(&s.spec.selector),
+            WorkloadRef::DaemonSet(d) => Some(&d.spec.selector),
+            WorkloadRef::Rollout(r) => r.rollout.spec.selector.as_ref(),
         }
     }
 
-    /// The pod template.
-    pub fn template(self) -> &'a PodTemplateSpec {
+    /// The pod template (a Rollout's is not read: the operator never patches it).
+    pub fn template(self) -> Option<&'a PodTemplateSpec> {
         match self {
-            WorkloadRef::Deployment(d) => &d.spec.template,
-            WorkloadRef::StatefulSet(s) => &s.spec.template,
-            WorkloadRef::DaemonSet(d) => &d.spec.template,
+            WorkloadRef::Deployment(d) => Some(&d.spec.template),
+            WorkloadRef::StatefulSet(s) => Some(&s.spec.template),
+            WorkloadRef::DaemonSet(d) => Some(&d.spec.template),
+            WorkloadRef::Rollout(_) => None,
         }
     }
 }
@@ -90,15 +104,20 @@ pub fn plan_for(
     actor: &Actor,
     now: Timestamp,
 ) -> Plan {
-    let (meta, replicas) = match workload {
+    let (meta, replicas, template) = match workload {
         WorkloadRef::Deployment(d) => return plan(action, d, replica_sets, actor, now),
-        WorkloadRef::StatefulSet(s) => (&s.metadata, Some(s.spec.replicas.unwrap_or(1))),
-        WorkloadRef::DaemonSet(d) => (&d.metadata, None),
+        WorkloadRef::Rollout(r) => return argo::plan(action, r, actor),
+        WorkloadRef::StatefulSet(s) => (
+            &s.metadata,
+            Some(s.spec.replicas.unwrap_or(1)),
+            &s.spec.template,
+        ),
+        WorkloadRef::DaemonSet(d) => (&d.metadata, None, &d.spec.template),
     };
     let subject = Subject {
         kind: workload.kind(),
         meta,
-        template: workload.template(),
+        template,
         paused: false,
         replicas,
     };

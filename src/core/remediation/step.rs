@@ -9,6 +9,7 @@ use k8s_openapi::{
 };
 
 use super::{
+    argo,
     plan::{Actor, Change, Plan},
     rollout::{Progress, progress_of},
     sets::{WorkloadRef, plan_for},
@@ -190,7 +191,7 @@ pub fn step<'a>(
         },
         ActionPhase::Running => match state.workload {
             None => fail(&mut status, &mut entries, now, gone, missing),
-            Some(workload) if carries_marker(workload, actor) => {
+            Some(workload) if landed(workload, actor) => {
                 // The change landed (perhaps before a restart): never apply it again.
                 status.phase = ActionPhase::Verifying;
                 status.reason = Some("RollingOut".into());
@@ -309,7 +310,11 @@ fn follow_rollout(
 ) {
     let applied = status.applied_generation.unwrap_or(0);
     let started = status.started_at.as_ref().map_or(now, |t| t.0);
-    match progress_of(workload, applied) {
+    let progress = match workload {
+        WorkloadRef::Rollout(view) => argo::verify(view, applied).into(),
+        _ => progress_of(workload, applied),
+    };
+    match progress {
         Progress::Complete { available, desired } => {
             let took = now.duration_since(started).as_secs().max(0);
             finish(
@@ -346,7 +351,12 @@ fn follow_rollout(
                 );
             } else {
                 status.message = Some(message);
-                *wake_at = Some(deadline);
+                // Rollouts are not watched: look again soon rather than only at the deadline.
+                let poll = match workload {
+                    WorkloadRef::Rollout(_) => now.checked_add(argo::POLL).ok(),
+                    _ => None,
+                };
+                *wake_at = Some(poll.map_or(deadline, |p| p.min(deadline)));
             }
         }
     }
@@ -357,11 +367,16 @@ fn rollout_failure_reason(reason: &str) -> &'static str {
     match reason {
         "ProgressDeadlineExceeded" => "ProgressDeadlineExceeded",
         "OnDelete" => "OnDeleteStrategy",
+        "AbortWithdrawn" => "AbortWithdrawn",
         _ => "RolloutFailed",
     }
 }
 
-fn carries_marker(workload: WorkloadRef<'_>, actor: &Actor) -> bool {
+/// The change reached the workload: its marker is there (a Rollout's abort as well).
+fn landed(workload: WorkloadRef<'_>, actor: &Actor) -> bool {
+    if let WorkloadRef::Rollout(view) = workload {
+        return argo::landed(view, actor);
+    }
     workload
         .metadata()
         .annotations
@@ -418,6 +433,14 @@ fn fail(
 fn applied(status: &ActionStatus) -> String {
     let revision = |r: Option<i64>| r.map_or("?".to_owned(), |r| r.to_string());
     match status.kind {
+        ActionKind::Rollback if status.workload() == WorkloadKind::Rollout => format!(
+            "Aborted the update of {} to revision {} ({}): its controller returns to the stable revision {} ({})",
+            status.target(),
+            revision(status.from_revision),
+            status.images_before.join(", "),
+            revision(status.to_revision),
+            status.images_after.join(", ")
+        ),
         ActionKind::Rollback => format!(
             "Rolled back {} from revision {} ({}) to revision {} ({})",
             status.target(),
@@ -449,6 +472,7 @@ fn gone_reason(kind: WorkloadKind) -> &'static str {
         WorkloadKind::Deployment => "DeploymentNotFound",
         WorkloadKind::StatefulSet => "StatefulSetNotFound",
         WorkloadKind::DaemonSet => "DaemonSetNotFound",
+        WorkloadKind::Rollout => "RolloutNotFound",
     }
 }
 
@@ -459,6 +483,9 @@ fn target(spec: &RemediationAction) -> (WorkloadKind, &str) {
 fn requested(spec: &RemediationAction) -> String {
     let what = spec.target();
     let what = match (&spec.rollback, &spec.scale) {
+        (Some(_), _) if spec.workload_kind() == WorkloadKind::Rollout => {
+            format!("Abort of {what}'s update")
+        }
         (Some(r), _) => match r.to_revision.filter(|r| *r > 0) {
             Some(revision) => format!("Rollback of {what} to revision {revision}"),
             None => format!("Rollback of {what} to the previous revision"),

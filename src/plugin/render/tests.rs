@@ -287,6 +287,30 @@ fn show_renders_timeline_actions_runbook_and_evidence() {
 }
 
 #[test]
+fn show_names_an_aborted_rollout_as_kubectl_argo_rollouts_does() {
+    let incident: Incident = serde_json::from_value(json!({
+        "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
+        "metadata": { "name": "canary", "namespace": "shop",
+                      "creationTimestamp": "2026-11-22T11:50:00Z" },
+        "spec": { "title": "canary 500s", "severity": "P2",
+                  "affected": [{ "kind": "Rollout", "name": "web" }] },
+        "status": {
+            "actions": [{ "name": "abort", "kind": "Rollback", "deployment": "web",
+                          "workloadKind": "Rollout", "phase": "Succeeded",
+                          "fromRevision": 2, "toRevision": 1 }],
+        },
+    }))
+    .unwrap();
+    let text = show(&incident, now());
+    for expected in [
+        "Affected:     Rollout web",
+        "abort   Rollback   rollout/web   Succeeded   2 → 1",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn show_works_before_the_controller_ran() {
     let incident = incident("new", "P3", None, "");
     let text = show(&incident, now());

@@ -11,6 +11,7 @@
 //! asks for is applied to the Deployment, and a change is applied as the API server would apply it
 //! (a JSON or merge patch that bumps `metadata.generation` when the spec changes).
 
+mod argo;
 mod kubectl;
 mod restart_scale;
 mod rollback_patch;
@@ -422,6 +423,7 @@ pub(super) fn apply(deployment: &Deployment, change: &Change) -> Deployment {
         }
         Change::MergePatch(body) => json_patch::merge(&mut document, body),
         Change::StrategicMergePatch(_) => panic!("a Deployment is never patched strategically"),
+        Change::AbortRollout(_) => panic!("a Deployment is never aborted"),
     }
     let mut updated: Deployment = serde_json::from_value(document).expect("patched deployment");
     if serde_json::to_value(&updated.spec).ok() != serde_json::to_value(&deployment.spec).ok() {

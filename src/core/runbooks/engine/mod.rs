@@ -196,7 +196,10 @@ pub fn action_for(
             action.rollback = Some(RollbackAction {
                 deployment: deployment.to_owned(),
                 kind,
-                to_revision: rollback.and_then(|r| r.to_revision),
+                // A Rollout is aborted back to its stable ReplicaSet: no revision to name.
+                to_revision: rollback
+                    .and_then(|r| r.to_revision)
+                    .filter(|_| workload.kind != WorkloadKind::Rollout),
                 gitops: rollback.and_then(|r| r.gitops),
                 pause_shared_owner: rollback.and_then(|r| r.pause_shared_owner),
                 gitops_resume: rollback.and_then(|r| r.gitops_resume),
@@ -218,6 +221,25 @@ pub fn action_for(
         _ => return None,
     }
     Some(action)
+}
+
+/// Why a step of this kind cannot act on the workload, when admission would refuse the action
+/// it would request (the step fails saying so instead of writing what cannot be stored).
+pub fn unsupported(kind: StepKind, workload: &WorkloadFacts) -> Option<String> {
+    let why = match (kind, workload.kind) {
+        (StepKind::Restart | StepKind::Scale, WorkloadKind::Rollout) => {
+            "the operator only aborts a Rollout's update (a rollback step); restart or scale it with kubectl argo rollouts"
+        }
+        (StepKind::Scale, WorkloadKind::DaemonSet) => {
+            "a DaemonSet runs one pod per eligible node and has no replica count"
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "a {} step cannot act on {}: {why}",
+        kind.as_str(),
+        workload.target()
+    ))
 }
 
 /// The name of the action a step requests: stable, so a retry asks for the same one.

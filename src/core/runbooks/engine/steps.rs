@@ -6,11 +6,11 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Advance, RunFacts, action_for, action_name_at};
+use super::{Advance, RunFacts, action_for, action_name_at, unsupported};
 use crate::{
     api::{
         ActionPhase, AlertState, Approval, EntryType, Incident, RunbookStep, Severity,
-        StepCondition, StepKind, StepPhase, StepProgress, duration,
+        StepCondition, StepKind, StepPhase, StepProgress, WorkloadKind, duration,
     },
     core::{
         text::{counted, humanize},
@@ -121,9 +121,12 @@ pub(super) fn remediate(
     let progress = &mut out.run.progress[index];
     let Some(first) = facts.workloads.first() else {
         return Outcome::Failed(
-            "the incident names no Deployment, StatefulSet or DaemonSet to act on".into(),
+            "the incident names no Deployment, StatefulSet, DaemonSet or Rollout to act on".into(),
         );
     };
+    if let Some(why) = facts.workloads.iter().find_map(|w| unsupported(kind, w)) {
+        return Outcome::Failed(why);
+    }
     if progress.phase == StepPhase::Running {
         let actor = progress.actor.clone();
         return follow_actions(out, step, incident, facts, actor);
@@ -285,7 +288,7 @@ pub(super) fn verify(
     };
     if facts.workloads.is_empty() {
         return Outcome::Failed(
-            "the incident names no Deployment, StatefulSet or DaemonSet to verify".into(),
+            "the incident names no Deployment, StatefulSet, DaemonSet or Rollout to verify".into(),
         );
     }
     let healthy = facts.workloads.iter().all(|w| w.healthy);
@@ -338,8 +341,18 @@ pub(super) fn verify(
     let wake = clear_until
         .filter(|t| *t > now)
         .map_or(deadline, |t| t.min(deadline));
-    Outcome::Wait(Some(wake))
+    // A Rollout is not watched (its CRD is optional): look again soon while one is not settled.
+    let polled = facts
+        .workloads
+        .iter()
+        .any(|w| !w.healthy && w.kind == WorkloadKind::Rollout)
+        .then(|| now.checked_add(ROLLOUT_POLL).ok())
+        .flatten();
+    Outcome::Wait(Some(polled.map_or(wake, |p| p.min(wake))))
 }
+
+/// How often a verify step looks at a Rollout that is not settled yet (remediation's pace too).
+const ROLLOUT_POLL: SignedDuration = SignedDuration::from_secs(5);
 
 /// Why a step's `when` does not hold, or None when it does.
 pub(super) fn not_now(

@@ -359,3 +359,41 @@ fn a_failed_rollback_stops_the_step_before_the_next_workload() {
     assert_eq!(failed.request, None, "db is left alone");
     assert_eq!(failed.run.progress[1].phase, StepPhase::Failed);
 }
+
+/// `rollback_steps()` with a revision to return to, started, on a Rollout named web.
+fn on_a_rollout(steps: serde_json::Value) -> (RunbookRun, Incident, RunFacts, Timestamp) {
+    let run = start(&runbook(steps, "Escalate"), "matched", Severity::P2).run;
+    let mut facts = facts("2026-11-22T09:50:00Z", false);
+    facts.workloads[0].kind = WorkloadKind::Rollout;
+    (run, incident("P2"), facts, at("2026-11-22T10:01:00Z"))
+}
+
+#[test]
+fn a_rollout_is_aborted_without_a_revision_and_never_restarted_or_scaled() {
+    let mut steps = rollback_steps();
+    steps[1]["rollback"] = json!({ "toRevision": 3 });
+    let (run, mut incident, facts, now) = on_a_rollout(steps);
+    let first = advance(&run, &incident, &facts, now);
+    let abort = first.request.clone().expect("the abort");
+    assert_eq!(abort.target(), "rollout/web");
+    // Admission refuses a revision for a Rollout: the abort returns to its stable ReplicaSet.
+    assert_eq!(abort.rollback.as_ref().and_then(|r| r.to_revision), None);
+    // Verifying a Rollout that is not settled looks again within seconds (it is not watched).
+    incident.spec.actions.push(abort);
+    finish_action(&mut incident, "runbook-roll-back", ActionPhase::Succeeded);
+    let verifying = advance(&first.run, &incident, &facts, now);
+    assert_eq!(verifying.run.progress[2].phase, StepPhase::Running);
+    assert_eq!(verifying.wake_at, Some(at("2026-11-22T10:01:05Z")));
+    // Restart and scale steps fail before asking for what admission would refuse.
+    for step in [
+        json!({ "name": "bounce", "restart": {}, "automaticFor": ["P2"] }),
+        json!({ "name": "more", "scale": { "replicas": 6 }, "automaticFor": ["P2"] }),
+    ] {
+        let (run, incident, facts, now) = on_a_rollout(json!([step]));
+        let refused = advance(&run, &incident, &facts, now);
+        assert_eq!(refused.request, None);
+        assert_eq!(refused.run.progress[0].phase, StepPhase::Failed);
+        let reason = refused.run.progress[0].reason.clone().unwrap_or_default();
+        assert!(reason.contains("cannot act on rollout/web"), "{reason}");
+    }
+}
