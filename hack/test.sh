@@ -31,6 +31,12 @@ if [[ -z "${INCIDENT_E2E_ARGO_ROLLOUTS:-}" ]]; then
   INCIDENT_E2E_ARGO_ROLLOUTS="$(hack/cluster/argo-rollouts.sh)"
 fi
 export INCIDENT_E2E_ARGO_ROLLOUTS
+# Argo CD's CRDs (no controller), for the Application pause e2e test: copied once into the cache from the release's
+# Go module by hack/cluster/argocd-crds.sh (seconds; warm: at once).
+if [[ -z "${INCIDENT_E2E_ARGOCD_CRDS:-}" ]]; then
+  INCIDENT_E2E_ARGOCD_CRDS="$(hack/cluster/argocd-crds.sh)"
+fi
+export INCIDENT_E2E_ARGOCD_CRDS
 # The Helm chart: lint and golden `helm template` output (seconds; no cluster needed).
 hack/chart-test.sh
 hack/cluster/down.sh 2>/dev/null || true

@@ -25,6 +25,7 @@ mod event_floods;
 mod flux;
 mod flux_facts;
 mod flux_process;
+mod gitops_argocd;
 mod gitops_resume;
 mod gitops_rollback;
 mod gitops_sets;

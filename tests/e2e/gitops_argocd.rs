@@ -1,0 +1,185 @@
+//! Rollbacks that stick with Argo CD (issue 18): Argo CD's own Application CRD (from the release's
+//! module, hack/cluster/argocd-crds.sh) on the real API server; no Argo CD controller runs here (see
+//! docs/gitops.md). What the operator does is checked on the objects: the Deployment carries Argo
+//! CD's tracking annotation, the Application lists it; the rollback first turns automated sync off
+//! (recording exactly what it was), rolls back, and `resume-gitops` puts automated sync back as it was.
+
+use std::path::PathBuf;
+
+use incident_operator::api::{ActionPhase, EntryType, Incident, PauseState};
+use k8s_openapi::{
+    api::apps::v1::Deployment,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, ResourceExt,
+    api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+use crate::{
+    lifecycle::{entries, settle},
+    remediation::{ROLLOUT, bad_deploy_history, revisions},
+    support::{Operator, TestNamespace, client, install_crds, wait_for},
+};
+
+/// The directory of Argo CD's CRDs: INCIDENT_E2E_ARGOCD_CRDS (as `make test` sets it), else the
+/// script's answer.
+fn crds_dir() -> PathBuf {
+    let how = "run hack/cluster/argocd-crds.sh and set INCIDENT_E2E_ARGOCD_CRDS to the directory it \
+               prints, or run `make test`";
+    let dir = match std::env::var_os("INCIDENT_E2E_ARGOCD_CRDS") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/cluster/argocd-crds.sh");
+            let output = std::process::Command::new(script)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .unwrap_or_else(|e| panic!("run {script}: {e}; {how}"));
+            assert!(output.status.success(), "{script} failed; {how}");
+            PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+        }
+    };
+    assert!(
+        dir.join("application-crd.yaml").is_file(),
+        "no application-crd.yaml in {}; {how}",
+        dir.display()
+    );
+    dir
+}
+
+fn applications(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let resource = ApiResource {
+        group: "argoproj.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "argoproj.io/v1alpha1".into(),
+        kind: "Application".into(),
+        plural: "applications".into(),
+    };
+    Api::namespaced_with(client.clone(), ns, &resource)
+}
+
+#[tokio::test]
+async fn a_rollback_of_an_argo_cd_deployment_turns_automated_sync_off_once_and_back_on_resume() {
+    let client = client().await;
+    install_crds(&client).await;
+    let text = std::fs::read_to_string(crds_dir().join("application-crd.yaml")).expect("the CRD");
+    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text).expect("a CRD");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        &crd.name_any(),
+        &PatchParams::apply("incident-e2e").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the Application CRD");
+    wait_for(&crds, &crd.name_any(), "CRD Established", ROLLOUT, |c| {
+        c.and_then(|c| c.status.as_ref()?.conditions.clone())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await;
+
+    let ns = TestNamespace::new(&client, "gitops-argocd").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    bad_deploy_history(&deployments, "web", 1).await;
+    // As Argo CD marks what it applies (an Application outside its own namespace: `<ns>_<name>`).
+    let tracking = format!("{0}_shop:apps/Deployment:{0}/web", ns.name);
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                "argocd.argoproj.io/tracking-id": tracking } } })),
+        )
+        .await
+        .expect("mark the Deployment");
+    let automated = json!({ "prune": true, "selfHeal": true });
+    let application: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": { "name": "shop" },
+        "spec": { "project": "default",
+                  "destination": { "server": "https://kubernetes.default.svc", "namespace": ns.name },
+                  "source": { "repoURL": "https://git.example.com/shop.git", "path": "deploy", "targetRevision": "HEAD" },
+                  "syncPolicy": { "automated": automated } },
+        "status": { "sync": { "status": "Synced", "revision": "4f2c1a9" },
+                    "resources": [ { "group": "apps", "version": "v1", "kind": "Deployment",
+                                     "namespace": ns.name, "name": "web" } ] },
+    }))
+    .expect("an Application");
+    let apps = applications(&client, &ns.name);
+    apps.create(&PostParams::default(), &application)
+        .await
+        .expect("create the Application");
+
+    let operator = Operator::start(&ns.name, &[]).await;
+    let incident: Incident = serde_json::from_value(json!({
+        "apiVersion": "incident.dev/v1alpha1", "kind": "Incident", "metadata": { "name": "bad-deploy" },
+        "spec": { "title": "web v3 crashes", "severity": "P2",
+                  "actions": [{ "name": "undo", "rollback": { "deployment": "web" } }] },
+    }))
+    .expect("an Incident");
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns.name);
+    incidents
+        .create(&PostParams::default(), &incident)
+        .await
+        .expect("create the incident");
+    let done = settle(&incidents, "bad-deploy", "the rollback succeeded", |i| {
+        i.status.as_ref().is_some_and(|s| {
+            s.actions
+                .iter()
+                .any(|a| a.name == "undo" && a.phase == ActionPhase::Succeeded)
+        })
+    })
+    .await;
+    assert_eq!(
+        revisions(&client, &ns.name, "web").await,
+        [1, 3, 4],
+        "rolled back once"
+    );
+    let status = done.status.clone().expect("status");
+    assert_eq!(status.gitops.len(), 1, "{:#?}", status.gitops);
+    let pause = &status.gitops[0];
+    assert_eq!(pause.state, PauseState::Paused);
+    assert_eq!(
+        pause.owner.to_string(),
+        format!("Argo CD Application {}/shop", ns.name)
+    );
+    assert_eq!(
+        pause.previous.as_deref(),
+        Some(automated.to_string().as_str())
+    );
+    assert_eq!(pause.revision.as_deref(), Some("4f2c1a9"));
+    assert_eq!(entries(&done, EntryType::GitOpsPaused), 1);
+    // What the operator wrote: automated sync gone (self-heal off), and nothing else.
+    let paused = apps.get("shop").await.expect("the Application");
+    assert!(
+        paused.data["spec"]["syncPolicy"]["automated"].is_null(),
+        "{:?}",
+        paused.data["spec"]
+    );
+    assert_eq!(
+        paused.data["spec"]["source"]["path"], "deploy",
+        "nothing else changed"
+    );
+
+    // Resume: automated sync back exactly as it was, once.
+    let asked = crate::plugin::plugin(&ns.name, &["resume-gitops", "bad-deploy"]).await;
+    assert!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    let resumed = settle(&incidents, "bad-deploy", "the Application resumed", |i| {
+        i.status
+            .as_ref()
+            .is_some_and(|s| s.gitops.iter().all(|p| p.state == PauseState::Resumed))
+    })
+    .await;
+    assert_eq!(entries(&resumed, EntryType::GitOpsResumed), 1);
+    let back = apps.get("shop").await.expect("the Application");
+    assert_eq!(back.data["spec"]["syncPolicy"]["automated"], automated);
+    operator.stop().await;
+}
