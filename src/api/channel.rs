@@ -56,7 +56,7 @@ pub struct ChannelSpec {
     /// Message templates (minijinja) by event, instead of the built-in ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 13, "additionalProperties" = {"type": "string", "maxLength": 8192}))]
-    #[x_kube(validation = Rule::new("self.all(k, k in ['Opened', 'Acknowledged', 'Update', 'UpdateDue', 'SeverityChanged', 'Escalated', 'Paged', 'CommanderChanged', 'ApprovalNeeded', 'ActionFailed', 'Resolved', 'Reopened', 'Closed'])").message("templates are keyed by event: Opened, Acknowledged, Update, UpdateDue, SeverityChanged, Escalated, Paged, CommanderChanged, ApprovalNeeded, ActionFailed, Resolved, Reopened, Closed"))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['Opened', 'Acknowledged', 'Update', 'UpdateDue', 'SeverityChanged', 'Escalated', 'Paged', 'CommanderChanged', 'ApprovalNeeded', 'ActionFailed', 'GitOpsPaused', 'GitOpsResumed', 'Resolved', 'Reopened', 'Closed'])").message("templates are keyed by event: Opened, Acknowledged, Update, UpdateDue, SeverityChanged, Escalated, Paged, CommanderChanged, ApprovalNeeded, ActionFailed, GitOpsPaused, GitOpsResumed, Resolved, Reopened, Closed"))]
     #[x_kube(validation = Rule::new("self.all(k, size(self[k]) <= 8192)").message("a template is at most 8192 characters"))]
     pub templates: BTreeMap<String, String>,
 }
@@ -174,9 +174,10 @@ pub struct Route {
     #[schemars(length(max = 4))]
     pub severities: Vec<Severity>,
     /// The events to send (empty: Opened, Acknowledged, Update, UpdateDue, SeverityChanged,
-    /// Escalated, Paged, CommanderChanged, ApprovalNeeded, ActionFailed, Resolved, Reopened).
+    /// Escalated, Paged, CommanderChanged, ApprovalNeeded, ActionFailed, GitOpsPaused,
+    /// GitOpsResumed, Resolved, Reopened).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 13))]
+    #[schemars(length(max = 15))]
     pub events: Vec<NotificationEvent>,
     /// Labels the incident must carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +213,10 @@ pub enum NotificationEvent {
     ApprovalNeeded,
     /// A remediation action failed.
     ActionFailed,
+    /// A GitOps owner (Flux, Argo CD) was paused so that a rollback sticks: revert in Git, then resume.
+    GitOpsPaused,
+    /// A paused GitOps owner was resumed.
+    GitOpsResumed,
     Resolved,
     Reopened,
     /// The post-mortem is complete (not sent unless listed).
@@ -219,7 +224,7 @@ pub enum NotificationEvent {
 }
 
 impl NotificationEvent {
-    pub const ALL: [NotificationEvent; 13] = [
+    pub const ALL: [NotificationEvent; 15] = [
         NotificationEvent::Opened,
         NotificationEvent::Acknowledged,
         NotificationEvent::Update,
@@ -230,6 +235,8 @@ impl NotificationEvent {
         NotificationEvent::CommanderChanged,
         NotificationEvent::ApprovalNeeded,
         NotificationEvent::ActionFailed,
+        NotificationEvent::GitOpsPaused,
+        NotificationEvent::GitOpsResumed,
         NotificationEvent::Resolved,
         NotificationEvent::Reopened,
         NotificationEvent::Closed,
@@ -247,6 +254,8 @@ impl NotificationEvent {
             NotificationEvent::CommanderChanged => "CommanderChanged",
             NotificationEvent::ApprovalNeeded => "ApprovalNeeded",
             NotificationEvent::ActionFailed => "ActionFailed",
+            NotificationEvent::GitOpsPaused => "GitOpsPaused",
+            NotificationEvent::GitOpsResumed => "GitOpsResumed",
             NotificationEvent::Resolved => "Resolved",
             NotificationEvent::Reopened => "Reopened",
             NotificationEvent::Closed => "Closed",

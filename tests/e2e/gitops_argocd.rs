@@ -19,6 +19,8 @@ use serde_json::json;
 
 use crate::{
     lifecycle::{entries, settle},
+    notifications::{DELIVERY, channel, secret},
+    receiver::{Receiver, SECRET},
     remediation::{ROLLOUT, bad_deploy_history, revisions},
     support::{Operator, TestNamespace, client, install_crds, wait_for},
 };
@@ -114,6 +116,18 @@ async fn a_rollback_of_an_argo_cd_deployment_turns_automated_sync_off_once_and_b
         .await
         .expect("create the Application");
 
+    // The team's channel hears of the pause and the resume.
+    let receiver = Receiver::start(Some(SECRET)).await;
+    secret(&client, &ns.name, "hook", &receiver.url(), Some(SECRET)).await;
+    channel(
+        &client,
+        &ns.name,
+        "team",
+        "hook",
+        true,
+        json!({ "events": ["GitOpsPaused", "GitOpsResumed"] }),
+    )
+    .await;
     let operator = Operator::start(&ns.name, &[]).await;
     let incident: Incident = serde_json::from_value(json!({
         "apiVersion": "incident.dev/v1alpha1", "kind": "Incident", "metadata": { "name": "bad-deploy" },
@@ -181,5 +195,25 @@ async fn a_rollback_of_an_argo_cd_deployment_turns_automated_sync_off_once_and_b
     assert_eq!(entries(&resumed, EntryType::GitOpsResumed), 1);
     let back = apps.get("shop").await.expect("the Application");
     assert_eq!(back.data["spec"]["syncPolicy"]["automated"], automated);
+    // Said to people: what was paused and what to do, then that it resumed (signed, verified).
+    let received = receiver
+        .wait_for("the pause and the resume said", DELIVERY, |r| {
+            crate::receiver::events(r).len() >= 2
+        })
+        .await;
+    assert_eq!(
+        crate::receiver::events(&received),
+        ["GitOpsPaused", "GitOpsResumed"]
+    );
+    let said = received[0]["body"]["text"].as_str().unwrap_or_default();
+    assert!(
+        said.contains(&format!("Paused Argo CD Application {}/shop", ns.name))
+            && said.contains("Revert the change in Git"),
+        "{said}"
+    );
+    assert!(
+        received.iter().all(|r| r["verified"] == true),
+        "{received:?}"
+    );
     operator.stop().await;
 }

@@ -254,6 +254,8 @@ fn headline(event: NotificationEvent) -> &'static str {
         NotificationEvent::CommanderChanged => "🧭 Commander changed",
         NotificationEvent::ApprovalNeeded => "✋ A runbook step waits for a person",
         NotificationEvent::ActionFailed => "❌ A remediation action failed",
+        NotificationEvent::GitOpsPaused => "⏸️ GitOps owner paused so the rollback sticks",
+        NotificationEvent::GitOpsResumed => "▶️ GitOps owner resumed",
         NotificationEvent::Reopened => "🔁 Incident reopened",
         NotificationEvent::Closed => "📘 Incident closed",
         NotificationEvent::Opened => "🚨 Incident opened",

@@ -12,7 +12,7 @@ use kube::{
 use crate::api::{Channel, Incident, NotificationEvent};
 
 /// The events a channel hears when its route names none: everything but Closed.
-pub const DEFAULT_EVENTS: [NotificationEvent; 12] = [
+pub const DEFAULT_EVENTS: [NotificationEvent; 14] = [
     NotificationEvent::Opened,
     NotificationEvent::Acknowledged,
     NotificationEvent::Update,
@@ -23,6 +23,8 @@ pub const DEFAULT_EVENTS: [NotificationEvent; 12] = [
     NotificationEvent::CommanderChanged,
     NotificationEvent::ApprovalNeeded,
     NotificationEvent::ActionFailed,
+    NotificationEvent::GitOpsPaused,
+    NotificationEvent::GitOpsResumed,
     NotificationEvent::Resolved,
     NotificationEvent::Reopened,
 ];
@@ -40,6 +42,8 @@ pub fn event_of(reason: &str) -> Option<NotificationEvent> {
         "CommanderChanged" => NotificationEvent::CommanderChanged,
         "StepWaiting" => NotificationEvent::ApprovalNeeded,
         "ActionFailed" => NotificationEvent::ActionFailed,
+        "GitOpsPaused" => NotificationEvent::GitOpsPaused,
+        "GitOpsResumed" => NotificationEvent::GitOpsResumed,
         "Resolved" => NotificationEvent::Resolved,
         "Reopened" => NotificationEvent::Reopened,
         "Closed" => NotificationEvent::Closed,
@@ -144,6 +148,8 @@ mod tests {
                     "CommanderChanged",
                     "StepWaiting",
                     "ActionFailed",
+                    "GitOpsPaused",
+                    "GitOpsResumed",
                     "Resolved",
                     "Reopened",
                     "Closed",
