@@ -247,6 +247,7 @@ async fn the_custom_value_set_installs() {
     // The GitOps owners' namespaces: the watched one here (flux-system does not exist).
     let flux = format!("gitops.flux.namespaces={{{}}}", watched.name);
     let argocd = format!("gitops.argocd.namespace={}", watched.name);
+    let rollouts = format!("argoRollouts.namespaces={{{}}}", watched.name);
     let mut release = Release::install(
         &ns.name,
         &ns.name,
@@ -265,6 +266,8 @@ async fn the_custom_value_set_installs() {
             &flux,
             "--set",
             &argocd,
+            "--set",
+            &rollouts,
         ],
     );
     // Opt-in GitOps rights: get and patch on the owners, get on their sources, in their namespace only.
