@@ -12,12 +12,9 @@ use incident_operator::api::{
     ActionPhase, ArgoRolloutStatus, EntryType, Incident, Runbook,
     metadata::{ACTION_ANNOTATION, REMEDIATION_MANAGER},
 };
-use k8s_openapi::{
-    api::{
-        apps::v1::ReplicaSet,
-        rbac::v1::{Role, RoleBinding},
-    },
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+use k8s_openapi::api::{
+    apps::v1::ReplicaSet,
+    rbac::v1::{Role, RoleBinding},
 };
 use kube::{
     Api, Client, CustomResource, ResourceExt,
@@ -89,34 +86,12 @@ pub fn argo_dir() -> PathBuf {
 
 /// Server-side applies the release's CRDs and waits until each is Established.
 pub(crate) async fn install_argo_crds(client: &Client, dir: &std::path::Path) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("crds"))
         .expect("read the Argo Rollouts CRDs")
         .map(|f| f.expect("a CRD file").path())
         .collect();
     files.sort();
-    for file in files {
-        let text = std::fs::read_to_string(&file).expect("read a CRD");
-        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} is not a CRD: {e}", file.display()));
-        let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply("incident-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
-        wait_for(&api, &name, "CRD Established", ROLLOUT, |crd| {
-            crd.and_then(|c| c.status.as_ref())
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        })
-        .await;
-    }
+    crate::support::apply_crd_files(client, &files).await;
 }
 
 /// The Rollouts controller for one namespace (`--namespaced`), leader election off; killed when

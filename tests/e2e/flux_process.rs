@@ -7,9 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client, ResourceExt,
+    Client, ResourceExt,
     api::{ListParams, Patch, PatchParams},
 };
 use serde_json::json;
@@ -18,7 +17,7 @@ use tokio::process::{Child, Command};
 use crate::{
     alertmanager::Scratch,
     flux::{git_repositories, kustomizations},
-    support::{cleanup, free_addr, get, kubeconfig_path, wait_for},
+    support::{cleanup, free_addr, get, kubeconfig_path},
 };
 
 /// The directory hack/cluster/flux.sh fills: the two controllers and crds/. INCIDENT_E2E_FLUX
@@ -50,7 +49,6 @@ pub fn flux_dir() -> PathBuf {
 
 /// Server-side applies every CRD under `dir`/crds and waits until each is Established.
 pub async fn install_flux_crds(client: &Client, dir: &std::path::Path) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("crds"))
         .expect("read the Flux CRD directory")
         .flat_map(|d| std::fs::read_dir(d.expect("a CRD directory").path()).expect("CRDs"))
@@ -58,34 +56,7 @@ pub async fn install_flux_crds(client: &Client, dir: &std::path::Path) {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no Flux CRDs under {}", dir.display());
-    for file in files {
-        let text = std::fs::read_to_string(&file).expect("read a CRD");
-        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} is not a CRD: {e}", file.display()));
-        let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply("incident-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
-        wait_for(
-            &api,
-            &name,
-            "CRD Established",
-            Duration::from_secs(30),
-            |crd| {
-                crd.and_then(|c| c.status.as_ref())
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            },
-        )
-        .await;
-    }
+    crate::support::apply_crd_files(client, &files).await;
 }
 
 /// source-controller and kustomize-controller for one namespace. Dropping it kills both and

@@ -7,12 +7,9 @@
 use std::path::PathBuf;
 
 use incident_operator::api::{ActionPhase, EntryType, Incident, PauseState};
-use k8s_openapi::{
-    api::apps::v1::Deployment,
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
-    Api, ResourceExt,
+    Api,
     api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
@@ -21,8 +18,8 @@ use crate::{
     lifecycle::{entries, settle},
     notifications::{DELIVERY, channel, secret},
     receiver::{Receiver, SECRET},
-    remediation::{ROLLOUT, bad_deploy_history, revisions},
-    support::{Operator, TestNamespace, client, install_crds, wait_for},
+    remediation::{bad_deploy_history, revisions},
+    support::{Operator, TestNamespace, client, install_crds},
 };
 
 /// The directory of Argo CD's CRDs: INCIDENT_E2E_ARGOCD_CRDS (as `make test` sets it), else the
@@ -65,24 +62,7 @@ fn applications(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
 async fn a_rollback_of_an_argo_cd_deployment_turns_automated_sync_off_once_and_back_on_resume() {
     let client = client().await;
     install_crds(&client).await;
-    let text = std::fs::read_to_string(crds_dir().join("application-crd.yaml")).expect("the CRD");
-    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text).expect("a CRD");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        &crd.name_any(),
-        &PatchParams::apply("incident-e2e").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply the Application CRD");
-    wait_for(&crds, &crd.name_any(), "CRD Established", ROLLOUT, |c| {
-        c.and_then(|c| c.status.as_ref()?.conditions.clone())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    })
-    .await;
+    crate::support::apply_crd_files(&client, &[crds_dir().join("application-crd.yaml")]).await;
 
     let ns = TestNamespace::new(&client, "gitops-argocd").await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);

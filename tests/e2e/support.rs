@@ -406,3 +406,38 @@ pub async fn terminate(mut child: Child) -> std::process::ExitStatus {
         Err(_) => panic!("operator did not exit within 5s of SIGTERM"),
     }
 }
+
+/// Server-side applies the CRDs in `files` (YAML, one CRD each) and waits until each is Established:
+/// how the tests install the outside tools' own CRDs (Flux, Argo Rollouts, Argo CD).
+pub async fn apply_crd_files(client: &Client, files: &[PathBuf]) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not a CRD: {e}", file.display()));
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &kube::api::PatchParams::apply("incident-e2e").force(),
+            &kube::api::Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+        wait_for(
+            &api,
+            &name,
+            "CRD Established",
+            Duration::from_secs(60),
+            |crd| {
+                crd.and_then(|c| c.status.as_ref()?.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            },
+        )
+        .await;
+    }
+}
