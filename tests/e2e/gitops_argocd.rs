@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use incident_operator::api::{ActionPhase, EntryType, Incident, PauseState};
+use incident_operator::api::{EntryType, Incident, PauseState};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api,
@@ -15,7 +15,7 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    lifecycle::{entries, settle},
+    lifecycle::{action_succeeded, entries, settle},
     notifications::{DELIVERY, channel, secret},
     receiver::{Receiver, SECRET},
     remediation::{bad_deploy_history, revisions},
@@ -120,14 +120,7 @@ async fn a_rollback_of_an_argo_cd_deployment_turns_automated_sync_off_once_and_b
         .create(&PostParams::default(), &incident)
         .await
         .expect("create the incident");
-    let done = settle(&incidents, "bad-deploy", "the rollback succeeded", |i| {
-        i.status.as_ref().is_some_and(|s| {
-            s.actions
-                .iter()
-                .any(|a| a.name == "undo" && a.phase == ActionPhase::Succeeded)
-        })
-    })
-    .await;
+    let done = action_succeeded(&incidents, "bad-deploy", "undo").await;
     assert_eq!(
         revisions(&client, &ns.name, "web").await,
         [1, 3, 4],

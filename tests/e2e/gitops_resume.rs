@@ -4,7 +4,7 @@
 //! operator resumes the Kustomization by itself — recorded first, so the operator killed between
 //! the record and the resume finishes it on restart, once — and Flux and the cluster agree.
 
-use incident_operator::api::{ActionPhase, EntryType, Incident, PauseState};
+use incident_operator::api::{EntryType, Incident, PauseState};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, api::PostParams};
 use serde_json::json;
@@ -14,7 +14,7 @@ use crate::{
         FLUX_ACTS, GitOps, SOURCE, V1, git_repositories, images_are, kustomizations, manifest,
         outlast_intervals,
     },
-    lifecycle::{entries, settle},
+    lifecycle::{action_succeeded, entries, settle},
     support::{Operator, TestNamespace, client, install_crds, wait_for},
 };
 
@@ -59,14 +59,7 @@ async fn a_pause_asked_to_resume_on_a_new_revision_resumes_once_the_revert_is_in
         .create(&PostParams::default(), &incident)
         .await
         .expect("create the incident");
-    let done = settle(&incidents, "bad-deploy", "the rollback succeeded", |i| {
-        i.status.as_ref().is_some_and(|s| {
-            s.actions
-                .iter()
-                .any(|a| a.name == "undo" && a.phase == ActionPhase::Succeeded)
-        })
-    })
-    .await;
+    let done = action_succeeded(&incidents, "bad-deploy", "undo").await;
     let status = done.status.clone().expect("status");
     assert_eq!(status.gitops.len(), 1, "one pause: {:#?}", status.gitops);
     let pause = &status.gitops[0];

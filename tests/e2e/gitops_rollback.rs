@@ -5,14 +5,14 @@
 //! and Flux and the cluster agree. The operator is killed right after the pause: nothing is
 //! paused twice and nothing is lost.
 
-use incident_operator::api::{ActionPhase, EntryType, Incident, PauseState};
+use incident_operator::api::{EntryType, Incident, PauseState};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, api::PostParams};
 use serde_json::json;
 
 use crate::{
     flux::{FLUX_ACTS, GitOps, V1, images_are, kustomizations, manifest, outlast_intervals},
-    lifecycle::{entries, settle},
+    lifecycle::{action_succeeded, entries, settle},
     support::{Operator, TestNamespace, client, install_crds, wait_for},
 };
 
@@ -60,14 +60,7 @@ async fn a_rollback_of_a_flux_deployment_pauses_its_kustomization_once_and_stick
 
     // Restarted: the pause is found, recorded once, and the rollback goes on.
     let operator = Operator::start(&ns.name, &[]).await;
-    let done = settle(&incidents, "bad-deploy", "the rollback succeeded", |i| {
-        i.status.as_ref().is_some_and(|s| {
-            s.actions
-                .iter()
-                .any(|a| a.name == "undo" && a.phase == ActionPhase::Succeeded)
-        })
-    })
-    .await;
+    let done = action_succeeded(&incidents, "bad-deploy", "undo").await;
     let status = done.status.clone().expect("status");
     assert_eq!(status.gitops.len(), 1, "one pause: {:#?}", status.gitops);
     let pause = &status.gitops[0];

@@ -58,6 +58,18 @@ pub async fn settle(
         .expect("Incident exists")
 }
 
+/// Waits until the incident `name`'s action `action` has succeeded; the incident then.
+pub async fn action_succeeded(api: &Api<Incident>, name: &str, action: &str) -> Incident {
+    settle(api, name, &format!("action {action} succeeded"), |i| {
+        i.status.as_ref().is_some_and(|s| {
+            s.actions.iter().any(|a| {
+                a.name == action && a.phase == incident_operator::api::ActionPhase::Succeeded
+            })
+        })
+    })
+    .await
+}
+
 pub fn phase(incident: &Incident) -> Option<Phase> {
     incident.status.as_ref().and_then(|s| s.phase)
 }

@@ -35,6 +35,21 @@ pub struct RolloutView {
 }
 
 impl RolloutView {
+    /// One of the Rollout's annotations.
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.rollout
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
+    }
+
+    /// Whether this action's marker is on the Rollout.
+    fn marked_by(&self, actor: &Actor) -> bool {
+        self.annotation(ACTION_ANNOTATION) == Some(actor.marker().as_str())
+    }
+
     fn name(&self) -> String {
         self.rollout.metadata.name.clone().unwrap_or_default()
     }
@@ -86,26 +101,13 @@ impl RolloutView {
 /// True once this action's abort reached the Rollout: its marker annotation (sent first) and
 /// `status.abort` (sent right after) are both there.
 pub fn landed(view: &RolloutView, actor: &Actor) -> bool {
-    let marked = view
-        .rollout
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ACTION_ANNOTATION))
-        .is_some_and(|m| *m == actor.marker());
-    marked && view.rollout.aborted()
+    view.marked_by(actor) && view.rollout.aborted()
 }
 
 /// Plans an action on a Rollout: a rollback aborts its update; nothing else is done to a Rollout.
 pub fn plan(action: &RemediationAction, view: &RolloutView, actor: &Actor) -> Plan {
     let target = format!("rollout/{}", view.name());
-    let disabled = view
-        .rollout
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(CONSENT_ANNOTATION))
-        .is_some_and(|v| v == "disabled");
+    let disabled = view.annotation(CONSENT_ANNOTATION) == Some("disabled");
     if disabled {
         return Plan::Refuse {
             reason: "RemediationDisabled",
@@ -123,13 +125,7 @@ pub fn plan(action: &RemediationAction, view: &RolloutView, actor: &Actor) -> Pl
             ),
         };
     }
-    let ours = view
-        .rollout
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ACTION_ANNOTATION))
-        .is_some_and(|m| *m == actor.marker());
+    let ours = view.marked_by(actor);
     if view.rollout.aborted() && !ours {
         return Plan::Skip {
             reason: "AlreadyAborted",
