@@ -27,8 +27,8 @@ use crate::{
             signals, storm_guard,
         },
         incidents::{
-            AutoResolve, Target, auto_resolve, incident_body, kept_severity, lists_signal,
-            storm_budget, target, unchanged, undo_clearing,
+            AutoResolve, Target, Update, auto_resolve, incident_body, kept_severity, lists_signal,
+            seen_at, storm_budget, target, undo_clearing, update_due,
         },
         settings::DetectionConfig,
         workloads::{Owners, event_workload},
@@ -206,8 +206,9 @@ pub(super) async fn evaluate(
     let (admitted, storm) = storm_guard(fresh, budget, &config.node_incident_namespace);
     let problems: Vec<Problem> = known.into_iter().chain(admitted).chain(storm).collect();
 
-    // Problems are independent (one incident each), so their writes run side by side: a burst of
-    // new problems no longer waits in line behind each other's evidence (ReplicaSets, log) writes.
+    // Problems are independent (one incident each), so their writes run side by side. New
+    // problems go first and every incident is written before any evidence is gathered: in a
+    // storm, the next problem's incident does not wait behind others' ReplicaSets, logs, evidence.
     let pass = Pass {
         client,
         stores,
@@ -218,8 +219,31 @@ pub(super) async fn evaluate(
         now,
         cooldown,
     };
-    let writes: Vec<_> = problems.iter().map(|p| write_problem(&pass, p)).collect();
-    futures::stream::iter(writes)
+    let (known, fresh): (Vec<&Problem>, Vec<&Problem>) = problems
+        .iter()
+        .partition(|p| matches!(target(&incidents, p, now, cooldown), Target::Existing(_)));
+    let updates: Vec<_> = fresh
+        .into_iter()
+        .chain(known)
+        .map(|p| update_incident(&pass, p))
+        .collect();
+    let written: Vec<Written> = futures::stream::iter(updates)
+        .buffered(WRITES_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let deferred = written.iter().filter_map(|w| w.due).min();
+    let evidence: Vec<_> = written
+        .iter()
+        .filter_map(|w| {
+            Some(write_evidence(
+                &pass,
+                w.problem,
+                &w.name,
+                w.evidence.as_deref()?,
+            ))
+        })
+        .collect();
+    futures::stream::iter(evidence)
         .buffer_unordered(WRITES_IN_FLIGHT)
         .try_collect::<Vec<()>>()
         .await?;
@@ -231,6 +255,7 @@ pub(super) async fn evaluate(
         .filter_map(|(_, h)| h.matures_at)
         .chain(matures)
         .chain(event_expiry)
+        .chain(deferred)
         .min();
     let Some(resolve_after) = config.resolve_after else {
         return Ok(wake);
@@ -260,34 +285,64 @@ struct Pass<'a> {
     cooldown: SignedDuration,
 }
 
-/// Opens or updates the problem's incident, then refreshes its evidence when the signals changed.
-async fn write_problem(pass: &Pass<'_>, problem: &Problem) -> Result<()> {
+/// What a problem's incident needs after its update.
+struct Written<'p> {
+    problem: &'p Problem,
+    name: String,
+    /// The signals to gather evidence for, when the signals changed or evidence is missing.
+    evidence: Option<Vec<Signal>>,
+    /// When an update held back by the interval is due.
+    due: Option<Timestamp>,
+}
+
+/// Opens or updates the problem's incident; says whether its evidence needs refreshing.
+async fn update_incident<'p>(pass: &Pass<'_>, problem: &'p Problem) -> Result<Written<'p>> {
     let Pass {
         client,
-        stores,
-        config,
         incidents,
-        pods,
-        owners,
         now,
         cooldown,
+        ..
     } = *pass;
     let (name, existing) = match target(incidents, problem, now, cooldown) {
         Target::Existing(incident) => (incident.name_any(), Some(incident)),
         Target::New(name) => (name, None),
     };
-    let signals = upsert(client, problem, &name, existing, now).await?;
+    let (signals, due) = upsert(client, problem, &name, existing, now).await?;
     let stale = existing.is_none_or(|i| {
         i.status
             .as_ref()
             .and_then(|s| s.evidence.as_ref())
             .is_none()
     });
-    if problem.workload.kind != "Deployment" || (signals.is_none() && !stale) {
-        return Ok(());
-    }
-    let signals =
-        signals.unwrap_or_else(|| existing.map(|i| i.spec.signals.clone()).unwrap_or_default());
+    let evidence =
+        (problem.workload.kind == "Deployment" && (signals.is_some() || stale)).then(|| {
+            signals.unwrap_or_else(|| existing.map(|i| i.spec.signals.clone()).unwrap_or_default())
+        });
+    Ok(Written {
+        problem,
+        name,
+        evidence,
+        due,
+    })
+}
+
+/// Refreshes the evidence of the problem's incident `name` from what the caches hold.
+async fn write_evidence(
+    pass: &Pass<'_>,
+    problem: &Problem,
+    name: &str,
+    signals: &[Signal],
+) -> Result<()> {
+    let Pass {
+        client,
+        stores,
+        config,
+        pods,
+        owners,
+        now,
+        ..
+    } = *pass;
     let on_workload: Vec<&PodSignals> = pods
         .iter()
         .filter(|p| p.workload == problem.workload)
@@ -309,7 +364,7 @@ async fn write_problem(pass: &Pass<'_>, problem: &Problem) -> Result<()> {
     record_evidence(
         client,
         problem,
-        &name,
+        name,
         Seen {
             deployment: deployment.as_deref(),
             pods: &on_workload,
@@ -322,26 +377,29 @@ async fn write_problem(pass: &Pass<'_>, problem: &Problem) -> Result<()> {
     .await
 }
 
-/// Creates or updates the problem's incident; writes only when what the detector owns changed.
-/// Returns the signals written, or None when nothing needed writing.
+/// Creates or updates the problem's incident; writes only when what the detector owns changed,
+/// and an update of the same kinds of trouble at most once per interval.
+/// Returns the signals written (None when nothing was written) and when a held-back update is due.
 async fn upsert(
     client: &Client,
     problem: &Problem,
     name: &str,
     existing: Option<&Incident>,
     now: Timestamp,
-) -> Result<Option<Vec<Signal>>> {
+) -> Result<(Option<Vec<Signal>>, Option<Timestamp>)> {
     let previous = existing
         .map(|i| i.spec.signals.as_slice())
         .unwrap_or_default();
-    let signals = signals(previous, problem, now);
+    let mut signals = signals(previous, problem, now);
     let severity = kept_severity(existing, problem);
     if let Some(incident) = existing {
         if let Some(unresolve) = undo_clearing(incident) {
             incidents::undo_clearing(client, incident, unresolve).await?;
         }
-        if unchanged(incident, problem, severity, &signals) {
-            return Ok(None);
+        match update_due(incident, problem, severity, &signals, now) {
+            Update::Unchanged => return Ok((None, None)),
+            Update::At(due) => return Ok((None, Some(due))),
+            Update::Now => seen_at(&mut signals, problem, now),
         }
     }
     let body = incident_body(problem, name, existing, severity, &signals);
@@ -349,7 +407,7 @@ async fn upsert(
     if existing.is_none() {
         info!(incident = %name, namespace = %problem.workload.namespace, severity = %problem.severity, "opened incident");
     }
-    Ok(Some(signals))
+    Ok((Some(signals), None))
 }
 
 /// What the detector's caches hold about one troubled workload.

@@ -20,6 +20,7 @@ use crate::api::{
         SEVERITY_OVERRIDE_ANNOTATION, SOURCE_DETECTOR, SOURCE_LABEL, severity_set_by_others,
     },
 };
+use crate::core::text::whole_second;
 
 /// Whether the detector opened this incident.
 pub fn detected(incident: &Incident) -> bool {
@@ -146,6 +147,62 @@ pub fn undo_clearing(incident: &Incident) -> Option<bool> {
         .is_some_and(|r| r.by == OPERATOR_ACTOR);
     (resolved_by_us || incident.annotations().contains_key(CLEARED_ANNOTATION))
         .then_some(resolved_by_us)
+}
+
+/// The least time between two of the detector's updates of one incident whose signal kinds stay
+/// the same: a storm changes its counts every few hundred milliseconds, and every update costs
+/// three writes (the incident, its evidence, the lifecycle's status for the new generation).
+pub const UPDATE_INTERVAL: SignedDuration = SignedDuration::from_secs(10);
+
+/// When the detector writes what changed on an incident it already has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// The incident shows it all.
+    Unchanged,
+    /// Write now: a signal kind came or went, or the last update is older than the interval.
+    Now,
+    /// Only counts, pods, availability or severity changed, soon after the last update: write
+    /// then, with whatever is true at that moment.
+    At(Timestamp),
+}
+
+/// The leading edge of an incident's updates is written at once, the rest at most once per
+/// [`UPDATE_INTERVAL`]; a new kind of trouble is never held back.
+pub fn update_due(
+    incident: &Incident,
+    problem: &Problem,
+    severity: Severity,
+    signals: &[Signal],
+    now: Timestamp,
+) -> Update {
+    if unchanged(incident, problem, severity, signals) {
+        return Update::Unchanged;
+    }
+    let kinds =
+        |signals: &[Signal]| -> Vec<String> { signals.iter().map(|s| s.type_.clone()).collect() };
+    if kinds(&incident.spec.signals) != kinds(signals) {
+        return Update::Now;
+    }
+    // Every update stamps `lastSeen` on the signals it carries (see [`seen_at`]).
+    let last = incident.spec.signals.iter().map(|s| s.last_seen.0).max();
+    match last.and_then(|last| last.checked_add(UPDATE_INTERVAL).ok()) {
+        Some(due) if now < due => Update::At(due),
+        _ => Update::Now,
+    }
+}
+
+/// `signals` as an update writes them: the problem's current kinds seen `now`, so the time of the
+/// detector's last update is on the incident itself (crash-safe, no memory of its own).
+pub fn seen_at(signals: &mut [Signal], problem: &Problem, now: Timestamp) {
+    for signal in signals {
+        if problem
+            .signals
+            .keys()
+            .any(|kind| kind.as_str() == signal.type_)
+        {
+            signal.last_seen = whole_second(now);
+        }
+    }
 }
 
 /// Whether the incident already shows what the detector would write (then nothing is written).

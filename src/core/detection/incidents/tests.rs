@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::api::metadata::PLUGIN_MANAGER;
+use crate::core::detection::group::signals;
 
 const T0: i64 = 1_800_000_000;
 
@@ -331,4 +332,46 @@ fn an_open_incident_listing_a_signal_lets_it_skip_its_wait() {
     ));
     let resolved = detected_incident("i", 0, json!({}), resolved_by(OPERATOR_ACTOR));
     assert!(!lists_signal(&[resolved], &web(), SignalKind::OomKilled));
+}
+
+#[test]
+fn an_update_of_the_same_kinds_waits_out_the_interval_and_a_new_kind_does_not() {
+    let p = problem(web(), Severity::P2);
+    // Written at 0 with one crashing pod; at 3 s a second pod joins.
+    let incident = detected_incident(
+        "i",
+        0,
+        json!({}),
+        json!({ "title": p.title, "signals": [{ "type": "CrashLoopBackOff",
+            "firstSeen": at(0).to_string(), "lastSeen": at(0).to_string(), "count": 1,
+            "pods": ["web-1"] }] }),
+    );
+    let mut two = p.clone();
+    two.signals.insert(
+        SignalKind::CrashLoopBackOff,
+        BTreeSet::from(["web-1".to_owned(), "web-2".to_owned()]),
+    );
+    let due = |problem: &Problem, severity, now| {
+        let signals = signals(&incident.spec.signals, problem, now);
+        update_due(&incident, problem, severity, &signals, now)
+    };
+    assert_eq!(due(&p, Severity::P2, at(3)), Update::Unchanged);
+    assert_eq!(due(&two, Severity::P2, at(3)), Update::At(at(10)));
+    assert_eq!(
+        due(&two, Severity::P1, at(3)),
+        Update::At(at(10)),
+        "a severity change of the same trouble waits too"
+    );
+    assert_eq!(due(&two, Severity::P2, at(10)), Update::Now);
+    let mut oom = p.clone();
+    oom.signals
+        .insert(SignalKind::OomKilled, BTreeSet::from(["web-2".to_owned()]));
+    assert_eq!(due(&oom, Severity::P2, at(3)), Update::Now, "a new kind");
+
+    // The update stamps every current kind, so the next one counts its interval from it.
+    let mut written = signals(&incident.spec.signals, &two, at(12));
+    written[0].count = 1;
+    written[0].last_seen = whole_second(at(0));
+    seen_at(&mut written, &two, at(12));
+    assert_eq!(written[0].last_seen, whole_second(at(12)));
 }
