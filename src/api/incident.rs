@@ -38,6 +38,7 @@ pub const MAX_TIMELINE: usize = 100;
     shortname = "inc",
     category = "incidents",
     status = "IncidentStatus",
+    derive = "PartialEq",
     printcolumn = r#"{"name":"Severity","type":"string","jsonPath":".spec.severity"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Title","type":"string","jsonPath":".spec.title"}"#,

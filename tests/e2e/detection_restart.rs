@@ -198,11 +198,30 @@ async fn a_node_incident_survives_operator_kills_without_duplicates_or_lost_upda
 
     let operator = Operator::start(&ns.name, &flags).await;
     first_pass(&operator).await;
+    // A count-only update waits out the 10 s since the last one, which the incident itself dates
+    // (so a restart neither forgets it nor writes early).
+    let written = |i: &Incident| {
+        i.spec
+            .signals
+            .iter()
+            .map(|s| s.last_seen.0)
+            .max()
+            .expect("a signal")
+    };
+    let before = written(&found[0]);
+    wait_for(
+        &incidents,
+        &name,
+        "the pods added while the operator was down counted",
+        DETECT,
+        |i| i.is_some_and(|i| signal_count(i, "NodeNotReady") == 35),
+    )
+    .await;
     let incident = the_only(&incidents, NODE_INCIDENTS, &name, "after restart 1").await;
-    assert_eq!(
-        signal_count(&incident, "NodeNotReady"),
-        35,
-        "the first pass after the restart counts the pods added while the operator was down: {:#?}",
+    assert!(
+        written(&incident).duration_since(before) >= SignedDuration::from_secs(10),
+        "updated {} after the last update, before the interval: {:#?}",
+        written(&incident).duration_since(before),
         incident.spec.signals
     );
     assert!(
@@ -389,13 +408,21 @@ async fn the_storm_guard_survives_an_operator_kill() {
 
     let operator = Operator::start(&ns.name, &flags).await;
     first_pass(&operator).await;
+    // Which problems the storm holds is an update of the same trouble: at most one per 10 s.
+    let held_by = |i: &Incident| -> BTreeSet<String> {
+        i.spec.affected.iter().map(|a| a.name.clone()).collect()
+    };
+    wait_for(
+        &incidents,
+        &storm_name,
+        "the storm incident holding exactly the problems present after the restart",
+        DETECT,
+        |i| i.is_some_and(|i| held_by(i) == expected),
+    )
+    .await;
     let checked = Timestamp::now();
     let storm = the_only(&incidents, STORM_INCIDENTS, &storm_name, "after restart").await;
-    let now_held: BTreeSet<String> = storm.spec.affected.iter().map(|a| a.name.clone()).collect();
-    assert_eq!(
-        now_held, expected,
-        "the storm incident holds exactly the problems present after the restart"
-    );
+    assert_eq!(held_by(&storm), expected);
     assert_eq!(signal_count(&storm, "IncidentStorm"), 6);
     assert!(storm.spec.resolution.is_none(), "the storm is still open");
     let workload = list(&incidents, WORKLOAD_INCIDENTS).await;

@@ -41,14 +41,17 @@ impl<R> Objects<R> {
             .insert(name.into_boxed_str(), record);
     }
 
-    fn remove(&mut self, namespace: &str, name: &str) {
-        if let Some(objects) = self.0.get_mut(namespace) {
-            objects.remove(name);
-            // An emptied namespace's table would otherwise stay allocated for good.
-            if objects.is_empty() {
-                self.0.remove(namespace);
-            }
+    /// Whether there was such an object.
+    fn remove(&mut self, namespace: &str, name: &str) -> bool {
+        let Some(objects) = self.0.get_mut(namespace) else {
+            return false;
+        };
+        let removed = objects.remove(name).is_some();
+        // An emptied namespace's table would otherwise stay allocated for good.
+        if objects.is_empty() {
+            self.0.remove(namespace);
         }
+        removed
     }
 }
 
@@ -111,13 +114,16 @@ impl<R> Cache<R> {
 }
 
 /// Where watched objects enter the detector's state: `record` turns an object into what is kept
-/// of it (None: keep nothing), so the whole object is dropped as soon as it arrives.
+/// of it (None: keep nothing), so the whole object is dropped as soon as it arrives. Returns
+/// whether what a pass reads changed (a relist counts once, when it completes).
 pub(super) fn admit<K, R>(
     cache: &Cache<R>,
     event: watcher::Event<K>,
     record: impl Fn(K) -> Option<R>,
-) where
+) -> bool
+where
     K: Resource,
+    R: PartialEq,
 {
     let key = |object: &K| {
         let meta = object.meta();
@@ -152,25 +158,34 @@ pub(super) fn admit<K, R>(
     };
     let mut state = cache.state.write().unwrap_or_else(PoisonError::into_inner);
     match change {
-        Change::Relist => state.relist = Some(Objects::default()),
+        Change::Relist => {
+            state.relist = Some(Objects::default());
+            false
+        }
         Change::Listed(namespace, name, Some(record)) => {
             state
                 .relist
                 .get_or_insert_with(Objects::default)
                 .insert(namespace, name, record);
+            false
         }
-        Change::Listed(..) => {}
+        Change::Listed(..) => false,
         Change::Complete => {
             if let Some(listed) = state.relist.take() {
                 state.objects = listed;
             }
             state.ready = true;
+            true
         }
         Change::Applied(namespace, name, Some(record)) => {
+            if state.objects.get(&namespace, &name) == Some(&record) {
+                return false;
+            }
             state.objects.insert(namespace, name, record);
+            true
         }
         Change::Applied(namespace, name, None) | Change::Deleted(namespace, name) => {
-            state.objects.remove(&namespace, &name);
+            state.objects.remove(&namespace, &name)
         }
     }
 }
@@ -257,5 +272,44 @@ mod tests {
             cache.read(|o| o.0.is_empty()),
             "no empty namespace table is kept"
         );
+    }
+
+    #[test]
+    fn only_a_change_of_what_is_kept_starts_a_pass() {
+        let cache = Cache::default();
+        assert!(!admit(&cache, watcher::Event::Init, keep));
+        assert!(!admit(
+            &cache,
+            watcher::Event::InitApply(object("a", "x", "1")),
+            keep
+        ));
+        assert!(admit(&cache, watcher::Event::InitDone, keep), "the list");
+        assert!(
+            !admit(&cache, watcher::Event::Apply(object("a", "x", "1")), keep),
+            "the same record again"
+        );
+        assert!(admit(
+            &cache,
+            watcher::Event::Apply(object("a", "x", "2")),
+            keep
+        ));
+        assert!(
+            !admit(
+                &cache,
+                watcher::Event::Apply(object("b", "y", "drop")),
+                keep
+            ),
+            "nothing kept of it, nothing was there"
+        );
+        assert!(admit(
+            &cache,
+            watcher::Event::Delete(object("a", "x", "2")),
+            keep
+        ));
+        assert!(!admit(
+            &cache,
+            watcher::Event::Delete(object("a", "x", "2")),
+            keep
+        ));
     }
 }

@@ -21,11 +21,11 @@ use tracing::debug;
 use super::cache::{Cache, admit};
 use crate::cluster::assignment::Assignment;
 use crate::{
-    api::{Incident, metadata::severity_owners},
+    api::Incident,
     cluster,
     core::detection::{
         classify::SignalKind,
-        records::{PodRecord, trim_deployment},
+        records::{PodRecord, trim_deployment, trim_incident},
         settings::DetectionConfig,
         workloads::controlling_workload,
     },
@@ -101,16 +101,7 @@ pub(super) fn start(
         assignment,
         cluster::scoped::<Incident>(client, namespace),
         base.clone(),
-        |mut incident: Incident| {
-            // The timeline is the lifecycle controller's business; of the managed fields only who
-            // owns the severity is read here.
-            incident.metadata.managed_fields =
-                severity_owners(incident.metadata.managed_fields.take());
-            if let Some(status) = incident.status.as_mut() {
-                status.timeline.clear();
-            }
-            Some(Arc::new(incident))
-        },
+        |incident: Incident| Some(Arc::new(trim_incident(incident))),
     );
     // Node incidents are filed in one namespace: only the shard handling it watches nodes.
     let watches_nodes = config.signals.enabled(SignalKind::NodeNotReady)
@@ -123,6 +114,7 @@ pub(super) fn start(
             Api::<Node>::all(client.clone()),
             base.clone().labels(&config.node_selector),
             |mut node: Node| {
+                node.metadata.resource_version = None;
                 node.metadata.managed_fields = None;
                 node.metadata.annotations = None;
                 if let Some(status) = node.status.as_mut() {
@@ -159,6 +151,7 @@ pub(super) fn start(
                 if !event.reason.as_deref().is_some_and(|r| wanted.wanted(r)) {
                     return None;
                 }
+                event.metadata.resource_version = None;
                 event.metadata.managed_fields = None;
                 event.metadata.annotations = None;
                 event.related = None;
@@ -191,7 +184,7 @@ fn watch_with<K, R>(
 ) -> Arc<Cache<R>>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-    R: Send + Sync + 'static,
+    R: PartialEq + Send + Sync + 'static,
 {
     let cache = Arc::new(Cache::default());
     let stream = watcher(api, config).default_backoff();
@@ -214,6 +207,7 @@ async fn drive<S, K, R>(
 ) where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     K: Resource,
+    R: PartialEq,
 {
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
@@ -222,8 +216,11 @@ async fn drive<S, K, R>(
                 let Some(event) = assigned(event, &assignment) else {
                     continue;
                 };
-                admit(&cache, event, &record);
-                changed.notify_one();
+                // An object whose record did not change (a heartbeat, a status field detection
+                // does not read) does not start a pass.
+                if admit(&cache, event, &record) {
+                    changed.notify_one();
+                }
             }
             Err(error) => debug!(%error, "watch error; the watcher retries"),
         }

@@ -13,7 +13,10 @@ use super::{
     group::Workload,
     workloads::{Owners, PodOwner, owner_workload, pod_owner},
 };
-use crate::api::metadata::LAST_APPLIED_ANNOTATION;
+use crate::api::{
+    Evidence, Incident, IncidentStatus, ResponseMetrics,
+    metadata::{LAST_APPLIED_ANNOTATION, severity_owners},
+};
 
 /// What detection reads of a pod; its namespace and name are the cache's key.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,6 +99,8 @@ fn trim_status(status: PodStatus) -> PodStatus {
 /// Trims a Deployment to what detection reads: replicas, selector, status, and the metadata that
 /// names its revision and GitOps owner (last-applied only as a marker: its value is a whole copy).
 pub fn trim_deployment(mut deployment: Deployment) -> Deployment {
+    // A new resourceVersion alone is no news: records compare equal unless what is read changed.
+    deployment.metadata.resource_version = None;
     deployment.metadata.managed_fields = None;
     if let Some(applied) = deployment
         .metadata
@@ -107,6 +112,32 @@ pub fn trim_deployment(mut deployment: Deployment) -> Deployment {
     }
     deployment.spec.template = PodTemplateSpec::default();
     deployment
+}
+
+/// What detection reads of an incident: its metadata and spec, who owns its severity, when it was
+/// resolved and whether it has evidence. The rest of the status (timeline, deliveries, escalation)
+/// is the other controllers' business, and its changes do not wake the detector.
+pub fn trim_incident(mut incident: Incident) -> Incident {
+    incident.metadata.resource_version = None;
+    incident.metadata.managed_fields = severity_owners(incident.metadata.managed_fields.take())
+        .map(|owners| {
+            owners
+                .into_iter()
+                .map(|mut owner| {
+                    owner.time = None;
+                    owner
+                })
+                .collect()
+        });
+    incident.status = incident.status.map(|status| IncidentStatus {
+        evidence: status.evidence.map(|_| Evidence::default()),
+        metrics: status.metrics.map(|m| ResponseMetrics {
+            resolved_at: m.resolved_at,
+            ..ResponseMetrics::default()
+        }),
+        ..IncidentStatus::default()
+    });
+    incident
 }
 
 #[cfg(test)]
@@ -236,5 +267,54 @@ mod tests {
         );
         assert_eq!(spec.template, PodTemplateSpec::default());
         assert_eq!(trimmed.status, deployment.status);
+    }
+
+    #[test]
+    fn an_incident_record_keeps_what_detection_reads_and_not_what_others_churn() {
+        let incident = |rv: &str, deliveries: usize, evidence: bool| -> Incident {
+            serde_json::from_value(json!({
+                "apiVersion": "incident.dev/v1alpha1", "kind": "Incident",
+                "metadata": { "name": "i", "namespace": "shop", "resourceVersion": rv,
+                    "managedFields": [
+                        { "manager": "kubectl-incident", "operation": "Apply",
+                          "time": format!("2026-11-22T15:00:0{deliveries}Z"),
+                          "fieldsType": "FieldsV1", "fieldsV1": { "f:spec": { "f:severity": {},
+                            "f:title": {} } } },
+                        { "manager": "incident-operator", "operation": "Apply",
+                          "fieldsType": "FieldsV1", "fieldsV1": { "f:status": {} } } ] },
+                "spec": { "title": "web", "severity": "P2" },
+                "status": {
+                    "phase": "Detected",
+                    "metrics": { "detectedAt": "2026-11-22T15:00:00Z",
+                                 "resolvedAt": "2026-11-22T16:00:00Z" },
+                    "evidence": if evidence { json!({ "recentDeploy": "3 minutes" }) } else { json!(null) },
+                    "observedGeneration": deliveries,
+                },
+            }))
+            .expect("an Incident")
+        };
+        let record = trim_incident(incident("1", 1, true));
+        assert_eq!(
+            record,
+            trim_incident(incident("2", 2, true)),
+            "another resourceVersion, another controller's status: the same record"
+        );
+        assert_ne!(
+            record,
+            trim_incident(incident("3", 2, false)),
+            "evidence gone"
+        );
+        let status = record.status.expect("status");
+        assert_eq!(
+            status
+                .metrics
+                .and_then(|m| m.resolved_at)
+                .map(|t| t.0.to_string()),
+            Some("2026-11-22T16:00:00Z".to_owned())
+        );
+        assert!(status.evidence.is_some());
+        let owners = record.metadata.managed_fields.expect("severity owners");
+        assert_eq!(owners.len(), 1, "only who owns the severity");
+        assert_eq!(owners[0].manager.as_deref(), Some("kubectl-incident"));
     }
 }
