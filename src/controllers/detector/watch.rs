@@ -25,7 +25,7 @@ use crate::{
     cluster,
     core::detection::{
         classify::SignalKind,
-        records::{PodRecord, trim_deployment, trim_incident},
+        records::{PodRecord, trim_deployment, trim_incident, trim_node},
         settings::DetectionConfig,
         workloads::controlling_workload,
     },
@@ -113,19 +113,7 @@ pub(super) fn start(
             assignment,
             Api::<Node>::all(client.clone()),
             base.clone().labels(&config.node_selector),
-            |mut node: Node| {
-                node.metadata.resource_version = None;
-                node.metadata.managed_fields = None;
-                node.metadata.annotations = None;
-                if let Some(status) = node.status.as_mut() {
-                    status.images = None;
-                    status.conditions = status
-                        .conditions
-                        .take()
-                        .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect());
-                }
-                Some(Arc::new(node))
-            },
+            |node: Node| Some(Arc::new(trim_node(node))),
         )
     });
     let namespaces = config.scope.namespace_selector.is_some().then(|| {

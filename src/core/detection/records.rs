@@ -5,8 +5,9 @@
 use jiff::Timestamp;
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{ContainerStatus, Pod, PodStatus, PodTemplateSpec},
+    core::v1::{ContainerStatus, Node, NodeCondition, NodeStatus, Pod, PodStatus, PodTemplateSpec},
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{
     classify::{ContainerTrouble, status_may_signal, status_signals},
@@ -112,6 +113,35 @@ pub fn trim_deployment(mut deployment: Deployment) -> Deployment {
     }
     deployment.spec.template = PodTemplateSpec::default();
     deployment
+}
+
+/// What detection reads of a node: its name, labels and Ready condition's status and reason. The
+/// heartbeat a kubelet renews every minute or so changes nothing kept, so it wakes no pass.
+pub fn trim_node(node: Node) -> Node {
+    let ready = node
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| NodeCondition {
+            type_: c.type_,
+            status: c.status,
+            reason: c.reason,
+            ..NodeCondition::default()
+        });
+    Node {
+        metadata: ObjectMeta {
+            name: node.metadata.name,
+            labels: node.metadata.labels,
+            ..ObjectMeta::default()
+        },
+        status: Some(NodeStatus {
+            conditions: ready.map(|c| vec![c]),
+            ..NodeStatus::default()
+        }),
+        ..Node::default()
+    }
 }
 
 /// What detection reads of an incident: its metadata and spec, who owns its severity, when it was
@@ -316,5 +346,33 @@ mod tests {
         let owners = record.metadata.managed_fields.expect("severity owners");
         assert_eq!(owners.len(), 1, "only who owns the severity");
         assert_eq!(owners[0].manager.as_deref(), Some("kubectl-incident"));
+    }
+
+    #[test]
+    fn a_node_heartbeat_changes_nothing_kept_and_a_ready_change_does() {
+        let node = |heartbeat: &str, status: &str| -> Node {
+            serde_json::from_value(json!({
+                "metadata": { "name": "n1", "resourceVersion": heartbeat,
+                              "labels": { "zone": "a" }, "annotations": { "a": "b" } },
+                "status": {
+                    "conditions": [
+                        { "type": "MemoryPressure", "status": "False",
+                          "lastHeartbeatTime": heartbeat },
+                        { "type": "Ready", "status": status, "reason": "KubeletReady",
+                          "lastHeartbeatTime": heartbeat,
+                          "lastTransitionTime": "2026-11-22T14:00:00Z" } ],
+                    "images": [{ "names": ["registry.local/web:1"] }],
+                },
+            }))
+            .expect("a Node")
+        };
+        let kept = trim_node(node("2026-11-22T15:00:00Z", "True"));
+        assert_eq!(kept, trim_node(node("2026-11-22T15:01:00Z", "True")));
+        assert_ne!(kept, trim_node(node("2026-11-22T15:01:00Z", "False")));
+        assert_eq!(kept.metadata.name.as_deref(), Some("n1"));
+        assert!(kept.metadata.labels.is_some() && kept.metadata.annotations.is_none());
+        let conditions = kept.status.and_then(|s| s.conditions).expect("conditions");
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].reason.as_deref(), Some("KubeletReady"));
     }
 }
