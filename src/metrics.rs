@@ -72,6 +72,12 @@ pub struct ApiRequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    /// The watched resource, plural: pods, replicasets, deployments, incidents, nodes, ...
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertRequestLabels {
     /// The monitor's format: alertmanager.
     pub source: String,
@@ -126,6 +132,8 @@ pub struct Metrics {
     pub detection_passes: Counter,
     /// How long a pass took, writes included: the part of detection latency that is ours.
     pub detection_pass_duration: Histogram,
+    /// Objects the detector keeps a record of, by resource: what its memory grows with.
+    pub detection_records: Family<ResourceLabels, Gauge>,
     /// Delivery attempts, by channel type, event and result.
     pub deliveries: Family<DeliveryLabels, Counter>,
     /// From the transition to its message delivered.
@@ -171,6 +179,7 @@ impl Default for Metrics {
             detection_pass_duration: Histogram::new([
                 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
             ]),
+            detection_records: Family::default(),
             deliveries: Family::default(),
             delivery_latency: Family::new_with_constructor(delivery_histogram),
             notifications_pending: Gauge::default(),
@@ -245,6 +254,11 @@ impl Default for Metrics {
             "detection_pass_duration_seconds",
             "Time a detection pass took, API writes included",
             metrics.detection_pass_duration.clone(),
+        );
+        registry.register(
+            "detection_records",
+            "Objects the detector keeps a record of, by resource",
+            metrics.detection_records.clone(),
         );
         registry.register(
             "notification_deliveries",

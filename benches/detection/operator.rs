@@ -155,13 +155,18 @@ impl Operator {
 
     /// Polls /metrics until the detector has completed at least `passes` passes.
     pub async fn await_passes(&self, passes: f64) -> Result<()> {
+        self.await_metric(PASSES, passes).await
+    }
+
+    /// Polls /metrics until `series` is at least `value`.
+    pub async fn await_metric(&self, series: &str, value: f64) -> Result<()> {
         let deadline = Instant::now() + TIMEOUT * 2;
         loop {
-            if self.metric(PASSES).await?.unwrap_or(0.0) >= passes {
+            if self.metric(series).await?.unwrap_or(0.0) >= value {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!("{PASSES} never reached {passes}").into());
+                return Err(format!("{series} never reached {value}").into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -12,22 +12,33 @@ use kube::{Resource, runtime::watcher};
 
 /// Records by namespace, then name; cluster-scoped objects sit under the empty namespace.
 #[derive(Debug)]
-pub(super) struct Objects<R>(HashMap<Box<str>, HashMap<Box<str>, R>>);
+pub(super) struct Objects<R> {
+    by_namespace: HashMap<Box<str>, HashMap<Box<str>, R>>,
+    /// How many records, kept as they come and go (the metrics read it on every event).
+    len: usize,
+}
 
 impl<R> Default for Objects<R> {
     fn default() -> Self {
-        Self(HashMap::new())
+        Self {
+            by_namespace: HashMap::new(),
+            len: 0,
+        }
     }
 }
 
 impl<R> Objects<R> {
     pub(super) fn get(&self, namespace: &str, name: &str) -> Option<&R> {
-        self.0.get(namespace)?.get(name)
+        self.by_namespace.get(namespace)?.get(name)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
     }
 
     /// (namespace, name, record) of every object.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &str, &R)> {
-        self.0.iter().flat_map(|(namespace, objects)| {
+        self.by_namespace.iter().flat_map(|(namespace, objects)| {
             objects
                 .iter()
                 .map(move |(name, record)| (namespace.as_ref(), name.as_ref(), record))
@@ -35,22 +46,25 @@ impl<R> Objects<R> {
     }
 
     fn insert(&mut self, namespace: String, name: String, record: R) {
-        self.0
+        let replaced = self
+            .by_namespace
             .entry(namespace.into_boxed_str())
             .or_default()
             .insert(name.into_boxed_str(), record);
+        self.len += usize::from(replaced.is_none());
     }
 
     /// Whether there was such an object.
     fn remove(&mut self, namespace: &str, name: &str) -> bool {
-        let Some(objects) = self.0.get_mut(namespace) else {
+        let Some(objects) = self.by_namespace.get_mut(namespace) else {
             return false;
         };
         let removed = objects.remove(name).is_some();
         // An emptied namespace's table would otherwise stay allocated for good.
         if objects.is_empty() {
-            self.0.remove(namespace);
+            self.by_namespace.remove(namespace);
         }
+        self.len -= usize::from(removed);
         removed
     }
 }
@@ -105,6 +119,11 @@ impl<R> Cache<R> {
         R: Clone,
     {
         self.read(|objects| objects.iter().map(|(_, _, r)| r.clone()).collect())
+    }
+
+    /// How many records a pass reads now (a list in progress not counted).
+    pub(super) fn len(&self) -> usize {
+        self.read(Objects::len)
     }
 
     fn read_state<T>(&self, f: impl FnOnce(&State<R>) -> T) -> T {
@@ -251,6 +270,7 @@ mod tests {
         );
         assert_eq!(all(&cache), [("b".into(), "y".into(), "2".into())]);
         assert_eq!(cache.get("b", "y").as_deref(), Some("2"));
+        assert_eq!(cache.len(), 1, "one added, one dropped");
 
         // A relist drops what it no longer lists.
         admit(&cache, watcher::Event::Init, keep);
@@ -264,12 +284,23 @@ mod tests {
             1,
             "the old records serve until the list completes"
         );
+        admit(
+            &cache,
+            watcher::Event::InitApply(object("c", "w", "4")),
+            keep,
+        );
+        assert_eq!(cache.len(), 1, "a list in progress is not counted");
         admit(&cache, watcher::Event::InitDone, keep);
+        assert_eq!(cache.len(), 2);
+        admit(&cache, watcher::Event::Delete(object("c", "w", "4")), keep);
+        admit(&cache, watcher::Event::Delete(object("c", "w", "4")), keep);
+        assert_eq!(cache.len(), 1, "a second delete of one object counts once");
         assert_eq!(all(&cache), [("c".into(), "z".into(), "3".into())]);
         admit(&cache, watcher::Event::Delete(object("c", "z", "3")), keep);
         assert!(all(&cache).is_empty());
+        assert_eq!(cache.len(), 0);
         assert!(
-            cache.read(|o| o.0.is_empty()),
+            cache.read(|o| o.by_namespace.is_empty()),
             "no empty namespace table is kept"
         );
     }

@@ -42,6 +42,7 @@ pub async fn run(
         streaming,
         &changed,
         &assignment,
+        &metrics,
     );
     let mut pending = Pending::new();
     info!(

@@ -15,6 +15,7 @@ use kube::{
     core::PartialObjectMeta,
     runtime::{WatchStreamExt, watcher},
 };
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::{sync::Notify, task::JoinHandle};
 use tracing::debug;
 
@@ -29,6 +30,7 @@ use crate::{
         settings::DetectionConfig,
         workloads::controlling_workload,
     },
+    metrics::{Metrics, ResourceLabels},
 };
 
 /// A ReplicaSet's controlling workload: (kind, name).
@@ -58,6 +60,7 @@ pub(super) fn start(
     streaming: bool,
     changed: &Arc<Notify>,
     assignment: &Assignment,
+    metrics: &Metrics,
 ) -> (Stores, Vec<JoinHandle<()>>) {
     let base = if streaming {
         watcher::Config::default().streaming_lists()
@@ -65,18 +68,20 @@ pub(super) fn start(
         watcher::Config::default()
     };
     let mut drivers = Vec::new();
-    let pods = watch_with(
-        &mut drivers,
+    let mut watches = Watches {
+        drivers: &mut drivers,
         changed,
         assignment,
+        metrics,
+    };
+    let pods = watches.start(
+        "pods",
         cluster::scoped::<Pod>(client, namespace),
         base.clone(),
         |pod| Some(PodRecord::of(pod)),
     );
-    let replica_sets = watch_with(
-        &mut drivers,
-        changed,
-        assignment,
+    let replica_sets = watches.start(
+        "replicasets",
         cluster::scoped::<PartialObjectMeta<ReplicaSet>>(client, namespace),
         base.clone(),
         |rs| {
@@ -86,19 +91,15 @@ pub(super) fn start(
             )
         },
     );
-    let deployments = watch_with(
-        &mut drivers,
-        changed,
-        assignment,
+    let deployments = watches.start(
+        "deployments",
         cluster::scoped::<Deployment>(client, namespace),
         base.clone(),
         |d| Some(Arc::new(trim_deployment(d))),
     );
     // All incidents: the detector's own, and people's that opted in to auto-resolve.
-    let incidents = watch_with(
-        &mut drivers,
-        changed,
-        assignment,
+    let incidents = watches.start(
+        "incidents",
         cluster::scoped::<Incident>(client, namespace),
         base.clone(),
         |incident: Incident| Some(Arc::new(trim_incident(incident))),
@@ -107,20 +108,16 @@ pub(super) fn start(
     let watches_nodes = config.signals.enabled(SignalKind::NodeNotReady)
         && assignment.covers(&config.node_incident_namespace);
     let nodes = watches_nodes.then(|| {
-        watch_with(
-            &mut drivers,
-            changed,
-            assignment,
+        watches.start(
+            "nodes",
             Api::<Node>::all(client.clone()),
             base.clone().labels(&config.node_selector),
             |node: Node| Some(Arc::new(trim_node(node))),
         )
     });
     let namespaces = config.scope.namespace_selector.is_some().then(|| {
-        watch_with(
-            &mut drivers,
-            changed,
-            assignment,
+        watches.start(
+            "namespaces",
             Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
             base.clone(),
             |ns| Some(ns.metadata.labels.unwrap_or_default()),
@@ -129,10 +126,8 @@ pub(super) fn start(
     let events = config.warning_events.watched().then(|| {
         let wanted = config.warning_events.clone();
         // Only Warning Events (field selector), and of those only the configured reasons, are kept.
-        watch_with(
-            &mut drivers,
-            changed,
-            assignment,
+        watches.start(
+            "events",
             cluster::scoped::<Event>(client, namespace),
             base.clone().fields("type=Warning"),
             move |mut event: Event| {
@@ -161,29 +156,47 @@ pub(super) fn start(
     (stores, drivers)
 }
 
-/// Starts one watch whose objects enter a new cache as `record` makes them.
-fn watch_with<K, R>(
-    drivers: &mut Vec<JoinHandle<()>>,
-    changed: &Arc<Notify>,
-    assignment: &Assignment,
-    api: Api<K>,
-    config: watcher::Config,
-    record: impl Fn(K) -> Option<R> + Send + 'static,
-) -> Arc<Cache<R>>
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-    R: PartialEq + Send + Sync + 'static,
-{
-    let cache = Arc::new(Cache::default());
-    let stream = watcher(api, config).default_backoff();
-    drivers.push(tokio::spawn(drive(
-        stream,
-        cache.clone(),
-        record,
-        changed.clone(),
-        assignment.clone(),
-    )));
-    cache
+/// What every watch of one detector shares.
+struct Watches<'a> {
+    drivers: &'a mut Vec<JoinHandle<()>>,
+    changed: &'a Arc<Notify>,
+    assignment: &'a Assignment,
+    metrics: &'a Metrics,
+}
+
+impl Watches<'_> {
+    /// Starts one watch whose objects enter a new cache as `record` makes them; `resource` names
+    /// its count of records in the metrics.
+    fn start<K, R>(
+        &mut self,
+        resource: &str,
+        api: Api<K>,
+        config: watcher::Config,
+        record: impl Fn(K) -> Option<R> + Send + 'static,
+    ) -> Arc<Cache<R>>
+    where
+        K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+        R: PartialEq + Send + Sync + 'static,
+    {
+        let cache = Arc::new(Cache::default());
+        let records = self
+            .metrics
+            .detection_records
+            .get_or_create(&ResourceLabels {
+                resource: resource.to_owned(),
+            })
+            .clone();
+        let stream = watcher(api, config).default_backoff();
+        self.drivers.push(tokio::spawn(drive(
+            stream,
+            cache.clone(),
+            record,
+            self.changed.clone(),
+            self.assignment.clone(),
+            records,
+        )));
+        cache
+    }
 }
 
 async fn drive<S, K, R>(
@@ -192,6 +205,7 @@ async fn drive<S, K, R>(
     record: impl Fn(K) -> Option<R>,
     changed: Arc<Notify>,
     assignment: Assignment,
+    records: Gauge,
 ) where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     K: Resource,
@@ -209,6 +223,7 @@ async fn drive<S, K, R>(
                 if admit(&cache, event, &record) {
                     changed.notify_one();
                 }
+                records.set(i64::try_from(cache.len()).unwrap_or(i64::MAX));
             }
             Err(error) => debug!(%error, "watch error; the watcher retries"),
         }
