@@ -78,8 +78,8 @@ pub async fn run(
     let controller = Controller::new(incidents, watcher::Config::default().any_semantic());
     let store = controller.store();
     // A Deployment's rollout progress wakes the incidents verifying an action on it. Only its name
-    // is read here, so only metadata is listed: full Deployments in pages of 500 left about 25 MiB
-    // of freed heap behind at 1,000 Deployments (docs/benchmarks.md).
+    // is read here, so only metadata is listed: a page of 500 whole Deployments is several MiB of
+    // allocations that glibc keeps once freed (docs/benchmarks.md, "Memory at 20,000 pods").
     let deployments: Api<PartialObjectMeta<Deployment>> =
         cluster::scoped(&client, namespace.as_deref());
     let incidents_store = store.clone();
