@@ -10,7 +10,12 @@ use tracing::{info, warn};
 
 use crate::{
     Error, Result,
-    cluster::{assignment::Assignment, requests, status_page::PageCache},
+    cluster::{
+        assignment::Assignment,
+        requests,
+        status_page::PageCache,
+        watch_list::{InitialLists, WatchScope},
+    },
     config::{ConfigError, RunArgs, Settings, instance_name},
     controllers::{admission, channel, detector, incident, leader, notifications, oncall, runbook},
     http as server,
@@ -222,6 +227,8 @@ async fn controllers(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let mut loops = JoinSet::new();
+    // Asked once, so a restart into a big namespace streams every large watch's initial state.
+    let lists = InitialLists::probe(&client, namespace.as_deref()).await;
     if let Some(detection) = settings.detection {
         loops.spawn(detector::run(
             client.clone(),
@@ -229,6 +236,7 @@ async fn controllers(
             detection,
             metrics.clone(),
             assignment.clone(),
+            lists,
             shutdown.clone(),
         ));
     }
@@ -265,9 +273,13 @@ async fn controllers(
         assignment.clone(),
         shutdown.clone(),
     ));
-    loops.spawn(incident::run(
+    let scope = WatchScope {
         client,
         namespace,
+        lists,
+    };
+    loops.spawn(incident::run(
+        scope,
         settings.lifecycle,
         settings.operator_namespace,
         metrics,

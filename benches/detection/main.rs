@@ -22,8 +22,9 @@
 //! and the restart happened; the slope per pod is fitted over the sizes. OPERATOR_BIN (default:
 //! this build's release binary) is measured; COMPARE=label=binary,... runs other binaries (an
 //! older build, a wrapper setting MALLOC_ARENA_MAX) beside it in both cases, so they share the
-//! machine's moment. ROLLOUT_MINUTES (60) bounds each
-//! step's wait for the pods.
+//! machine's moment. The restart case is measured RESTARTS (1) times per size, one fresh operator
+//! per binary at a time (a restart's peak varies from one to the next). ROLLOUT_MINUTES (60)
+//! bounds each step's wait for the pods.
 //!
 //! Storm: STORM_DEPLOYMENTS (100) healthy Deployments of REPLICAS pods; then every pod is
 //! labelled `incident.dev/fault=crashloop` at once (kwok crashes each 1-3 s later, Ready=False).
@@ -91,6 +92,8 @@ struct Settings {
     operator_bin: PathBuf,
     compare: Vec<(String, PathBuf)>,
     steady: Duration,
+    /// How many times the restart case is measured at each size.
+    restarts: usize,
     /// Longest wait for all memory pods to run.
     rollout_timeout: Duration,
     /// The operator's `--unavailable-for`, when UNAVAILABLE_FOR sets it.
@@ -149,11 +152,12 @@ impl Settings {
                 })
                 .collect::<Result<_>>()?,
             steady: Duration::from_secs(number("STEADY", 120)?),
+            restarts: number("RESTARTS", 1)?,
             rollout_timeout: Duration::from_secs(60 * number("ROLLOUT_MINUTES", 60)?),
             unavailable_for: std::env::var("UNAVAILABLE_FOR").ok(),
         };
-        if settings.replicas < 1 || settings.nodes == 0 {
-            return Err("need REPLICAS >= 1 and NODES >= 1".into());
+        if settings.replicas < 1 || settings.nodes == 0 || settings.restarts == 0 {
+            return Err("need REPLICAS >= 1, NODES >= 1 and RESTARTS >= 1".into());
         }
         Ok(settings)
     }

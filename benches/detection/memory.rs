@@ -15,6 +15,7 @@ use crate::{
     cluster::{create_deployments, delete_namespace, namespace, wait_all},
     common::Result,
     operator::{Operator, Usage},
+    stats::Stats,
 };
 
 /// One binary under measurement, with the operator that has watched the namespace from the start.
@@ -99,46 +100,24 @@ pub async fn memory(
         for c in &contenders {
             c.from_start.await_metric(POD_RECORDS, pods as f64).await?;
         }
-        // The restart case: fresh operators into the namespace as it is now, side by side.
-        let mut fresh = Vec::new();
-        for c in &contenders {
-            let operator = Operator::start_binary(&c.binary, kubeconfig, &ns, settings).await?;
-            fresh.push((c.label.clone(), operator, Instant::now()));
+        for round in 0..settings.restarts {
+            restart(&contenders, kubeconfig, &ns, settings, pods, &mut rows).await?;
+            if round > 0 {
+                continue;
+            }
+            // Read beside the first restart, after the same steady window.
+            for c in &contenders {
+                let usage = c.from_start.usage()?;
+                eprintln!("{pods} pods, {}, {GROWN}: {usage}", c.label);
+                rows.push(Row {
+                    pods,
+                    case: GROWN,
+                    label: c.label.clone(),
+                    usage,
+                    first_pass: None,
+                });
+            }
         }
-        let mut first_pass = Vec::new();
-        for (label, operator, started) in &fresh {
-            operator.await_passes(1.0).await?;
-            first_pass.push(started.elapsed().as_secs_f64());
-            eprintln!(
-                "{label}: restarted operator's first pass after {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-        }
-        // Steady: a measurement window, not a wait for anything.
-        tokio::time::sleep(settings.steady).await;
-        for c in &contenders {
-            let usage = c.from_start.usage()?;
-            eprintln!("{pods} pods, {}, {GROWN}: {usage}", c.label);
-            rows.push(Row {
-                pods,
-                case: GROWN,
-                label: c.label.clone(),
-                usage,
-                first_pass: None,
-            });
-        }
-        for ((label, operator, _), first) in fresh.iter().zip(first_pass) {
-            let usage = operator.usage()?;
-            eprintln!("{pods} pods, {label}, {STARTED}: {usage}");
-            rows.push(Row {
-                pods,
-                case: STARTED,
-                label: label.clone(),
-                usage,
-                first_pass: Some(first),
-            });
-        }
-        drop(fresh);
     }
     let complaints: Vec<String> = contenders
         .iter()
@@ -148,6 +127,46 @@ pub async fn memory(
     delete_namespace(client, &ns).await;
     report(&rows, replicas, settings.steady);
     println!("operator warnings and errors: {}", complaints.join("; "));
+    Ok(())
+}
+
+/// The restart case once: a fresh operator per binary into the namespace as it is now, side by
+/// side, measured STEADY seconds after its start.
+async fn restart(
+    contenders: &[Contender],
+    kubeconfig: &Path,
+    ns: &str,
+    settings: &Settings,
+    pods: usize,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let mut fresh = Vec::new();
+    for c in contenders {
+        let operator = Operator::start_binary(&c.binary, kubeconfig, ns, settings).await?;
+        fresh.push((c.label.clone(), operator, Instant::now()));
+    }
+    let mut first_pass = Vec::new();
+    for (label, operator, started) in &fresh {
+        operator.await_passes(1.0).await?;
+        first_pass.push(started.elapsed().as_secs_f64());
+        eprintln!(
+            "{label}: restarted operator's first pass after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    // Steady: a measurement window, not a wait for anything.
+    tokio::time::sleep(settings.steady).await;
+    for ((label, operator, _), first) in fresh.iter().zip(first_pass) {
+        let usage = operator.usage()?;
+        eprintln!("{pods} pods, {label}, {STARTED}: {usage}");
+        rows.push(Row {
+            pods,
+            case: STARTED,
+            label: label.clone(),
+            usage,
+            first_pass: Some(first),
+        });
+    }
     Ok(())
 }
 
@@ -171,6 +190,7 @@ fn report(rows: &[Row], replicas: usize, steady: Duration) {
             row.first_pass.map_or("".to_owned(), |s| format!("{s:.1}"))
         );
     }
+    restarts_summary(rows);
     println!("\nslope (least squares over the sizes measured, KiB per pod):\n");
     println!("| case | binary | VmRSS | VmHWM |");
     println!("|---|---|---|---|");
@@ -194,6 +214,50 @@ fn report(rows: &[Row], replicas: usize, steady: Duration) {
             slope(|u| u.rss_mib),
             slope(|u| u.hwm_mib)
         );
+    }
+}
+
+/// Median and highest of the restart case where it was measured more than once per size.
+fn restarts_summary(rows: &[Row]) {
+    let mut keys: Vec<(usize, &str)> = rows
+        .iter()
+        .filter(|r| r.case == STARTED)
+        .map(|r| (r.pods, r.label.as_str()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut lines = Vec::new();
+    for (pods, label) in keys {
+        let of = |value: fn(&Usage) -> f64| {
+            let mut values: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.case == STARTED && r.pods == pods && r.label == label)
+                .map(|r| value(&r.usage))
+                .collect();
+            (values.len(), Stats::of(&mut values))
+        };
+        let ((count, rss), (_, hwm)) = (of(|u| u.rss_mib), of(|u| u.hwm_mib));
+        if count < 2 {
+            continue;
+        }
+        lines.push(format!(
+            "| {pods} | {label} | {count} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            rss.median(),
+            hwm.median(),
+            rss.max(),
+            hwm.max()
+        ));
+    }
+    if lines.is_empty() {
+        return;
+    }
+    println!("\nrestarts, {STARTED}: median and highest (MiB)\n");
+    println!(
+        "| pods | binary | restarts | median VmRSS | median VmHWM | highest VmRSS | highest VmHWM |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for line in lines {
+        println!("{line}");
     }
 }
 

@@ -39,6 +39,16 @@ impl Stats {
     }
 }
 
+impl Stats {
+    pub fn median(&self) -> f64 {
+        self.median
+    }
+
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+}
+
 impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -10,10 +10,49 @@ use kube::{
     Client,
     api::{WatchEvent, WatchParams},
     core::PartialObjectMeta,
+    runtime::watcher,
 };
 use tracing::info;
 
 use super::scoped;
+
+/// How the watches that grow with the namespace (pods, ReplicaSets, workloads) receive their
+/// initial state: streamed when the API server serves it, else listed in pages. Asked once per
+/// process, so every watch of a restart takes the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitialLists {
+    streaming: bool,
+}
+
+impl InitialLists {
+    /// Asks the API server (see [`watch_list_served`]).
+    pub async fn probe(client: &Client, namespace: Option<&str>) -> Self {
+        Self {
+            streaming: watch_list_served(client, namespace).await,
+        }
+    }
+
+    pub fn streaming(self) -> bool {
+        self.streaming
+    }
+
+    /// A watcher configuration receiving the initial state this way.
+    pub fn config(self) -> watcher::Config {
+        if self.streaming {
+            watcher::Config::default().streaming_lists()
+        } else {
+            watcher::Config::default()
+        }
+    }
+}
+
+/// What a controller watches: the client, its namespace (all when None) and how initial lists come.
+#[derive(Clone)]
+pub struct WatchScope {
+    pub client: Client,
+    pub namespace: Option<String>,
+    pub lists: InitialLists,
+}
 
 /// Asks once, with a watch-list of pods matching no label, answered by its end bookmark alone.
 /// Any failure means no: a plain list and watch works on every API server (the feature gate

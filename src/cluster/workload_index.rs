@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use super::watch_list::InitialLists;
 use crate::{Error, Result, api::AffectedKind};
 
 /// Metadata of the workloads in scope, kept by watches.
@@ -44,6 +45,7 @@ impl Drop for WorkloadIndex {
 fn index<K>(
     client: &Client,
     namespace: Option<&str>,
+    lists: InitialLists,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Store<PartialObjectMeta<K>>
 where
@@ -57,7 +59,7 @@ where
 {
     let (store, writer) = reflector::store();
     let api = super::scoped::<PartialObjectMeta<K>>(client, namespace);
-    let stream = watcher(api, watcher::Config::default().any_semantic())
+    let stream = watcher(api, lists.config())
         .default_backoff()
         // Who wrote which field is never needed here, and it is most of an object's metadata.
         .modify(|meta| meta.managed_fields_mut().clear())
@@ -74,13 +76,14 @@ where
 }
 
 impl WorkloadIndex {
-    /// Starts the watches over `namespace` (all when None).
-    pub fn watch(client: &Client, namespace: Option<&str>) -> Self {
+    /// Starts the watches over `namespace` (all when None), their initial state received as
+    /// `lists` says.
+    pub fn watch(client: &Client, namespace: Option<&str>, lists: InitialLists) -> Self {
         let mut tasks = Vec::new();
         Self {
-            deployments: index(client, namespace, &mut tasks),
-            stateful_sets: index(client, namespace, &mut tasks),
-            daemon_sets: index(client, namespace, &mut tasks),
+            deployments: index(client, namespace, lists, &mut tasks),
+            stateful_sets: index(client, namespace, lists, &mut tasks),
+            daemon_sets: index(client, namespace, lists, &mut tasks),
             tasks,
         }
     }

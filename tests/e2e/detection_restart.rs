@@ -198,6 +198,12 @@ async fn a_node_incident_survives_operator_kills_without_duplicates_or_lost_upda
 
     let operator = Operator::start(&ns.name, &flags).await;
     first_pass(&operator).await;
+    // The new process keeps a record of exactly what is in scope: every pod, the one Deployment,
+    // and only the node its selector picks.
+    for (resource, count) in [("pods", 35.0), ("deployments", 1.0), ("nodes", 1.0)] {
+        let series = format!("incident_operator_detection_records{{resource=\"{resource}\"}}");
+        operator.await_metric(&series, |v| v == Some(count)).await;
+    }
     // A count-only update waits out the 10 s since the last one, which the incident itself dates
     // (so a restart neither forgets it nor writes early).
     let written = |i: &Incident| {

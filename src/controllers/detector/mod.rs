@@ -14,9 +14,9 @@ use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::cluster::assignment::Assignment;
+use crate::cluster::{assignment::Assignment, watch_list::InitialLists};
 use crate::{
-    Result, cluster,
+    Result,
     core::detection::{coalesce::Coalescer, debounce::Pending, settings::DetectionConfig},
     metrics::Metrics,
 };
@@ -31,15 +31,15 @@ pub async fn run(
     config: DetectionConfig,
     metrics: Arc<Metrics>,
     assignment: Assignment,
+    lists: InitialLists,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let changed = Arc::new(Notify::new());
-    let streaming = cluster::watch_list::watch_list_served(&client, namespace.as_deref()).await;
     let (stores, drivers) = watch::start(
         &client,
         namespace.as_deref(),
         &config,
-        streaming,
+        lists,
         &changed,
         &assignment,
         &metrics,
@@ -47,7 +47,8 @@ pub async fn run(
     let mut pending = Pending::new();
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
-        streaming, "detector started"
+        streaming = lists.streaming(),
+        "detector started"
     );
 
     // Leading edge: a change after a quiet window is evaluated at once, later ones within the

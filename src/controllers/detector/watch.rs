@@ -20,7 +20,7 @@ use tokio::{sync::Notify, task::JoinHandle};
 use tracing::debug;
 
 use super::cache::{Cache, admit};
-use crate::cluster::assignment::Assignment;
+use crate::cluster::{assignment::Assignment, watch_list::InitialLists};
 use crate::{
     api::Incident,
     cluster,
@@ -51,22 +51,18 @@ pub(super) struct Stores {
     pub(super) events: Option<Arc<Cache<Arc<Event>>>>,
 }
 
-/// Starts every watch the configuration needs; each change notifies `changed`. With `streaming`
-/// the initial state comes as a watch-list (one object at a time), not as pages of a list.
+/// Starts every watch the configuration needs; each change notifies `changed`. Their initial
+/// state comes the way `lists` says (streamed one object at a time where served).
 pub(super) fn start(
     client: &Client,
     namespace: Option<&str>,
     config: &DetectionConfig,
-    streaming: bool,
+    lists: InitialLists,
     changed: &Arc<Notify>,
     assignment: &Assignment,
     metrics: &Metrics,
 ) -> (Stores, Vec<JoinHandle<()>>) {
-    let base = if streaming {
-        watcher::Config::default().streaming_lists()
-    } else {
-        watcher::Config::default()
-    };
+    let base = lists.config();
     let mut drivers = Vec::new();
     let mut watches = Watches {
         drivers: &mut drivers,

@@ -32,7 +32,10 @@ use self::{
     remediation::NextStep,
     status::{MAX_OBJECT_BYTES, observe_action, persist, refresh_open_gauge},
 };
-use crate::cluster::assignment::Assignment;
+use crate::cluster::{
+    assignment::Assignment,
+    watch_list::{InitialLists, WatchScope},
+};
 use crate::{
     Error, Result,
     api::{ActionStatus, EscalationPolicy, Incident, PauseState, Runbook, WorkloadKind},
@@ -58,14 +61,18 @@ use crate::{
 
 /// Runs the controller until `shutdown`, over one namespace or all.
 pub async fn run(
-    client: Client,
-    namespace: Option<String>,
+    scope: WatchScope,
     config: LifecycleConfig,
     operator_namespace: Option<String>,
     metrics: Arc<Metrics>,
     assignment: Assignment,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let WatchScope {
+        client,
+        namespace,
+        lists,
+    } = scope;
     // Transitions are judged against the Channels that hear them: know them before the first one.
     let channels = Channels::watch(&client, namespace.as_deref(), operator_namespace.as_deref());
     channels.ready(CHANNELS_READY).await?;
@@ -78,27 +85,27 @@ pub async fn run(
     let controller = Controller::new(incidents, watcher::Config::default().any_semantic());
     let store = controller.store();
     // A Deployment's rollout progress wakes the incidents verifying an action on it. Only its name
-    // is read here, so only metadata is listed: a page of 500 whole Deployments is several MiB of
-    // allocations that glibc keeps once freed (docs/benchmarks.md, "Memory at 20,000 pods").
+    // is read here, so only metadata is watched, streamed where served: a page of 500 whole
+    // Deployments is several MiB of allocations that glibc keeps once freed (docs/benchmarks.md).
     let deployments: Api<PartialObjectMeta<Deployment>> =
         cluster::scoped(&client, namespace.as_deref());
     let incidents_store = store.clone();
-    let controller =
-        controller.watches(deployments, watcher::Config::default(), move |deployment| {
-            let namespace = deployment.namespace();
-            let name = deployment.name_any();
-            incidents_store
-                .state()
-                .into_iter()
-                .filter(|incident| wakes::by_deployment(incident, namespace.as_deref(), &name))
-                .map(|incident| ObjectRef::from_obj(incident.as_ref()))
-                .collect::<Vec<_>>()
-        });
+    let controller = controller.watches(deployments, lists.config(), move |deployment| {
+        let namespace = deployment.namespace();
+        let name = deployment.name_any();
+        incidents_store
+            .state()
+            .into_iter()
+            .filter(|incident| wakes::by_deployment(incident, namespace.as_deref(), &name))
+            .map(|incident| ObjectRef::from_obj(incident.as_ref()))
+            .collect::<Vec<_>>()
+    });
     // So do a StatefulSet's and a DaemonSet's.
-    let controller = wake_on::<StatefulSet>(controller, &client, namespace.as_deref(), &store);
-    let controller = wake_on::<DaemonSet>(controller, &client, namespace.as_deref(), &store);
+    let scope = (&client, namespace.as_deref(), lists);
+    let controller = wake_on::<StatefulSet>(controller, scope, &store);
+    let controller = wake_on::<DaemonSet>(controller, scope, &store);
     // Reconciles read workloads' metadata and Runbooks from these caches, not with a request each.
-    let workload_index = WorkloadIndex::watch(&client, namespace.as_deref());
+    let workload_index = WorkloadIndex::watch(&client, namespace.as_deref(), lists);
     let runbook_cache: Cache<Runbook> = Cache::watch(&client, namespace.as_deref(), None);
     workload_index.ready(CHANNELS_READY).await?;
     runbook_cache.ready(CHANNELS_READY).await?;
@@ -192,13 +199,12 @@ impl Woken for DaemonSet {
 
 fn wake_on<K: Woken>(
     controller: Controller<Incident>,
-    client: &Client,
-    namespace: Option<&str>,
+    (client, namespace, lists): (&Client, Option<&str>, InitialLists),
     store: &Store<Incident>,
 ) -> Controller<Incident> {
     let api: Api<PartialObjectMeta<K>> = cluster::scoped(client, namespace);
     let store = store.clone();
-    controller.watches(api, watcher::Config::default(), move |object| {
+    controller.watches(api, lists.config(), move |object| {
         let namespace = object.namespace();
         let name = object.name_any();
         store
