@@ -204,6 +204,18 @@ async fn a_node_incident_survives_operator_kills_without_duplicates_or_lost_upda
         let series = format!("incident_operator_detection_records{{resource=\"{resource}\"}}");
         operator.await_metric(&series, |v| v == Some(count)).await;
     }
+    // The pinned API server serves streaming lists, so a restart lists no workloads in pages
+    // (watches are their only readers: a page of them is what a restart's memory peak was made of).
+    for resource in ["deployments", "statefulsets", "daemonsets"] {
+        let series = format!(
+            "incident_operator_api_requests_total{{verb=\"list\",resource=\"{resource}\"}}"
+        );
+        assert_eq!(operator.metric(&series).await, None, "{series}");
+        let watched = format!(
+            "incident_operator_api_requests_total{{verb=\"watch\",resource=\"{resource}\"}}"
+        );
+        assert!(operator.metric(&watched).await.is_some(), "{watched}");
+    }
     // A count-only update waits out the 10 s since the last one, which the incident itself dates
     // (so a restart neither forgets it nor writes early).
     let written = |i: &Incident| {
