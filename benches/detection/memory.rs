@@ -191,6 +191,13 @@ fn report(rows: &[Row], replicas: usize, steady: Duration) {
         );
     }
     restarts_summary(rows);
+    let mut sizes: Vec<usize> = rows.iter().map(|r| r.pods).filter(|&p| p > 0).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if sizes.len() < 2 {
+        println!("\nslope: not fitted (it needs two or more SIZES)");
+        return;
+    }
     println!("\nslope (least squares over the sizes measured, KiB per pod):\n");
     println!("| case | binary | VmRSS | VmHWM |");
     println!("|---|---|---|---|");

@@ -2,6 +2,8 @@
 # Starts the local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the
 # kwok controller as local processes (kwokctl's binary runtime), plus fake nodes and fault stages.
 # Usage: hack/cluster/up.sh   (also `make cluster`); state lives in .cluster/ of the repository.
+# INCIDENT_CLUSTER_FEATURE_GATES (e.g. WatchList=false) sets the components' feature gates, to measure
+# against an API server that behaves like an older release.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/versions.env"
@@ -41,8 +43,11 @@ spec:
     previousLogsFile: "$logs_dir/previous.log"
 YAML
 
+gates=()
+[[ -n "${INCIDENT_CLUSTER_FEATURE_GATES:-}" ]] && gates=(--kube-feature-gates "$INCIDENT_CLUSTER_FEATURE_GATES")
 # Ports are left to kwokctl, which picks free ones, so two checkouts can each run a cluster.
 "$bin/kwokctl" create cluster \
+  "${gates[@]}" \
   --name "$CLUSTER_NAME" \
   --runtime binary \
   --etcd-binary "$bin/etcd" \
